@@ -1,0 +1,40 @@
+# Conventional targets. `make test` is the one command that runs every test (unit + real containers).
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+COMPOSE ?= docker compose
+
+.PHONY: up down logs shell status build test test-unit clean
+
+up: ## serve ./app on http://127.0.0.1:8000 with reload (foreground)
+	$(COMPOSE) up --build
+
+down: ## stop and remove the containers and network
+	$(COMPOSE) down
+
+logs: ## follow the server's logs
+	$(COMPOSE) logs -f app
+
+shell: ## a shell in the running app container
+	$(COMPOSE) exec app bash
+
+status: ## the reload server's state
+	$(COMPOSE) exec app unstuck status
+
+build: ## build the image
+	$(COMPOSE) build
+
+$(VENV)/.installed: tests/requirements.txt entrypoint/requirements.txt app/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
+	touch $@
+
+test: $(VENV)/.installed ## every test: unit tests and real-container integration tests
+	$(VENV)/bin/pytest tests
+
+test-unit: $(VENV)/.installed ## the fast tests that need no Docker
+	$(VENV)/bin/pytest tests/unit
+
+clean: ## remove containers, the image built by compose and the test virtualenv
+	$(COMPOSE) down --rmi local --volumes --remove-orphans
+	rm -rf $(VENV) .pytest_cache

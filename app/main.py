@@ -1,0 +1,21 @@
+"""The sample app unstuck serves by default. Edit it while `docker compose up` runs: saves are served at once,
+and a broken save shows its error on the page until you fix it."""
+
+from fastapi import FastAPI
+
+app = FastAPI(title="unstuck sample app")
+
+
+@app.get("/")
+def index() -> dict:
+    return {"message": "Hello from unstuck", "edit": "app/main.py"}
+
+
+@app.get("/health")
+def health() -> dict:
+    return {"status": "ok"}
+
+
+@app.get("/items/{item_id}")
+def read_item(item_id: int, q: str | None = None) -> dict:
+    return {"item_id": item_id, "q": q}

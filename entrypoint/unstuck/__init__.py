@@ -1,0 +1,1 @@
+"""unstuck: a reload server for containers that never gets stuck."""

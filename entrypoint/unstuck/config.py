@@ -1,0 +1,143 @@
+"""Settings from environment variables, validated up front.
+
+Every problem becomes one ConfigError line naming the variable, the bad value and what is accepted, so
+the entrypoint can print it and exit 2 instead of letting a traceback scroll past in the logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; str() is the one-line message for the user."""
+
+
+RELOADERS = ("unstuck", "uvicorn")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+_MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+# Directories and files that never trigger a reload: virtualenvs, VCS data, caches, logs and editor
+# droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
+DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*")
+DEFAULT_WATCH = ("*.py", ".env", "*.env", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
+                 "*.ini", "*.cfg")
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_module: str
+    app_dir: Path
+    host: str
+    port: int
+    reloader: str
+    grace: float
+    backoff_max: float
+    watch_patterns: tuple[str, ...]
+    ignore_patterns: tuple[str, ...]
+    force_polling: bool | None
+    log_level: str
+    run_dir: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "state.json"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.run_dir / "supervisor.sock"
+
+    @property
+    def supervisord_conf(self) -> Path:
+        return self.run_dir / "supervisord.conf"
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to seconds between {low:g} and {high:g}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} is out of range; set it to seconds between {low:g} and {high:g}")
+    return value
+
+
+def _patterns(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    # A pattern matches one file or directory name (fnmatch), not a path.
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    slashed = [p for p in items if "/" in p]
+    if slashed:
+        raise ConfigError(f"{name}: {slashed[0]!r} contains '/'; patterns match a file or directory name, e.g. *.py")
+    return items
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name, "auto").strip().lower() or "auto"
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    if raw == "auto":
+        return None
+    raise ConfigError(f"{name}={raw!r} is not accepted; use 1, 0 or auto")
+
+
+def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Settings:
+    """Read and validate the settings; raise ConfigError with a one-line message on the first problem."""
+    env = os.environ if env is None else env
+
+    app_module = env.get("APP_MODULE", "app.main:app").strip()
+    if not _MODULE_RE.match(app_module):
+        raise ConfigError(
+            f"APP_MODULE={app_module!r} is not an import string; use 'package.module:attribute', e.g. app.main:app"
+        )
+
+    raw_port = env.get("PORT", "8000").strip()
+    if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
+        raise ConfigError(f"PORT={raw_port!r} is not a port number; use an integer from 1 to 65535")
+
+    host = env.get("HOST", "0.0.0.0").strip()
+    if not host or any(c.isspace() for c in host):
+        raise ConfigError(f"HOST={host!r} is not an address; use an IP address such as 0.0.0.0 or 127.0.0.1")
+
+    reloader = env.get("UNSTUCK_RELOADER", "unstuck").strip().lower()
+    if reloader not in RELOADERS:
+        raise ConfigError(f"UNSTUCK_RELOADER={reloader!r} is not accepted; use one of: {', '.join(RELOADERS)}")
+
+    log_level = env.get("LOG_LEVEL", "info").strip().lower()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={log_level!r} is not accepted; use one of: {', '.join(LOG_LEVELS)}")
+
+    app_dir = Path(env.get("APP_DIR", "/workspace").strip() or "/workspace")
+    if not app_dir.is_absolute():
+        raise ConfigError(f"APP_DIR={str(app_dir)!r} is relative; use an absolute path such as /workspace")
+    if check_dirs and not app_dir.is_dir():
+        raise ConfigError(
+            f"APP_DIR={str(app_dir)!r} does not exist in the container; mount your project there "
+            f"(compose: volumes: - ./app:{app_dir}/app) or set APP_DIR"
+        )
+
+    return Settings(
+        app_module=app_module,
+        app_dir=app_dir,
+        host=host,
+        port=int(raw_port),
+        reloader=reloader,
+        grace=_number(env, "UNSTUCK_GRACE", 2.0, 0.0, 60.0),
+        backoff_max=_number(env, "UNSTUCK_BACKOFF_MAX", 10.0, 0.5, 300.0),
+        watch_patterns=_patterns(env, "UNSTUCK_WATCH", DEFAULT_WATCH),
+        ignore_patterns=_patterns(env, "UNSTUCK_IGNORE", DEFAULT_IGNORE),
+        force_polling=_flag(env, "UNSTUCK_POLL"),
+        log_level=log_level,
+        run_dir=Path(env.get("UNSTUCK_RUN_DIR", "/run/unstuck").strip() or "/run/unstuck"),
+    )

@@ -1,0 +1,331 @@
+"""The reload server supervisord runs: holds the port, watches files, swaps worker generations.
+
+uvicorn's `--reload` restarts one worker in place: the port is dark while the new one imports, a failed
+import leaves requests hanging, a worker that dies without a file change stays dead, and an open stream
+blocks the restart forever. This process keeps the listening socket for its whole life (so connections
+queue instead of being refused), starts each new generation beside the old one, and retires the old one
+only when the new one serves its app or unstuck's error page. uvicorn still serves HTTP in each worker
+and watchfiles still watches; what is written here is only the generation hand-over, crash backoff and
+state reporting, none of which those libraries do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+import watchfiles
+
+from unstuck import state
+from unstuck.config import Settings
+from unstuck.failure import Failure
+from unstuck.logs import log
+from unstuck.watch_filter import WatchFilter
+
+# A worker that served this long before dying was not crash-looping: its crash restarts at once.
+STABLE_AFTER_S = 10.0
+# While the first import is still running after this long, an error responder answers "starting".
+SLOW_START_S = 0.8
+# How long a retired worker may take beyond the grace period before it is killed.
+KILL_MARGIN_S = 1.0
+
+
+@dataclass(eq=False)
+class Worker:
+    proc: subprocess.Popen
+    kind: str  # "app" or "responder"
+    trigger: str
+    started: float = field(default_factory=time.monotonic)
+    ready_at: float | None = None
+    failure: Failure | None = None
+    stopping: bool = False
+    kill_at: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def describe_changes(changes: set[tuple[watchfiles.Change, str]], root: Path) -> str:
+    names = sorted({(os.path.relpath(p, root) if p.startswith(str(root)) else p, c.name) for c, p in changes})
+    head = ", ".join(f"{name} {kind}" for name, kind in names[:3])
+    return head + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def backoff_delay(crashes: int, cap: float) -> float:
+    """0 s for the first crash in a row, then 1, 2, 4 ... s up to the cap."""
+    return 0.0 if crashes <= 1 else min(2.0 ** (crashes - 2), cap)
+
+
+class Reloader:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe from signal handlers
+        self.current: Worker | None = None  # the generation accepting connections
+        self.pending: Worker | None = None  # the app generation importing/starting beside it
+        self.retiring: list[Worker] = []
+        self.crashes = 0
+        self.restart_at: float | None = None
+        self.slow_start_at: float | None = None
+        self.stopping = False
+        self.stop_watching = threading.Event()
+        self.reload_started: float | None = None
+        self.last_reload: dict | None = None
+        self.sock = None
+
+    # -- process management -------------------------------------------------------------------------
+
+    def spawn(self, kind: str, trigger: str, failure: Failure | None = None) -> Worker:
+        read_fd, write_fd = os.pipe()
+        args = [sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(self.sock.fileno()),
+                "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())]
+        if failure is not None:
+            args += ["--failure", json.dumps(failure.to_dict())]
+        proc = subprocess.Popen(args, pass_fds=(self.sock.fileno(), write_fd), cwd=str(self.settings.app_dir))
+        os.close(write_fd)
+        worker = Worker(proc, kind, trigger, failure=failure)
+        threading.Thread(target=self._read_reports, args=(worker, read_fd), daemon=True).start()
+        log.debug("started %s worker pid %d (%s)", kind, proc.pid, trigger)
+        return worker
+
+    def _read_reports(self, worker: Worker, read_fd: int) -> None:
+        with os.fdopen(read_fd) as reports:
+            for line in reports:
+                try:
+                    self.events.put(("report", worker, json.loads(line)))
+                except ValueError:
+                    continue
+        self.events.put(("exit", worker, worker.proc.wait()))
+
+    def retire(self, worker: Worker | None) -> None:
+        if worker is None or worker.stopping:
+            return
+        worker.stopping = True
+        worker.kill_at = time.monotonic() + self.settings.grace + KILL_MARGIN_S
+        self.retiring.append(worker)
+        try:
+            worker.proc.send_signal(signal.SIGTERM)  # uvicorn: stop accepting, finish requests within grace
+        except ProcessLookupError:
+            pass
+
+    def kill(self, worker: Worker) -> None:
+        worker.stopping = True
+        worker.kill_at = time.monotonic()
+        if worker not in self.retiring:
+            self.retiring.append(worker)
+        try:
+            worker.proc.kill()
+        except ProcessLookupError:
+            pass
+
+    # -- generations --------------------------------------------------------------------------------
+
+    def start_app(self, trigger: str) -> None:
+        """Start a new app generation beside the current one; the newest saved code always wins."""
+        if self.pending is not None:
+            log.info("newer change while a reload was in progress: restarting that reload")
+            self.kill(self.pending)
+        self.restart_at = None
+        self.reload_started = time.monotonic()
+        self.pending = self.spawn("app", trigger)
+        self.slow_start_at = time.monotonic() + SLOW_START_S if self.current is None else None
+        self.publish()
+
+    def promote(self, worker: Worker) -> None:
+        if self.current is not worker:
+            self.retire(self.current)
+            self.current = worker
+        if self.pending is worker:
+            self.pending = None
+        self.slow_start_at = None
+
+    def show(self, failure: Failure) -> None:
+        """Put an error responder in front (no app code is imported in it)."""
+        self.promote(self.spawn("responder", failure.phase, failure))
+
+    def on_ready(self, worker: Worker, report: dict) -> None:
+        worker.ready_at = time.monotonic()
+        if worker is not self.pending:
+            return
+        took = worker.ready_at - (self.reload_started or worker.started)
+        was_broken = self.current is not None and self.current.failure is not None
+        self.promote(worker)
+        self.last_reload = {"trigger": worker.trigger, "seconds": round(took, 3), "at": time.time(), "ok": True}
+        if worker.trigger == "startup":
+            log.info("serving %s on http://%s:%d (started in %.3f s, import %.3f s)", self.settings.app_module,
+                     self.settings.host, self.settings.port, took, report.get("import_s", 0.0))
+        else:
+            log.info("reloaded in %.3f s%s (%s)", took, ", app fixed" if was_broken else "", worker.trigger)
+        self.publish()
+
+    def on_failed(self, worker: Worker, report: dict) -> None:
+        worker.failure = Failure.from_dict(report.get("failure") or {})
+        worker.ready_at = time.monotonic()
+        if worker is self.pending:
+            took = worker.ready_at - (self.reload_started or worker.started)
+            self.promote(worker)
+            self.last_reload = {"trigger": worker.trigger, "seconds": round(took, 3), "at": time.time(), "ok": False}
+            log.error("app broken after %s: %s; serving the error page (503) until a fix is saved",
+                      worker.trigger, worker.failure.headline())
+            log.debug("%s", worker.failure.traceback)
+        self.publish()
+
+    def on_exit(self, worker: Worker, code: int) -> None:
+        if worker in self.retiring:
+            self.retiring.remove(worker)
+        if worker.stopping or self.stopping:
+            return
+        now = time.monotonic()
+        lived = now - worker.ready_at if worker.ready_at else 0.0
+        if self.pending is worker:
+            self.pending = None
+        if self.current is worker:
+            self.current = None
+        # Consecutive crashes back off; one after a long healthy run does not.
+        self.crashes = 1 if lived >= STABLE_AFTER_S else self.crashes + 1
+        delay = backoff_delay(self.crashes, self.settings.backoff_max)
+        what = "the app process" if worker.kind == "app" else "the error responder"
+        log.warning("%s (pid %d) %s; restarting %s", what, worker.pid, describe_exit(code),
+                    "now" if delay == 0 else f"in {delay:g} s (crash {self.crashes} in a row)")
+        if worker.kind == "app" and self.current is None and delay > 0:
+            self.show(Failure("crash", "WorkerExited",
+                              f"the app process {describe_exit(code)}; restarting in {delay:g} s"))
+        if delay == 0:
+            self.start_app("restart after crash")
+        else:
+            self.restart_at = now + delay
+        self.publish()
+
+    def on_changes(self, changes) -> None:
+        what = describe_changes(changes, self.settings.app_dir)
+        log.info("change detected: %s", what)
+        self.crashes = 0  # a fix must not wait out the backoff of the broken code
+        self.start_app(what)
+
+    def on_timers(self) -> None:
+        now = time.monotonic()
+        if self.restart_at is not None and now >= self.restart_at:
+            self.start_app("restart after crash")
+        if self.slow_start_at is not None and now >= self.slow_start_at:
+            self.slow_start_at = None
+            if self.current is None and self.pending is not None:
+                self.show(Failure("starting", "Starting", f"importing {self.settings.app_module} "
+                                  f"(for more than {SLOW_START_S:g} s)"))
+                self.publish()
+        for worker in list(self.retiring):
+            if worker.kill_at is not None and now >= worker.kill_at and worker.proc.poll() is None:
+                log.warning("pid %d did not stop within %.1f s; killing it", worker.pid, self.settings.grace)
+                worker.kill_at = None
+                worker.proc.kill()
+
+    def next_timeout(self) -> float:
+        deadlines = [t for t in (self.restart_at, self.slow_start_at) if t is not None]
+        deadlines += [w.kill_at for w in self.retiring if w.kill_at is not None]
+        if not deadlines:
+            return 1.0
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def current_state(self) -> str:
+        if self.stopping:
+            return "stopping"
+        cur = self.current
+        if cur is None or (cur.failure is not None and cur.failure.phase == "starting"):
+            return "starting"
+        if self.pending is not None:
+            return "reloading"
+        return "broken" if cur.failure is not None else "serving"
+
+    def publish(self) -> None:
+        cur = self.current
+        failure = cur.failure if cur is not None else None
+        try:
+            state.write(self.settings.state_file, state=self.current_state(), app_module=self.settings.app_module,
+                        port=self.settings.port, error=failure.headline() if failure else None,
+                        failure=failure.to_dict() if failure else None, last_reload=self.last_reload,
+                        crashes=self.crashes)
+        except OSError as exc:
+            log.debug("cannot write state file: %s", exc)
+
+    # -- main loop ----------------------------------------------------------------------------------
+
+    def bind(self, timeout: float = 15.0):
+        """Bind the port, waiting out a predecessor that still holds it (e.g. after a kill -9)."""
+        config = uvicorn.Config(app=None, host=self.settings.host, port=self.settings.port)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return config.bind_socket()  # logs the error and exits on failure
+            except SystemExit:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+
+    def watch(self) -> None:
+        roots = [self.settings.app_dir]
+        flt = WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns)
+        for changes in watchfiles.watch(*roots, watch_filter=flt, stop_event=self.stop_watching,
+                                        force_polling=self.settings.force_polling, raise_interrupt=False):
+            self.events.put(("changes", None, changes))
+
+    def request_stop(self, signum, frame) -> None:
+        self.events.put(("stop", None, signum))
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.stop_watching.set()
+        log.info("stopping")
+        self.publish()
+        for worker in [self.current, self.pending, *self.retiring]:
+            if worker is not None:
+                self.retire(worker)
+
+    def alive(self) -> list[Worker]:
+        return [w for w in {self.current, self.pending, *self.retiring} if w is not None and w.proc.poll() is None]
+
+    def run(self) -> int:
+        self.sock = self.bind()
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        threading.Thread(target=self.watch, daemon=True, name="watch").start()
+        self.start_app("startup")
+        while not self.stopping or self.alive():
+            try:
+                kind, worker, payload = self.events.get(timeout=self.next_timeout())
+            except queue.Empty:
+                kind = None
+            if kind == "stop":
+                if not self.stopping:
+                    self.stop()
+            elif kind == "changes" and not self.stopping:
+                self.on_changes(payload)
+            elif kind == "report":
+                event = payload.get("event")
+                if event == "ready":
+                    self.on_ready(worker, payload)
+                elif event == "failed":
+                    self.on_failed(worker, payload)
+            elif kind == "exit":
+                self.on_exit(worker, payload)
+            self.on_timers()
+        log.info("stopped")
+        return 0

@@ -1,0 +1,34 @@
+"""supervisord event listener: a program that reached FATAL is started again, forever.
+
+supervisord has no unlimited startretries (Supervisor/supervisor #1310, #487); after a burst of fast
+exits the server would sit in FATAL with the port dark. The listener protocol is supervisor.childutils';
+stdout is that protocol, so messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import xmlrpc.client
+
+from supervisor import childutils
+
+RESTART_DELAY_S = 2.0
+
+
+def main() -> int:
+    rpc = childutils.getRPCInterface(os.environ)
+    while True:
+        headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
+        if headers["eventname"] == "PROCESS_STATE_FATAL":
+            name = childutils.get_headers(payload.split("\n", 1)[0]).get("processname", "")
+            group = childutils.get_headers(payload.split("\n", 1)[0]).get("groupname", name)
+            print(f"INFO:     [unstuck] {name} is FATAL; starting it again in {RESTART_DELAY_S:g} s", file=sys.stderr,
+                  flush=True)
+            time.sleep(RESTART_DELAY_S)
+            try:
+                rpc.supervisor.startProcess(f"{group}:{name}", False)
+            except (xmlrpc.client.Fault, OSError) as exc:  # e.g. SHUTDOWN_STATE while stopping
+                print(f"WARNING:  [unstuck] could not restart {name}: {exc}", file=sys.stderr, flush=True)
+        childutils.listener.ok(sys.stdout)

@@ -1,0 +1,181 @@
+"""One generation of the app: import it, start it, serve it on the inherited socket; or serve the error.
+
+Run by the reloader as `python -m unstuck worker`. uvicorn's own reload spawns a worker that simply dies
+when the import fails, leaving the port to hang; this worker instead reports what failed to its parent
+and keeps the port answering with unstuck's error responder until the parent replaces it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+import uvicorn
+from uvicorn.importer import ImportFromStringError, import_from_string
+
+from unstuck import config as config_mod
+from unstuck import failure as failure_mod
+from unstuck.error_app import ErrorApp
+from unstuck.failure import Failure
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    # If the reloader is killed, a surviving worker would keep the port and block its successor's bind.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class Reporter:
+    """JSON lines to the reloader over an inherited pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "w", buffering=1)
+
+    def send(self, event: str, **data) -> None:
+        try:
+            self._file.write(json.dumps({"event": event, **data}) + "\n")
+        except (BrokenPipeError, OSError):
+            pass  # the reloader is gone; pdeathsig will end us
+
+
+class LifespanProbe:
+    """Wraps the app to keep the exception of a failed lifespan startup (uvicorn only logs it)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.exc: BaseException | None = None
+        self.failed_message: str | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+
+        async def probe_send(message):
+            if message["type"] == "lifespan.startup.failed":
+                self.failed_message = message.get("message") or "lifespan startup failed"
+            await send(message)
+
+        try:
+            return await self.app(scope, receive, probe_send)
+        except BaseException as exc:
+            self.exc = exc
+            raise
+
+
+class ReportingServer(uvicorn.Server):
+    """A uvicorn Server that tells the reloader the moment it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_started) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_started()
+
+
+def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.grace,
+        # The reloader owns the socket; the worker only accepts on it.
+    )
+
+
+def import_app(settings: config_mod.Settings):
+    """Import APP_MODULE; return (app, None) or (None, Failure)."""
+    module, _, attr = settings.app_module.partition(":")
+    try:
+        return import_from_string(settings.app_module), None
+    except ImportFromStringError as exc:
+        # uvicorn's message names the module or attribute; add where we looked and how to fix it.
+        text = str(exc)
+        if text.startswith("Attribute"):
+            spec_file = getattr(sys.modules.get(module), "__file__", None)
+            where = failure_mod.display_path(spec_file, settings.app_dir) if spec_file else None
+            msg = f"APP_MODULE={settings.app_module}: module {module!r} has no attribute {attr!r}; define it or fix APP_MODULE"
+            return None, Failure("import", "ImportError", msg, where, None, text)
+        expected = module.replace(".", "/") + ".py"
+        msg = (f"APP_MODULE={settings.app_module}: no module {module!r} under {settings.app_dir} "
+               f"(expected {expected}); create it or fix APP_MODULE")
+        return None, Failure("import", "ModuleNotFoundError", msg, expected, None, text)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt from user code are failures too
+        return None, failure_mod.from_exception(exc, "import", settings.app_dir)
+
+
+def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Failure, reporter: Reporter) -> None:
+    """Serve the failure on the port; report it once the responder accepts connections."""
+    server = ReportingServer(_uvicorn_config(settings, ErrorApp(failure), "off"),
+                             lambda: reporter.send("failed", failure=failure.to_dict()))
+    server.run(sockets=[sock])
+
+
+def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Reporter) -> None:
+    reporter.send("importing")
+    started = time.monotonic()
+    app, failure = import_app(settings)
+    if failure is not None:
+        serve_error(settings, sock, failure, reporter)
+        return
+    imported = time.monotonic() - started
+
+    config = _uvicorn_config(settings, app, "auto")
+    config.load()
+    probe = LifespanProbe(config.loaded_app)
+    config.loaded_app = probe
+    server = ReportingServer(
+        config, lambda: reporter.send("ready", import_s=round(imported, 4), total_s=round(time.monotonic() - started, 4))
+    )
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:
+        if server.started or (probe.exc is None and probe.failed_message is None):
+            raise
+        if probe.exc is not None:
+            failure = failure_mod.from_exception(probe.exc, "startup", settings.app_dir)
+        else:
+            failure = Failure("startup", "LifespanStartupFailed", probe.failed_message.strip().splitlines()[-1],
+                              traceback=probe.failed_message)
+        serve_error(settings, sock, failure, reporter)
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="unstuck worker")
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--report-fd", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--failure", help="serve this failure (JSON) instead of the app")
+    args = parser.parse_args(argv)
+
+    die_with_parent(args.parent_pid)
+    for fd in (args.listen_fd, args.report_fd):
+        os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
+    settings = config_mod.load(check_dirs=False)
+    sock = socket.socket(fileno=args.listen_fd)
+    reporter = Reporter(args.report_fd)
+
+    if args.failure:
+        serve_error(settings, sock, Failure.from_dict(json.loads(args.failure)), reporter)
+        return 0
+    os.chdir(settings.app_dir)
+    sys.path.insert(0, str(settings.app_dir))
+    serve_app(settings, sock, reporter)
+    return 0

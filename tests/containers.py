@@ -1,0 +1,70 @@
+"""Helpers for tests that run real containers: labels, ports, app copies, a handle on a served container.
+
+Everything the tests create carries the label io.unstuck.test=<session id>, so it can be removed at
+teardown even when a test fails, and swept once more at the end of the session.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from repo import REPO
+
+LABEL = "io.unstuck.test"
+SESSION = uuid.uuid4().hex[:10]
+
+
+def default_base_image() -> str:
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)", (REPO / "Dockerfile").read_text(), re.M)
+    return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def readable_copy(src: Path, dst: Path) -> None:
+    """Copy the sample app with the modes a checkout has (pytest's temp dirs are 0700, which the
+    container's non-root user could not read)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [dst, *dst.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for parent in dst.parents:
+        if parent == Path("/tmp") or parent == parent.parent:
+            break
+        parent.chmod(parent.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
+
+
+@dataclass
+class Served:
+    container: docker.models.containers.Container
+    port: int
+    app_dir: Path
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def logs(self) -> str:
+        try:
+            return self.container.logs().decode(errors="replace")
+        except docker.errors.APIError as exc:
+            return f"(no logs: {exc})"
+
+    def logs_tail(self, lines: int = 40) -> str:
+        return "container logs (tail):\n" + "\n".join(self.logs().splitlines()[-lines:])
+
+    def exec(self, *cmd: str) -> tuple[int, str]:
+        result = self.container.exec_run(list(cmd))
+        return result.exit_code, result.output.decode(errors="replace")
+
+

@@ -1,0 +1,69 @@
+"""Fixtures for real containers of the unstuck image, each with a temp copy of the sample app mounted."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import docker
+import pytest
+
+from containers import LABEL, SESSION, Served, default_base_image, free_port, readable_copy
+from repo import REPO
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+        pytest.fail(f"cannot reach the Docker engine ({exc}); start Docker and run the tests again", pytrace=False)
+    yield client
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}={SESSION}"}):
+        container.remove(force=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    return os.environ.get("BASE_IMAGE") or default_base_image()
+
+
+@pytest.fixture(scope="session")
+def image(docker_client, base_image):
+    tag = f"unstuck-test:{SESSION}"
+    try:
+        built, _ = docker_client.images.build(path=str(REPO), buildargs={"BASE_IMAGE": base_image}, tag=tag,
+                                              labels={LABEL: SESSION}, rm=True, forcerm=True)
+    except docker.errors.BuildError as exc:
+        tail = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)[-3000:]
+        pytest.fail(f"image build failed with BASE_IMAGE={base_image}: {exc}\n{tail}", pytrace=False)
+    yield built
+    docker_client.images.remove(built.id, force=True)
+
+
+@pytest.fixture
+def start_container(docker_client, image, tmp_path):
+    """start_container(env=...) -> Served: a detached container with a fresh copy of the sample app."""
+    started = []
+
+    def start(env: dict | None = None) -> Served:
+        app_dir = tmp_path / f"project{len(started)}" / "app"
+        readable_copy(REPO / "app", app_dir)
+        port = free_port()
+        container = docker_client.containers.run(
+            image.id, detach=True, labels={LABEL: SESSION}, environment=env or {},
+            ports={"8000/tcp": ("127.0.0.1", port)},
+            volumes={str(app_dir): {"bind": "/workspace/app", "mode": "rw"}},
+            name=f"unstuck-test-{SESSION}-{uuid.uuid4().hex[:6]}",
+        )
+        started.append(container)
+        return Served(container, port, app_dir)
+
+    yield start
+    for container in started:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass

@@ -1,0 +1,73 @@
+"""Edits saved from the host into the mount are served; broken saves show their error and heal on a fix."""
+
+import pytest
+
+from repo import RECOVERIES
+from editor import SAVES
+from waiting import has_text, wait_for
+
+ORIGINAL = "Hello from unstuck"
+
+BREAKS = {
+    "syntax_error": (lambda src: src + "\ndef broken(:\n", "SyntaxError"),
+    "missing_import": (lambda src: "import definitely_not_installed_pkg\n" + src, "ModuleNotFoundError"),
+    "import_time_exception": (lambda src: src + "\nraise RuntimeError('boom during import')\n", "RuntimeError"),
+}
+
+
+def serve_sample(start_container):
+    served = start_container()
+    wait_for(served.url(), has_text(200, ORIGINAL), on_timeout=served.logs_tail)
+    return served
+
+
+@pytest.mark.parametrize("save_name", sorted(SAVES))
+def test_edit_is_served(start_container, save_name):
+    served = serve_sample(start_container)
+    main = served.app_dir / "main.py"
+    SAVES[save_name](main, main.read_text().replace(ORIGINAL, f"edited by {save_name}"))
+    seconds, _ = wait_for(served.url(), has_text(200, f"edited by {save_name}"), on_timeout=served.logs_tail)
+    RECOVERIES.append((f"edit ({save_name}) -> served", seconds))
+    assert "reloaded in" in served.logs()
+
+
+@pytest.mark.parametrize("save_name", sorted(SAVES))
+@pytest.mark.parametrize("break_name", sorted(BREAKS))
+def test_broken_save_shows_error_then_fix_is_served(start_container, break_name, save_name):
+    served = serve_sample(start_container)
+    main = served.app_dir / "main.py"
+    good = main.read_text()
+    breaker, exc_name = BREAKS[break_name]
+    SAVES[save_name](main, breaker(good))
+
+    # While broken the port answers at once with 503, the exception, the file and the line.
+    _, broken = wait_for(served.url(), has_text(503, exc_name, "main.py"), on_timeout=served.logs_tail)
+    assert broken.headers["retry-after"] == "1"
+    assert "main.py" in served.logs() and exc_name in served.logs()
+
+    marker = f"fixed after {break_name}"
+    SAVES[save_name](main, good.replace(ORIGINAL, marker))
+    seconds, fixed = wait_for(served.url(), has_text(200, marker), on_timeout=served.logs_tail)
+    RECOVERIES.append((f"{break_name} ({save_name}) fixed -> served", seconds))
+    assert fixed.json()["message"] == marker
+
+
+def test_error_page_is_negotiated(start_container):
+    served = serve_sample(start_container)
+    main = served.app_dir / "main.py"
+    SAVES["in_place"](main, main.read_text() + "\ndef broken(:\n")
+    wait_for(served.url(), has_text(503, "SyntaxError"), on_timeout=served.logs_tail)
+    _, as_json = wait_for(served.url(), lambda r: r.status_code == 503, headers={"accept": "application/json"})
+    assert as_json.json()["exception"] == "SyntaxError" and as_json.json()["file"] == "app/main.py"
+    _, as_html = wait_for(served.url(), lambda r: r.status_code == 503, headers={"accept": "text/html"})
+    assert as_html.headers["content-type"].startswith("text/html") and "SyntaxError" in as_html.text
+
+
+def test_missing_app_module_is_named_and_served_once_created(start_container):
+    served = start_container(env={"APP_MODULE": "app.service:api"})
+    _, broken = wait_for(served.url(), has_text(503, "app.service"), on_timeout=served.logs_tail)
+    assert "APP_MODULE=app.service:api" in broken.text
+    assert "APP_MODULE=app.service:api" in served.logs()
+    (served.app_dir / "service.py").write_text(
+        "from fastapi import FastAPI\napi = FastAPI()\n\n@api.get('/')\ndef root():\n    return {'service': 'up'}\n")
+    wait_for(served.url(), has_text(200, "up"), on_timeout=served.logs_tail)

@@ -1,0 +1,73 @@
+"""supervisord keeps the server up whatever dies, stops fast, and bad settings fail with one clear line."""
+
+import pytest
+
+from waiting import has_text, wait_for, wait_until
+
+KILL_ALL_BUT_PID_1 = (
+    "import os, signal\n"
+    "me = os.getpid()\n"
+    "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+    "    if pid not in (1, me):\n"
+    "        try: os.kill(pid, signal.SIGKILL)\n"
+    "        except ProcessLookupError: pass\n"
+)
+
+
+def supervisor_status(served):
+    code, out = served.exec("supervisorctl", "status")
+    return code, {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}, out
+
+
+def all_running(served):
+    code, states, out = supervisor_status(served)
+    return code == 0 and set(states) == {"server", "unfatal"} and set(states.values()) == {"RUNNING"}, out
+
+
+def test_supervisorctl_status_works_inside(start_container):
+    served = start_container()
+    wait_for(served.url("/health"), has_text(200, "ok"), on_timeout=served.logs_tail)
+    wait_until("supervisorctl status shows server and unfatal RUNNING", lambda: all_running(served))
+    code, out = served.exec("unstuck", "status")
+    assert code == 0 and "state:        serving" in out, out
+
+
+def test_every_process_but_pid_1_killed_comes_back(start_container):
+    served = start_container()
+    wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
+    seen = []
+    for _ in range(3):  # repeatedly, so supervisord's retry budget is exercised too
+        served.exec("python", "-c", KILL_ALL_BUT_PID_1)
+        wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
+        seen.append(supervisor_status(served)[2])
+    seen.append(wait_until("everything RUNNING again after the kills", lambda: all_running(served)))
+    assert not any("FATAL" in out for out in seen), seen
+
+
+@pytest.mark.parametrize("state", ["serving", "broken"])
+def test_docker_stop_exits_cleanly(start_container, state):
+    served = start_container()
+    wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
+    if state == "broken":
+        (served.app_dir / "main.py").write_text("def broken(:\n")
+        wait_for(served.url(), has_text(503, "SyntaxError"), on_timeout=served.logs_tail)
+    served.container.stop(timeout=5)  # after 5 s docker would SIGKILL: exit code 137
+    result = served.container.wait(timeout=30)
+    assert result["StatusCode"] == 0, served.logs_tail()
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"PORT": "eighty"}, "unstuck: error: PORT='eighty' is not a port number; use an integer from 1 to 65535"),
+        ({"APP_MODULE": "main.py"}, "unstuck: error: APP_MODULE='main.py' is not an import string;"),
+        ({"APP_DIR": "/nowhere"}, "unstuck: error: APP_DIR='/nowhere' does not exist in the container;"),
+        ({"UNSTUCK_GRACE": "forever"}, "unstuck: error: UNSTUCK_GRACE='forever' is not a number;"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(start_container, env, message):
+    served = start_container(env=env)
+    result = served.container.wait(timeout=30)
+    logs = served.logs().strip()
+    assert result["StatusCode"] == 2, logs
+    assert logs.startswith(message) and len(logs.splitlines()) == 1, logs

@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from unstuck import config
+from unstuck.config import ConfigError
+
+
+def load(tmp_path: Path, **env):
+    return config.load({"APP_DIR": str(tmp_path), **env})
+
+
+def test_defaults(tmp_path):
+    s = load(tmp_path)
+    assert (s.app_module, s.port, s.host, s.reloader, s.grace) == ("app.main:app", 8000, "0.0.0.0", "unstuck", 2.0)
+    assert s.force_polling is None
+    assert "*.py" in s.watch_patterns and "*.log" in s.ignore_patterns
+
+
+@pytest.mark.parametrize(
+    "env, needle",
+    [
+        ({"PORT": "abc"}, "PORT='abc' is not a port number; use an integer from 1 to 65535"),
+        ({"PORT": "70000"}, "PORT='70000'"),
+        ({"PORT": "0"}, "PORT='0'"),
+        ({"APP_MODULE": "app/main.py"}, "APP_MODULE='app/main.py' is not an import string"),
+        ({"APP_MODULE": "app.main"}, "use 'package.module:attribute'"),
+        ({"UNSTUCK_RELOADER": "gunicorn"}, "UNSTUCK_RELOADER='gunicorn' is not accepted; use one of: unstuck, uvicorn"),
+        ({"UNSTUCK_GRACE": "soon"}, "UNSTUCK_GRACE='soon' is not a number"),
+        ({"UNSTUCK_GRACE": "-1"}, "UNSTUCK_GRACE='-1' is out of range"),
+        ({"UNSTUCK_POLL": "maybe"}, "UNSTUCK_POLL='maybe' is not accepted; use 1, 0 or auto"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not accepted"),
+        ({"UNSTUCK_WATCH": "src/*.py"}, "UNSTUCK_WATCH: 'src/*.py' contains '/'"),
+        ({"HOST": "a b"}, "HOST='a b' is not an address"),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_fix(tmp_path, env, needle):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, **env)
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_missing_app_dir_says_how_to_mount(tmp_path):
+    with pytest.raises(ConfigError, match=r"APP_DIR='.*nope' does not exist in the container; mount your project"):
+        config.load({"APP_DIR": str(tmp_path / "nope")})
+
+
+def test_relative_app_dir_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="APP_DIR='work' is relative"):
+        config.load({"APP_DIR": "work"}, check_dirs=False)
+
+
+def test_patterns_and_flags_parse(tmp_path):
+    s = load(tmp_path, UNSTUCK_WATCH="*.py, *.sql", UNSTUCK_IGNORE="data", UNSTUCK_POLL="1", UNSTUCK_GRACE="0.5")
+    assert s.watch_patterns == ("*.py", "*.sql")
+    assert s.ignore_patterns == ("data",)
+    assert s.force_polling is True and s.grace == 0.5
