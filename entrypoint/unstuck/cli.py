@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -59,8 +58,9 @@ def cmd_run(args: list[str]) -> int:
         default_conf.symlink_to(settings.supervisord_conf)
     except OSError:
         pass
-    supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
-    os.execv(supervisord, [supervisord, "--nodaemon", "--configuration", str(settings.supervisord_conf)])
+    # supervisord as PID 1 (nodaemon), through a launcher that shortens its loop tick (see that module).
+    os.execv(sys.executable, [sys.executable, "-m", "unstuck.supervisord_launch", "--nodaemon",
+                              "--configuration", str(settings.supervisord_conf)])
 
 
 def cmd_check(args: list[str]) -> int:

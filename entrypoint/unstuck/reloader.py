@@ -126,23 +126,15 @@ class Reloader:
         except ProcessLookupError:
             pass
 
-    def kill(self, worker: Worker) -> None:
-        worker.stopping = True
-        worker.kill_at = time.monotonic()
-        if worker not in self.retiring:
-            self.retiring.append(worker)
-        try:
-            worker.proc.kill()
-        except ProcessLookupError:
-            pass
-
     # -- generations --------------------------------------------------------------------------------
 
     def start_app(self, trigger: str) -> None:
         """Start a new app generation beside the current one; the newest saved code always wins."""
         if self.pending is not None:
             log.info("newer change while a reload was in progress: restarting that reload")
-            self.kill(self.pending)
+            # SIGTERM, not SIGKILL: it may already accept connections, which must be answered. An import
+            # in progress dies at once (Python keeps SIGTERM's default action until uvicorn runs).
+            self.retire(self.pending)
         self.restart_at = None
         self.reload_started = time.monotonic()
         self.pending = self.spawn("app", trigger)
@@ -262,7 +254,8 @@ class Reloader:
             state.write(self.settings.state_file, state=self.current_state(), app_module=self.settings.app_module,
                         port=self.settings.port, error=failure.headline() if failure else None,
                         failure=failure.to_dict() if failure else None, last_reload=self.last_reload,
-                        crashes=self.crashes)
+                        crashes=self.crashes, worker_pid=cur.pid if cur else None,
+                        pending_pid=self.pending.pid if self.pending else None)
         except OSError as exc:
             log.debug("cannot write state file: %s", exc)
 

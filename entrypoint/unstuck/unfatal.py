@@ -8,6 +8,7 @@ stdout is that protocol, so messages go to stderr.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import xmlrpc.client
@@ -18,6 +19,8 @@ RESTART_DELAY_S = 2.0
 
 
 def main() -> int:
+    # supervisord stops us with SIGTERM on shutdown: that is a clean exit, not a failure.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     rpc = childutils.getRPCInterface(os.environ)
     while True:
         headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)

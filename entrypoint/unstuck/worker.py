@@ -20,6 +20,7 @@ from uvicorn.importer import ImportFromStringError, import_from_string
 
 from unstuck import config as config_mod
 from unstuck import failure as failure_mod
+from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
 from unstuck.failure import Failure
 
@@ -94,7 +95,7 @@ def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicor
         lifespan=lifespan,
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.grace,
-        # The reloader owns the socket; the worker only accepts on it.
+        http=DrainingHTTPProtocol,
     )
 
 

@@ -45,12 +45,15 @@ def image(docker_client, base_image):
 
 @pytest.fixture
 def start_container(docker_client, image, tmp_path):
-    """start_container(env=...) -> Served: a detached container with a fresh copy of the sample app."""
+    """start_container(env=..., files=...) -> Served: a detached container with a fresh copy of the sample
+    app, `files` ({name: source}) written into it first."""
     started = []
 
-    def start(env: dict | None = None) -> Served:
+    def start(env: dict | None = None, files: dict[str, str] | None = None) -> Served:
         app_dir = tmp_path / f"project{len(started)}" / "app"
         readable_copy(REPO / "app", app_dir)
+        for name, source in (files or {}).items():
+            (app_dir / name).write_text(source)
         port = free_port()
         container = docker_client.containers.run(
             image.id, detach=True, labels={LABEL: SESSION}, environment=env or {},

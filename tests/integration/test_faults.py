@@ -1,0 +1,329 @@
+"""The fault matrix: every broken state heals itself with no human action, and the port keeps answering.
+
+Each test records the seconds from the fixing event to the first HTTP 200 carrying the new code.
+"""
+
+import json
+import random
+import re
+import threading
+import time
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+from editor import save_atomic, save_in_place
+from fault_app import fault_app
+from repo import RECOVERIES
+from waiting import has_text, wait_for, wait_until
+
+INFINITE_LOOP = "while True:\n    pass\n"
+
+
+def start_fault_app(start_container, message="v1", env=None, **app):
+    served = start_container(env=env, files={"main.py": fault_app(message, **app)})
+    return served
+
+
+def status(served) -> dict:
+    code, out = served.exec("unstuck", "status", "--json")
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"state": "down", "output": out, "code": code}
+
+
+def wait_state(served, wanted: str) -> dict:
+    seen = {}
+
+    def probe():
+        seen.update(status(served))
+        return seen.get("state") == wanted, json.dumps(seen)[:400]
+
+    wait_until(f"unstuck status says {wanted}", probe)
+    return seen
+
+
+def record(name: str, seconds: float) -> None:
+    RECOVERIES.append((name, seconds))
+
+
+def request_ignoring_errors(url: str) -> None:
+    try:
+        httpx.get(url, timeout=10)
+    except httpx.HTTPError:
+        pass  # the request that kills its worker gets no answer; what follows is what counts
+
+
+# 4 -----------------------------------------------------------------------------------------------------
+
+def test_lifespan_startup_failure_shows_error_then_fix_is_served(start_container):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    main = served.app_dir / "main.py"
+    save_in_place(main, fault_app("v2", startup="raise RuntimeError('database unreachable')"))
+    _, broken = wait_for(served.url(), has_text(503, "RuntimeError", "database unreachable"),
+                         on_timeout=served.logs_tail)
+    assert "main.py" in broken.text and "startup" in broken.text.lower()
+    assert wait_state(served, "broken")["failure"]["phase"] == "startup"
+
+    save_in_place(main, fault_app("v3"))
+    seconds, _ = wait_for(served.url(), has_text(200, "v3"), on_timeout=served.logs_tail)
+    record("lifespan startup raises, fixed -> served", seconds)
+
+
+def test_app_errors_are_not_masked_once_loaded(start_container):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    response = httpx.get(served.url("/boom"), timeout=10)
+    assert response.status_code == 500 and "x-unstuck-state" not in response.headers
+    assert httpx.get(served.url("/nope"), timeout=10).status_code == 404
+
+
+# 5 -----------------------------------------------------------------------------------------------------
+
+def test_serving_process_sigkilled_comes_back_without_a_change(start_container):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    pid = wait_state(served, "serving")["worker_pid"]
+    killed_at = time.monotonic()
+    code, out = served.exec("python", "-c", f"import os, signal; os.kill({pid}, signal.SIGKILL)")
+    assert code == 0, out
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    record("serving process SIGKILLed -> served", time.monotonic() - killed_at)
+    assert wait_state(served, "serving")["worker_pid"] != pid
+    assert f"(pid {pid}) was killed by SIGKILL; restarting now" in served.logs()
+
+
+# 6 -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("route, how", [("/exit", "exited with code 1"), ("/segfault", "was killed by SIGSEGV")])
+def test_crash_loop_backs_off_capped_and_never_gives_up(start_container, route, how):
+    served = start_fault_app(start_container, env={"UNSTUCK_BACKOFF_MAX": "2"})
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    crash_page_seen = False
+    for crash in range(1, 6):
+        crashed_at = time.monotonic()
+        request_ignoring_errors(served.url(route))
+
+        def back_or_crash_page(r):
+            nonlocal crash_page_seen
+            if r.status_code == 503 and how in r.text:
+                crash_page_seen = True  # while backing off, the port says why
+            return r.status_code == 200 and "v1" in r.text
+
+        wait_for(served.url(), back_or_crash_page, on_timeout=served.logs_tail)
+        record(f"crash {crash} in a row ({route}) -> served", time.monotonic() - crashed_at)
+    logs = served.logs()
+    assert f"{how}; restarting now" in logs
+    for crash, delay in [(2, 1), (3, 2), (4, 2), (5, 2)]:  # 1 s, 2 s, then capped at UNSTUCK_BACKOFF_MAX
+        assert f"{how}; restarting in {delay} s (crash {crash} in a row)" in logs, served.logs_tail()
+    assert crash_page_seen
+
+
+# 7 is in test_supervision.py (every process but PID 1 killed).
+
+# 8 -----------------------------------------------------------------------------------------------------
+
+def read_stream(url: str, outcome: dict) -> None:
+    try:
+        with httpx.stream("GET", url, timeout=httpx.Timeout(30, read=30)) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    outcome["ticks"] = outcome.get("ticks", 0) + 1
+        outcome["end"] = "closed"
+    except httpx.HTTPError as exc:
+        outcome["end"] = type(exc).__name__
+
+
+def read_websocket(url: str, outcome: dict) -> None:
+    try:
+        with ws_connect(url, open_timeout=10) as ws:
+            while True:
+                ws.recv(timeout=30)
+                outcome["ticks"] = outcome.get("ticks", 0) + 1
+    except ConnectionClosed as exc:
+        outcome["end"] = f"closed {exc.rcvd.code if exc.rcvd else ''}".strip()
+    except (OSError, TimeoutError) as exc:
+        outcome["end"] = type(exc).__name__
+
+
+@pytest.mark.parametrize("kind", ["stream", "websocket"])
+def test_open_stream_does_not_block_reload(start_container, kind):
+    served = start_fault_app(start_container, env={"UNSTUCK_GRACE": "1"})
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    outcome: dict = {}
+    if kind == "stream":
+        reader = threading.Thread(target=read_stream, args=(served.url("/stream"), outcome), daemon=True)
+    else:
+        reader = threading.Thread(target=read_websocket, args=(f"ws://127.0.0.1:{served.port}/ws", outcome),
+                                  daemon=True)
+    reader.start()
+    wait_until("the stream delivers", lambda: (outcome.get("ticks", 0) >= 3, str(outcome)))
+
+    saved_at = time.monotonic()
+    save_in_place(served.app_dir / "main.py", fault_app("v2"))
+    wait_for(served.url(), has_text(200, "v2"), on_timeout=served.logs_tail)
+    record(f"reload with an open {kind} -> served", time.monotonic() - saved_at)
+    # The old generation is stopped after the grace period: the client sees its connection end.
+    wait_until(f"the {kind} client sees its connection end", lambda: ("end" in outcome, str(outcome)))
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+
+
+# 9 -----------------------------------------------------------------------------------------------------
+
+def test_infinite_loop_at_import_then_fix_is_served(start_container):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    main = served.app_dir / "main.py"
+    save_in_place(main, fault_app("never", preamble=INFINITE_LOOP))
+    wait_state(served, "reloading")
+    # The import never finishes: the previous version keeps serving meanwhile.
+    assert httpx.get(served.url(), timeout=10).json()["message"] == "v1"
+    saved_at = time.monotonic()
+    save_in_place(main, fault_app("v2"))
+    wait_for(served.url(), has_text(200, "v2"), on_timeout=served.logs_tail)
+    record("infinite loop at import, fixed -> served", time.monotonic() - saved_at)
+
+
+def test_infinite_loop_at_first_start_answers_then_fix_is_served(start_container):
+    served = start_fault_app(start_container, message="never", preamble=INFINITE_LOOP)
+    # Nothing can serve the app, but the port answers within about a second, saying it is starting.
+    wait_for(served.url(), has_text(503, "importing app.main"), on_timeout=served.logs_tail)
+    with httpx.Client(timeout=10) as client:
+        assert client.get(served.url()).status_code == 503
+    saved_at = time.monotonic()
+    save_in_place(served.app_dir / "main.py", fault_app("v2"))
+    wait_for(served.url(), has_text(200, "v2"), on_timeout=served.logs_tail)
+    record("infinite loop at first start, fixed -> served", time.monotonic() - saved_at)
+
+
+# 10 ----------------------------------------------------------------------------------------------------
+
+def test_latest_save_wins_over_a_slow_import_in_progress(start_container):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    main = served.app_dir / "main.py"
+    save_in_place(main, fault_app("slow", preamble="time.sleep(4)"))
+    wait_state(served, "reloading")
+    save_in_place(main, fault_app("latest"))
+    wait_for(served.url(), has_text(200, "latest"), on_timeout=served.logs_tail)
+    wait_state(served, "serving")
+    assert httpx.get(served.url(), timeout=10).json()["message"] == "latest"
+    assert "newer change while a reload was in progress" in served.logs()
+
+
+def test_fix_during_crash_backoff_is_served_without_waiting(start_container):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    main = served.app_dir / "main.py"
+    save_in_place(main, fault_app("crashes", preamble="os._exit(3)"))
+    wait_until("the crash loop backs off", lambda: ("restarting in 2 s" in served.logs(), served.logs_tail(5)))
+    saved_at = time.monotonic()
+    save_atomic(main, fault_app("fixed"))
+    wait_for(served.url(), has_text(200, "fixed"), on_timeout=served.logs_tail)
+    record("fix saved during crash backoff -> served", time.monotonic() - saved_at)
+
+
+# 11 ----------------------------------------------------------------------------------------------------
+
+PROCESS_TABLE = (
+    "import os\n"
+    "for p in sorted(int(d) for d in os.listdir('/proc') if d.isdigit() and int(d) != os.getpid()):\n"
+    "    try:\n"
+    "        stat = open(f'/proc/{p}/stat').read()\n"
+    "        cmd = open(f'/proc/{p}/cmdline').read().replace(chr(0), ' ').strip()\n"
+    "    except OSError:\n"
+    "        continue\n"
+    "    print(stat[stat.rindex(')') + 2], cmd)\n"
+)
+
+
+def processes(served) -> list[tuple[str, str]]:
+    """(state letter, command with numbers blanked) of every process in the container but the probe."""
+    _, out = served.exec("python", "-c", PROCESS_TABLE)
+    rows = [line.split(" ", 1) for line in out.splitlines() if line.strip()]
+    return [(row[0], re.sub(r"\d+", "N", row[1] if len(row) > 1 else "")) for row in rows]
+
+
+def test_soak_random_good_and_broken_edits_under_traffic(start_container):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    wait_state(served, "serving")
+    before = processes(served)
+
+    stop = threading.Event()
+    results = {"ok": 0, "error_page": 0, "failed": [], "slowest": 0.0}
+
+    def traffic():
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    status_code = client.get(served.url()).status_code
+                    results["ok" if status_code == 200 else "error_page"] += 1
+                except httpx.HTTPError as exc:
+                    results["failed"].append(f"{type(exc).__name__}: {exc}")
+                results["slowest"] = max(results["slowest"], time.monotonic() - started)
+
+    threads = [threading.Thread(target=traffic, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    rng = random.Random(1234)
+    main = served.app_dir / "main.py"
+    broken_variants = [lambda v: fault_app(v) + "\ndef broken(:\n",
+                       lambda v: "import not_installed_anywhere\n" + fault_app(v),
+                       lambda v: fault_app(v, preamble="raise RuntimeError('soak')"),
+                       lambda v: fault_app(v, startup="raise RuntimeError('soak startup')")]
+    last_good = None
+    for edit in range(300):
+        version = f"soak-{edit}"
+        if rng.random() < 0.5:
+            source, last_good = fault_app(version), version
+        else:
+            source = rng.choice(broken_variants)(version)
+        rng.choice([save_in_place, save_atomic])(main, source)
+        time.sleep(rng.uniform(0.0, 0.15))  # an editor's pace, not a condition: the edits are the input
+    final = f"soak-final-{last_good}"
+    save_in_place(main, fault_app(final))
+    seconds, _ = wait_for(served.url(), has_text(200, final), on_timeout=served.logs_tail)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=15)
+    wait_state(served, "serving")
+    after = wait_until("the process table settles back to its size before the soak",
+                       lambda: (len(processes(served)) == len(before), str(processes(served))))
+    now = processes(served)
+    assert [p for p in now if p[0] == "Z"] == [], after  # no zombies
+    assert sorted(cmd for _, cmd in now) == sorted(cmd for _, cmd in before)  # no leftovers
+    assert results["failed"] == [], results
+    assert results["slowest"] < 10
+    record(f"soak: 300 edits, {results['ok']} 200s + {results['error_page']} 503s, 0 failed, slowest answer "
+           f"{results['slowest']:.2f} s; final save -> served", seconds)
+
+
+# 12 ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("state", ["serving", "broken", "mid-reload", "open-stream"])
+def test_stop_is_clean_in_every_state(start_container, state):
+    served = start_fault_app(start_container)
+    wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+    main = served.app_dir / "main.py"
+    if state == "broken":
+        save_in_place(main, "def broken(:\n")
+        wait_for(served.url(), has_text(503, "SyntaxError"), on_timeout=served.logs_tail)
+    elif state == "mid-reload":
+        save_in_place(main, fault_app("slow", preamble="time.sleep(30)"))
+        wait_state(served, "reloading")
+    elif state == "open-stream":
+        outcome: dict = {}
+        threading.Thread(target=read_stream, args=(served.url("/stream"), outcome), daemon=True).start()
+        wait_until("the stream delivers", lambda: (outcome.get("ticks", 0) >= 2, str(outcome)))
+    started = time.monotonic()
+    served.container.stop(timeout=5)  # a container still running after 5 s is SIGKILLed: exit 137
+    result = served.container.wait(timeout=30)
+    record(f"docker stop while {state}: seconds to exit", time.monotonic() - started)
+    assert result["StatusCode"] == 0, served.logs_tail()
