@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 COMPOSE ?= docker compose
 
-.PHONY: up down logs shell status build test test-unit clean
+.PHONY: up down logs shell status build test test-unit bench clean
 
 up: ## serve ./app on http://127.0.0.1:8000 with reload (foreground)
 	$(COMPOSE) up --build
@@ -34,6 +34,9 @@ test: $(VENV)/.installed ## every test: unit tests and real-container integratio
 
 test-unit: $(VENV)/.installed ## the fast tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
+
+bench: $(VENV)/.installed ## unstuck vs plain uvicorn --reload, side by side (takes a few minutes)
+	$(VENV)/bin/python tests/bench/bench.py $(BENCH_ARGS)
 
 clean: ## remove containers, the image built by compose and the test virtualenv
 	$(COMPOSE) down --rmi local --volumes --remove-orphans

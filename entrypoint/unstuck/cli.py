@@ -16,6 +16,7 @@ USAGE = """usage: unstuck COMMAND
   status   print the server's state (exit 0 when serving, 1 otherwise); --quiet, --json
   serve    the reload server supervisord runs (internal)
   worker   one app generation (internal)
+  forkserver  the warm process that forks workers (internal)
   unfatal  supervisord event listener that restarts FATAL programs (internal)"""
 
 
@@ -81,7 +82,10 @@ def cmd_serve(args: list[str]) -> int:
         settings = config.load()
     except config.ConfigError as exc:
         return fail(str(exc))
+    from unstuck.worker import set_process_name
+
     setup(settings.log_level)
+    set_process_name("unstuck-serve")
     return Reloader(settings).run()
 
 
@@ -135,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         from unstuck import worker
 
         return worker.main(rest)
+    if command == "forkserver":
+        from unstuck import forkserver
+
+        return forkserver.main(rest)
     if command == "unfatal":
         from unstuck import unfatal
 

@@ -42,6 +42,7 @@ class Settings:
     force_polling: bool | None
     log_level: str
     run_dir: Path
+    warm: bool
 
     @property
     def state_file(self) -> Path:
@@ -81,15 +82,17 @@ def _patterns(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tu
     return items
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool | None:
-    raw = env.get(name, "auto").strip().lower() or "auto"
+def _flag(env: Mapping[str, str], name: str, default: str = "auto") -> bool | None:
+    """1/0 (or true/false, yes/no, on/off); "auto" (None) only where the default is auto."""
+    raw = env.get(name, default).strip().lower() or default
     if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    if raw == "auto":
+    if raw == "auto" and default == "auto":
         return None
-    raise ConfigError(f"{name}={raw!r} is not accepted; use 1, 0 or auto")
+    accepted = "1, 0 or auto" if default == "auto" else "1 or 0"
+    raise ConfigError(f"{name}={raw!r} is not accepted; use {accepted}")
 
 
 def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Settings:
@@ -140,4 +143,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         force_polling=_flag(env, "UNSTUCK_POLL"),
         log_level=log_level,
         run_dir=Path(env.get("UNSTUCK_RUN_DIR", "/run/unstuck").strip() or "/run/unstuck"),
+        warm=_flag(env, "UNSTUCK_WARM", default="1"),
     )

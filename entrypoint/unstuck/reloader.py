@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 
 import uvicorn
@@ -28,6 +29,7 @@ import watchfiles
 from unstuck import state
 from unstuck.config import Settings
 from unstuck.failure import Failure
+from unstuck.forked import ForkServerHandle
 from unstuck.logs import log
 from unstuck.watch_filter import WatchFilter
 
@@ -37,6 +39,11 @@ STABLE_AFTER_S = 10.0
 SLOW_START_S = 0.8
 # How long a retired worker may take beyond the grace period before it is killed.
 KILL_MARGIN_S = 1.0
+# watchfiles yields a batch once no new change came for this long (its default, 50 ms, is most of a
+# warm reload's latency; editors write a file in well under this).
+WATCH_STEP_MS = 20
+# Changes to these mean other third-party code: the warm process is rebuilt.
+DEPENDENCY_FILES = ("requirements*.txt", "pyproject.toml", "setup.py", "setup.cfg", "*.pth")
 
 
 @dataclass(eq=False)
@@ -90,6 +97,8 @@ class Reloader:
         self.reload_started: float | None = None
         self.last_reload: dict | None = None
         self.sock = None
+        self.warm: ForkServerHandle | None = None  # forks workers with third-party modules preloaded
+        self.warm_next: ForkServerHandle | None = None  # a rebuild, until it is ready
 
     # -- process management -------------------------------------------------------------------------
 
@@ -99,12 +108,60 @@ class Reloader:
                 "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())]
         if failure is not None:
             args += ["--failure", json.dumps(failure.to_dict())]
-        proc = subprocess.Popen(args, pass_fds=(self.sock.fileno(), write_fd), cwd=str(self.settings.app_dir))
+        proc = self.warm.fork(write_fd, failure.to_dict() if failure else None) if self.warm else None
+        if proc is None:  # no warm process (yet): a fresh interpreter
+            proc = subprocess.Popen(args, pass_fds=(self.sock.fileno(), write_fd), cwd=str(self.settings.app_dir))
         os.close(write_fd)
         worker = Worker(proc, kind, trigger, failure=failure)
         threading.Thread(target=self._read_reports, args=(worker, read_fd), daemon=True).start()
-        log.debug("started %s worker pid %d (%s)", kind, proc.pid, trigger)
+        log.debug("started %s worker pid %d (%s, %s)", kind, proc.pid, trigger,
+                  "forked" if not isinstance(proc, subprocess.Popen) else "spawned")
         return worker
+
+    # -- the warm process ---------------------------------------------------------------------------
+
+    @property
+    def preload_file(self) -> Path:
+        return self.settings.run_dir / "preload.txt"
+
+    def start_warm(self, modules: set[str]) -> None:
+        if not self.settings.warm or self.stopping:
+            return
+        if self.warm_next is not None:
+            self.warm_next.retire()
+        try:
+            self.preload_file.write_text("\n".join(sorted(modules)) + "\n")
+        except OSError as exc:
+            log.debug("cannot write %s: %s", self.preload_file, exc)
+        self.warm_next = ForkServerHandle(self.sock.fileno(), self.preload_file, frozenset(modules), "/",
+                                          self.events)
+
+    def on_warm_ready(self, handle: ForkServerHandle, report: dict) -> None:
+        if handle is not self.warm_next:
+            handle.retire()
+            return
+        handle.ready = True
+        old, self.warm, self.warm_next = self.warm, handle, None
+        if old is not None:
+            old.retire()
+        log.debug("warm process %d ready: %d modules preloaded in %.2f s", handle.pid, report.get("modules", 0),
+                  report.get("seconds", 0.0))
+        self.publish()
+
+    def on_warm_exit(self, handle: ForkServerHandle) -> None:
+        if handle is self.warm:
+            self.warm = None
+            if not handle.retiring and not self.stopping:
+                log.warning("the warm process (pid %d) exited; reloads spawn fresh interpreters until it is "
+                            "rebuilt", handle.pid)
+        if handle is self.warm_next:
+            self.warm_next = None
+
+    def learn_modules(self, modules: list[str]) -> None:
+        """Rebuild the warm process when the app now uses third-party modules it has not preloaded."""
+        known = (self.warm_next or self.warm).modules if (self.warm_next or self.warm) else frozenset()
+        if modules and not set(modules) <= known:
+            self.start_warm(set(modules) | known)
 
     def _read_reports(self, worker: Worker, read_fd: int) -> None:
         with os.fdopen(read_fd) as reports:
@@ -157,6 +214,7 @@ class Reloader:
         worker.ready_at = time.monotonic()
         if worker is not self.pending:
             return
+        self.learn_modules(report.get("modules") or [])
         took = worker.ready_at - (self.reload_started or worker.started)
         was_broken = self.current is not None and self.current.failure is not None
         self.promote(worker)
@@ -209,6 +267,13 @@ class Reloader:
     def on_changes(self, changes) -> None:
         what = describe_changes(changes, self.settings.app_dir)
         log.info("change detected: %s", what)
+        if any(fnmatch(os.path.basename(path), pattern) for _, path in changes for pattern in DEPENDENCY_FILES):
+            log.info("dependencies changed: rebuilding the warm process")
+            known = self.warm.modules if self.warm else frozenset()
+            if self.warm is not None:
+                self.warm.retire()
+                self.warm = None
+            self.start_warm(set(known))
         self.crashes = 0  # a fix must not wait out the backoff of the broken code
         self.start_app(what)
 
@@ -255,6 +320,7 @@ class Reloader:
                         port=self.settings.port, error=failure.headline() if failure else None,
                         failure=failure.to_dict() if failure else None, last_reload=self.last_reload,
                         crashes=self.crashes, worker_pid=cur.pid if cur else None,
+                        warm_modules=len(self.warm.modules) if self.warm else None,
                         pending_pid=self.pending.pid if self.pending else None)
         except OSError as exc:
             log.debug("cannot write state file: %s", exc)
@@ -277,7 +343,8 @@ class Reloader:
         roots = [self.settings.app_dir]
         flt = WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns)
         for changes in watchfiles.watch(*roots, watch_filter=flt, stop_event=self.stop_watching,
-                                        force_polling=self.settings.force_polling, raise_interrupt=False):
+                                        force_polling=self.settings.force_polling, step=WATCH_STEP_MS,
+                                        raise_interrupt=False):
             self.events.put(("changes", None, changes))
 
     def request_stop(self, signum, frame) -> None:
@@ -301,6 +368,11 @@ class Reloader:
         signal.signal(signal.SIGINT, self.request_stop)
         threading.Thread(target=self.watch, daemon=True, name="watch").start()
         self.start_app("startup")
+        try:
+            remembered = set(self.preload_file.read_text().split())
+        except OSError:
+            remembered = set()
+        self.start_warm(remembered)
         while not self.stopping or self.alive():
             try:
                 kind, worker, payload = self.events.get(timeout=self.next_timeout())
@@ -319,6 +391,10 @@ class Reloader:
                     self.on_failed(worker, payload)
             elif kind == "exit":
                 self.on_exit(worker, payload)
+            elif kind == "warm_ready":
+                self.on_warm_ready(worker, payload)
+            elif kind == "warm_exit":
+                self.on_warm_exit(worker)
             self.on_timers()
         log.info("stopped")
         return 0

@@ -7,6 +7,7 @@ and keeps the port answering with unstuck's error responder until the parent rep
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import json
 import os
@@ -24,7 +25,16 @@ from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
 from unstuck.failure import Failure
 
+PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
+
+
+def set_process_name(name: str) -> None:
+    """Name the process in ps/top (its `comm`): forked workers otherwise carry the warm process's name."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -75,16 +85,37 @@ class LifespanProbe:
 
 
 class ReportingServer(uvicorn.Server):
-    """A uvicorn Server that tells the reloader the moment it accepts connections."""
+    """A uvicorn Server that tells the reloader the moment it accepts connections, and starts its
+    shutdown the moment it is signalled: uvicorn checks for exit every 0.1 s, during which a retiring
+    generation would go on accepting new connections with the old code."""
 
     def __init__(self, config: uvicorn.Config, on_started) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
 
     async def startup(self, sockets=None) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         await super().startup(sockets=sockets)
         if self.started:
             self._on_started()
+
+    async def main_loop(self) -> None:
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            try:
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+            should_exit = await self.on_tick(counter)
+
+    def handle_exit(self, sig, frame) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
 
 def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicorn.Config:
@@ -140,9 +171,9 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     config.load()
     probe = LifespanProbe(config.loaded_app)
     config.loaded_app = probe
-    server = ReportingServer(
-        config, lambda: reporter.send("ready", import_s=round(imported, 4), total_s=round(time.monotonic() - started, 4))
-    )
+    server = ReportingServer(config, lambda: reporter.send(
+        "ready", import_s=round(imported, 4), total_s=round(time.monotonic() - started, 4),
+        modules=preloadable_modules(settings.app_dir)))
     try:
         server.run(sockets=[sock])
     except SystemExit:
@@ -156,6 +187,38 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         serve_error(settings, sock, failure, reporter)
 
 
+def preloadable_modules(app_dir) -> list[str]:
+    """Modules the app pulled in from outside its own tree (stdlib, site-packages): what a warm process
+    can import ahead of the next generation. The user's watched code is never among them."""
+    app_prefix = str(app_dir).rstrip("/") + "/"
+    names = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name == "__main__" or name.startswith("unstuck") or (path and path.startswith(app_prefix)):
+            continue
+        names.append(name)
+    return sorted(names)
+
+
+def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pid: int,
+        failure: Failure | None = None) -> int:
+    """Serve one generation on the inherited socket; shared by spawned and forked workers."""
+    die_with_parent(parent_pid)
+    set_process_name("unstuck-worker")
+    for fd in (listen_fd, report_fd):
+        os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
+    sock = socket.socket(fileno=listen_fd)
+    reporter = Reporter(report_fd)
+    if failure is not None:
+        serve_error(settings, sock, failure, reporter)
+        return 0
+    os.chdir(settings.app_dir)
+    if str(settings.app_dir) not in sys.path:
+        sys.path.insert(0, str(settings.app_dir))
+    serve_app(settings, sock, reporter)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
@@ -165,18 +228,5 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--failure", help="serve this failure (JSON) instead of the app")
     args = parser.parse_args(argv)
-
-    die_with_parent(args.parent_pid)
-    for fd in (args.listen_fd, args.report_fd):
-        os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
-    settings = config_mod.load(check_dirs=False)
-    sock = socket.socket(fileno=args.listen_fd)
-    reporter = Reporter(args.report_fd)
-
-    if args.failure:
-        serve_error(settings, sock, Failure.from_dict(json.loads(args.failure)), reporter)
-        return 0
-    os.chdir(settings.app_dir)
-    sys.path.insert(0, str(settings.app_dir))
-    serve_app(settings, sock, reporter)
-    return 0
+    failure = Failure.from_dict(json.loads(args.failure)) if args.failure else None
+    return run(config_mod.load(check_dirs=False), args.listen_fd, args.report_fd, args.parent_pid, failure)

@@ -5,7 +5,6 @@ Each test records the seconds from the fixing event to the first HTTP 200 carryi
 
 import json
 import random
-import re
 import threading
 import time
 
@@ -235,25 +234,39 @@ PROCESS_TABLE = (
     "for p in sorted(int(d) for d in os.listdir('/proc') if d.isdigit() and int(d) != os.getpid()):\n"
     "    try:\n"
     "        stat = open(f'/proc/{p}/stat').read()\n"
-    "        cmd = open(f'/proc/{p}/cmdline').read().replace(chr(0), ' ').strip()\n"
+    "        cmd = open(f'/proc/{p}/cmdline').read().split(chr(0))\n"
     "    except OSError:\n"
     "        continue\n"
-    "    print(stat[stat.rindex(')') + 2], cmd)\n"
+    "    name = stat[stat.index('(') + 1:stat.rindex(')')]\n"
+    "    print(stat[stat.rindex(')') + 2], name if name.startswith('unstuck') else ' '.join(cmd[1:4]))\n"
 )
+# One of each, and nothing else: supervisord, its FATAL listener, the reloader, the warm process and
+# the serving worker.
+STEADY = sorted(["-m unstuck.supervisord_launch --nodaemon", "-m unstuck unfatal", "unstuck-serve", "unstuck-warm",
+                 "unstuck-worker"])
 
 
 def processes(served) -> list[tuple[str, str]]:
-    """(state letter, command with numbers blanked) of every process in the container but the probe."""
+    """(state letter, name) of every process in the container but the probe."""
     _, out = served.exec("python", "-c", PROCESS_TABLE)
-    rows = [line.split(" ", 1) for line in out.splitlines() if line.strip()]
-    return [(row[0], re.sub(r"\d+", "N", row[1] if len(row) > 1 else "")) for row in rows]
+    return [tuple(line.split(" ", 1)) for line in out.splitlines() if line.strip()]
+
+
+def wait_steady_process_table(served) -> list[tuple[str, str]]:
+    def probe():
+        table = processes(served)
+        return sorted(name for _, name in table) == STEADY and all(state != "Z" for state, _ in table), str(table)
+
+    wait_until("the process table is one supervisord, listener, reloader, warm process and worker, no zombies",
+               probe)
+    return processes(served)
 
 
 def test_soak_random_good_and_broken_edits_under_traffic(start_container):
     served = start_fault_app(start_container)
     wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
     wait_state(served, "serving")
-    before = processes(served)
+    before = wait_steady_process_table(served)
 
     stop = threading.Event()
     results = {"ok": 0, "error_page": 0, "failed": [], "slowest": 0.0}
@@ -294,11 +307,8 @@ def test_soak_random_good_and_broken_edits_under_traffic(start_container):
     for thread in threads:
         thread.join(timeout=15)
     wait_state(served, "serving")
-    after = wait_until("the process table settles back to its size before the soak",
-                       lambda: (len(processes(served)) == len(before), str(processes(served))))
-    now = processes(served)
-    assert [p for p in now if p[0] == "Z"] == [], after  # no zombies
-    assert sorted(cmd for _, cmd in now) == sorted(cmd for _, cmd in before)  # no leftovers
+    after = wait_steady_process_table(served)
+    assert len(after) == len(before) == len(STEADY)
     assert results["failed"] == [], results
     assert results["slowest"] < 10
     record(f"soak: 300 edits, {results['ok']} 200s + {results['error_page']} 503s, 0 failed, slowest answer "

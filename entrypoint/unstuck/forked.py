@@ -1,0 +1,130 @@
+"""The reloader's side of the warm process (see forkserver.py): start it, ask it to fork, track children.
+
+Forked workers are the warm process's children, not the reloader's, so ForkedProcess offers the part of
+subprocess.Popen's interface the reloader uses (pid, poll, wait, send_signal, kill) backed by the exit
+statuses the warm process reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+FORK_REPLY_TIMEOUT_S = 2.0
+
+
+class ForkedProcess:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._exited = threading.Event()
+
+    def _set_exit(self, code: int) -> None:
+        self.returncode = code
+        self._exited.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._exited.wait(timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServerHandle:
+    """One warm process. `events` receives ("warm_ready", self, message) and ("warm_exit", self, None)."""
+
+    def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], cwd: str, events) -> None:
+        self.modules = modules
+        self.ready = False
+        self.retiring = False
+        self.children: dict[int, ForkedProcess] = {}
+        self._replies: queue.SimpleQueue = queue.SimpleQueue()
+        self._next_id = 0
+        self._events = events
+        self._lock = threading.Lock()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control = ours
+        args = [sys.executable, "-m", "unstuck", "forkserver", "--control-fd", str(theirs.fileno()),
+                "--listen-fd", str(listen_fd), "--parent-pid", str(os.getpid()), "--preload", str(preload_file)]
+        self.proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), listen_fd), cwd=cwd)
+        theirs.close()
+        threading.Thread(target=self._read, daemon=True, name="warm").start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.control.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            message = json.loads(data)
+            event = message.get("event")
+            if event == "ready":
+                self._events.put(("warm_ready", self, message))
+            elif event == "forked":
+                with self._lock:
+                    self.children[message["pid"]] = child = ForkedProcess(message["pid"])
+                self._replies.put((message["id"], child))
+            elif event == "exit":
+                with self._lock:
+                    child = self.children.pop(message["pid"], None)
+                if child is not None:
+                    child._set_exit(message["code"])
+                if self.retiring and not self.children:
+                    self.close()
+        # Gone: its children were killed with it (their parent-death signal).
+        self.proc.wait()
+        with self._lock:
+            orphans, self.children = list(self.children.values()), {}
+        for child in orphans:
+            child._set_exit(-signal.SIGKILL)
+        self._events.put(("warm_exit", self, None))
+
+    def fork(self, report_fd: int, failure: dict | None) -> ForkedProcess | None:
+        """Fork a worker that reports on `report_fd`; None if the warm process cannot (caller spawns)."""
+        if not self.ready or self.retiring:
+            return None
+        self._next_id += 1
+        request = json.dumps({"op": "fork", "id": self._next_id, "failure": failure}).encode()
+        try:
+            socket.send_fds(self.control, [request], [report_fd])
+            while True:  # skip replies to earlier requests that timed out
+                reply_id, child = self._replies.get(timeout=FORK_REPLY_TIMEOUT_S)
+                if reply_id == self._next_id:
+                    return child
+        except (OSError, queue.Empty):
+            return None
+
+    def retire(self) -> None:
+        """Stop forking; exit once the workers it forked have exited (they die with it)."""
+        self.retiring = True
+        with self._lock:
+            idle = not self.children
+        if idle:
+            self.close()
+
+    def close(self) -> None:
+        try:
+            self.control.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -1,0 +1,252 @@
+"""`make bench`: unstuck against plain `uvicorn --reload`, side by side in one run, in the same image.
+
+For the tiny sample app and a heavy app (FastAPI, pydantic, SQLAlchemy, Jinja2, pandas, httpx), two
+containers run at once from the same image, one per reloader (UNSTUCK_RELOADER=unstuck / uvicorn), each
+with its own copy of the app bind-mounted. Edits are saved from the host, alternating between the two,
+and timed from the save to the first HTTP 200 carrying the new content. Printed per app: save->served
+p50/p95 and the ratio unstuck/uvicorn; fix-after-broken -> served; failed requests (refused, reset,
+5xx) under a continuous request loop across reloads; container start -> first 200; idle CPU.
+Everything it creates is labelled io.unstuck.test and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import docker
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from containers import LABEL, SESSION, default_base_image, free_port, readable_copy  # noqa: E402
+from repo import REPO  # noqa: E402
+
+RELOADERS = ("unstuck", "uvicorn")
+POLL_S = 0.005
+TIMEOUT_S = 60.0
+
+
+class Bench:
+    def __init__(self, client: docker.DockerClient, image: str, workdir: Path) -> None:
+        self.client = client
+        self.image = image
+        self.workdir = workdir
+        self.containers = []
+
+    def start(self, name: str, app_src: Path, reloader: str):
+        app_dir = self.workdir / f"{name}-{reloader}-{len(self.containers)}" / "app"
+        readable_copy(app_src, app_dir)
+        port = free_port()
+        container = self.client.containers.run(
+            self.image, detach=True, labels={LABEL: SESSION}, environment={"UNSTUCK_RELOADER": reloader},
+            ports={"8000/tcp": ("127.0.0.1", port)},
+            volumes={str(app_dir): {"bind": "/workspace/app", "mode": "rw"}})
+        self.containers.append(container)
+        return container, port, app_dir
+
+    def cleanup(self) -> None:
+        for container in self.containers:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+
+
+def wait_body(client: httpx.Client, url: str, needle: str, timeout: float = TIMEOUT_S) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            r = client.get(url)
+            if r.status_code == 200 and needle in r.text:
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(POLL_S)
+    raise TimeoutError(f"{url}: {needle!r} not served within {timeout} s")
+
+
+def wait_logs(container, needle: str, count: int, timeout: float = TIMEOUT_S) -> None:
+    start = time.monotonic()
+    while container.logs().decode(errors="replace").count(needle) < count:
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{needle!r} did not appear {count} times in the logs")
+        time.sleep(0.02)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def with_marker(source: str, marker: str) -> str:
+    return source.replace("Hello from unstuck", marker)
+
+
+def save(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def cpu_seconds(container) -> float:
+    return container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
+def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) -> dict:
+    result = {name: {} for name in RELOADERS}
+    running = {r: bench.start(name, app_src, r) for r in RELOADERS}
+    with httpx.Client(timeout=10) as client:
+        for reloader, (container, port, app_dir) in running.items():
+            wait_body(client, f"http://127.0.0.1:{port}/", "Hello from unstuck")
+        original = {r: (app_dir / "main.py").read_text() for r, (_, _, app_dir) in running.items()}
+
+        # save -> served, alternating between the two reloaders.
+        times = {r: [] for r in RELOADERS}
+        for i in range(edits):
+            order = RELOADERS if i % 2 == 0 else RELOADERS[::-1]
+            for reloader in order:
+                container, port, app_dir = running[reloader]
+                marker = f"edit-{i}-{reloader}"
+                started = time.monotonic()
+                save(app_dir / "main.py", with_marker(original[reloader], marker))
+                wait_body(client, f"http://127.0.0.1:{port}/", marker)
+                times[reloader].append(time.monotonic() - started)
+        for reloader in RELOADERS:
+            result[reloader]["p50"] = statistics.median(times[reloader])
+            result[reloader]["p95"] = pct(times[reloader], 0.95)
+
+        # fix after a broken save -> served.
+        fixes = {r: [] for r in RELOADERS}
+        for i in range(max(3, edits // 6)):
+            for reloader in RELOADERS:
+                container, port, app_dir = running[reloader]
+                save(app_dir / "main.py", original[reloader] + "\ndef broken(:\n")
+                wait_logs(container, "SyntaxError", i + 1)
+                marker = f"fixed-{i}-{reloader}"
+                started = time.monotonic()
+                save(app_dir / "main.py", with_marker(original[reloader], marker))
+                wait_body(client, f"http://127.0.0.1:{port}/", marker)
+                fixes[reloader].append(time.monotonic() - started)
+        for reloader in RELOADERS:
+            result[reloader]["fix"] = statistics.median(fixes[reloader])
+
+        # idle CPU of everything in the container (watcher, supervisor, server).
+        time.sleep(2)
+        before = {r: (cpu_seconds(c), time.monotonic()) for r, (c, _, _) in running.items()}
+        time.sleep(10)
+        for reloader, (container, _, _) in running.items():
+            cpu0, t0 = before[reloader]
+            result[reloader]["idle_cpu"] = (cpu_seconds(container) - cpu0) / (time.monotonic() - t0)
+
+    # failed requests under continuous traffic across reloads.
+    for reloader in RELOADERS:
+        container, port, app_dir = running[reloader]
+        url = f"http://127.0.0.1:{port}/"
+        stop = threading.Event()
+        counts = {"ok": 0, "failed": 0}
+
+        def traffic():
+            with httpx.Client(timeout=10) as traffic_client:
+                while not stop.is_set():
+                    try:
+                        ok = traffic_client.get(url).status_code < 500
+                    except httpx.HTTPError:
+                        ok = False
+                    counts["ok" if ok else "failed"] += 1
+
+        thread = threading.Thread(target=traffic, daemon=True)
+        thread.start()
+        with httpx.Client(timeout=10) as client:
+            for i in range(reloads):
+                marker = f"traffic-{i}"
+                save(app_dir / "main.py", with_marker(original[reloader], marker))
+                wait_body(client, url, marker)
+        stop.set()
+        thread.join(timeout=15)
+        result[reloader]["requests"] = counts["ok"] + counts["failed"]
+        result[reloader]["failed"] = counts["failed"]
+
+    # container start (image built) -> first 200.
+    for reloader in RELOADERS:
+        starts = []
+        for _ in range(3):
+            started = time.monotonic()
+            container, port, _ = bench.start(name, app_src, reloader)
+            with httpx.Client(timeout=10) as client:
+                wait_body(client, f"http://127.0.0.1:{port}/", "Hello from unstuck")
+            starts.append(time.monotonic() - started)
+            container.remove(force=True)
+        result[reloader]["cold"] = statistics.median(starts)
+    for container, _, _ in running.values():
+        container.remove(force=True)
+    return result
+
+
+def report(name: str, edits: int, reloads: int, result: dict) -> str:
+    u, v = result["unstuck"], result["uvicorn"]
+    rows = [
+        (f"save->served p50 ({edits} edits)", f"{u['p50']:.3f} s", f"{v['p50']:.3f} s", f"{u['p50'] / v['p50']:.2f}"),
+        ("save->served p95", f"{u['p95']:.3f} s", f"{v['p95']:.3f} s", f"{u['p95'] / v['p95']:.2f}"),
+        ("fix after broken -> served p50", f"{u['fix']:.3f} s", f"{v['fix']:.3f} s", f"{u['fix'] / v['fix']:.2f}"),
+        (f"failed requests across {reloads} reloads", f"{u['failed']}/{u['requests']}",
+         f"{v['failed']}/{v['requests']}", ""),
+        ("container start -> first 200", f"{u['cold']:.2f} s", f"{v['cold']:.2f} s", f"{u['cold'] / v['cold']:.2f}"),
+        ("idle CPU (whole container)", f"{u['idle_cpu'] * 100:.2f} %", f"{v['idle_cpu'] * 100:.2f} %", ""),
+    ]
+    lines = [f"app: {name}", f"  {'':40} {'unstuck':>12} {'uvicorn':>12} {'ratio':>6}"]
+    lines += [f"  {a:40} {b:>12} {c:>12} {d:>6}" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def build(client: docker.DockerClient, path: Path, tag: str, buildargs: dict) -> str:
+    try:
+        image, _ = client.images.build(path=str(path), buildargs=buildargs, tag=tag, labels={LABEL: SESSION},
+                                       rm=True, forcerm=True)
+    except docker.errors.BuildError as exc:
+        raise SystemExit(f"bench: building {path.name} failed: {exc}") from None
+    return image.id
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--edits", type=int, default=30, help="timed edits per reloader and app (default 30)")
+    parser.add_argument("--reloads", type=int, default=100, help="reloads under traffic (default 100)")
+    parser.add_argument("--apps", default="tiny,heavy", help="which apps: tiny, heavy (default both)")
+    args = parser.parse_args()
+    base = os.environ.get("BASE_IMAGE") or default_base_image()
+    client = docker.from_env()
+    tags = [f"unstuck-bench:{SESSION}", f"unstuck-bench-heavy:{SESSION}"]
+    workdir = Path(tempfile.mkdtemp(prefix="unstuck-bench-"))
+    bench = None
+    try:
+        print(f"building the image (BASE_IMAGE={base}) and the bench extras ...", flush=True)
+        image = build(client, REPO, tags[0], {"BASE_IMAGE": base})
+        heavy_image = build(client, HERE, tags[1], {"IMAGE": image})
+        bench = Bench(client, heavy_image, workdir)
+        apps = {"tiny": REPO / "app", "heavy": HERE / "heavy_app"}
+        for name in args.apps.split(","):
+            print(f"measuring {name} ...", flush=True)
+            result = bench_app(bench, name, apps[name], args.edits, args.reloads)
+            print(report(name, args.edits, args.reloads, result), flush=True)
+    finally:
+        if bench is not None:
+            bench.cleanup()
+        for tag in tags:
+            try:
+                client.images.remove(tag, force=True)
+            except docker.errors.APIError:
+                pass
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
