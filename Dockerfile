@@ -29,7 +29,11 @@ RUN set -eux; \
 # Dependencies before any code, so a code-only change rebuilds in seconds.
 COPY entrypoint/requirements.txt /opt/unstuck/requirements.txt
 COPY app/requirements.txt /opt/unstuck/app-requirements.txt
+# The venv belongs to the runtime user so that edits to app/requirements.txt install in place; the stamp
+# records which requirements the image already has.
 RUN pip install --no-cache-dir -r /opt/unstuck/requirements.txt -r /opt/unstuck/app-requirements.txt \
+    && python -c "import hashlib, pathlib, sys; d = pathlib.Path(sys.prefix, '.unstuck-installed'); d.mkdir(); \
+(d / hashlib.sha256(pathlib.Path('/opt/unstuck/app-requirements.txt').read_bytes()).hexdigest()).touch()" \
     && chown -R app:app "${VIRTUAL_ENV}"
 
 COPY entrypoint/ /opt/unstuck/entrypoint/

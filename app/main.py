@@ -2,6 +2,7 @@
 and a broken save shows its error on the page until you fix it."""
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 app = FastAPI(title="unstuck sample app")
 
@@ -9,6 +10,11 @@ app = FastAPI(title="unstuck sample app")
 @app.get("/")
 def index() -> dict:
     return {"message": "Hello from unstuck", "edit": "app/main.py"}
+
+
+@app.get("/page", response_class=HTMLResponse)
+def page() -> str:
+    return "<!doctype html><html><head><title>unstuck</title></head><body><h1>Hello from unstuck</h1></body></html>"
 
 
 @app.get("/health")

@@ -108,15 +108,39 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"last reload:  {last['seconds']:.3f} s, {outcome}, {now - last['at']:.0f} s ago ({last['trigger']})")
     if data.get("error"):
         lines.append(f"error:        {data['error']}")
+    if data.get("installing"):
+        lines.append("dependencies: installing")
+    if data.get("dependencies_error"):
+        lines.append(f"dependencies: {data['dependencies_error']}")
     if data.get("crashes"):
         lines.append(f"crashes:      {data['crashes']} in a row")
     return "\n".join(lines)
+
+
+def status_of_plain_uvicorn(quiet: bool) -> int:
+    """Plain `uvicorn --reload` publishes no state: all that can be told is whether the port answers."""
+    import http.client
+
+    port = int(os.environ.get("PORT", "8000") or 8000)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/")
+        code = conn.getresponse().status
+        serving = code < 500
+    except OSError as exc:
+        code, serving = str(exc), False
+    if not quiet:
+        print(f"state:        {'serving' if serving else 'down'} (UNSTUCK_RELOADER=uvicorn: plain uvicorn --reload; "
+              f"GET / on port {port}: {code})")
+    return 0 if serving else 1
 
 
 def cmd_status(args: list[str]) -> int:
     import json
 
     quiet, as_json = "--quiet" in args, "--json" in args
+    if os.environ.get("UNSTUCK_RELOADER", "").strip().lower() == "uvicorn":
+        return status_of_plain_uvicorn(quiet)
     data, path = find_state()
     if data is None or not state.pid_alive(int(data.get("pid", 0))):
         if not quiet:

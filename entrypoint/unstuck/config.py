@@ -24,7 +24,7 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A
 # Directories and files that never trigger a reload: virtualenvs, VCS data, caches, logs and editor
 # droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
 DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*")
-DEFAULT_WATCH = ("*.py", ".env", "*.env", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
+DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
                  "*.ini", "*.cfg")
 
 
@@ -43,6 +43,7 @@ class Settings:
     log_level: str
     run_dir: Path
     warm: bool
+    livereload: bool
 
     @property
     def state_file(self) -> Path:
@@ -144,4 +145,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         log_level=log_level,
         run_dir=Path(env.get("UNSTUCK_RUN_DIR", "/run/unstuck").strip() or "/run/unstuck"),
         warm=_flag(env, "UNSTUCK_WARM", default="1"),
+        livereload=_flag(env, "UNSTUCK_LIVERELOAD", default="0"),
     )

@@ -20,13 +20,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 
 import uvicorn
 import watchfiles
 
-from unstuck import state
+from unstuck import dependencies, mounts, state
 from unstuck.config import Settings
 from unstuck.failure import Failure
 from unstuck.forked import ForkServerHandle
@@ -42,8 +41,11 @@ KILL_MARGIN_S = 1.0
 # watchfiles yields a batch once no new change came for this long (its default, 50 ms, is most of a
 # warm reload's latency; editors write a file in well under this).
 WATCH_STEP_MS = 20
-# Changes to these mean other third-party code: the warm process is rebuilt.
-DEPENDENCY_FILES = ("requirements*.txt", "pyproject.toml", "setup.py", "setup.cfg", "*.pth")
+POLL_MS = 300
+# A batch with a watched file missing (vim renames it away, then writes the new one) or this many files
+# (a checkout) waits this long for the rest before reloading, so half a save is never reported broken.
+SETTLE_S = 0.15
+BURST_FILES = 10
 
 
 @dataclass(eq=False)
@@ -99,6 +101,11 @@ class Reloader:
         self.sock = None
         self.warm: ForkServerHandle | None = None  # forks workers with third-party modules preloaded
         self.warm_next: ForkServerHandle | None = None  # a rebuild, until it is ready
+        self.unsettled: set = set()  # changes waiting for an editor's save to complete
+        self.settle_at: float | None = None
+        self.installing = False
+        self.install_again = False
+        self.deps_error: str | None = None
 
     # -- process management -------------------------------------------------------------------------
 
@@ -265,20 +272,57 @@ class Reloader:
         self.publish()
 
     def on_changes(self, changes) -> None:
+        self.unsettled |= changes
+        missing = any(not os.path.exists(path) for _, path in changes)
+        if missing or len(changes) >= BURST_FILES:
+            self.settle_at = time.monotonic() + SETTLE_S
+        elif self.settle_at is None:
+            self.apply_changes()
+
+    def apply_changes(self) -> None:
+        changes, self.unsettled, self.settle_at = self.unsettled, set(), None
         what = describe_changes(changes, self.settings.app_dir)
         log.info("change detected: %s", what)
-        if any(fnmatch(os.path.basename(path), pattern) for _, path in changes for pattern in DEPENDENCY_FILES):
-            log.info("dependencies changed: rebuilding the warm process")
+        self.crashes = 0  # a fix must not wait out the backoff of the broken code
+        if any(dependencies.is_dependency_file(path) for _, path in changes):
+            self.install_dependencies()
+        self.start_app(what)
+
+    # -- dependencies -------------------------------------------------------------------------------
+
+    def install_dependencies(self) -> None:
+        paths = dependencies.pending(self.settings.app_dir)
+        if not paths or self.installing:
+            self.install_again = bool(paths)
+            return
+        self.installing = True
+        self.publish()
+        dependencies.install(paths, self.settings.app_dir, lambda outcome: self.events.put(("installed", None, outcome)))
+
+    def on_installed(self, outcome) -> None:
+        self.installing = False
+        if outcome.ok:
+            self.deps_error = None
+            log.info("dependencies installed from %s in %.1f s; restarting the app", ", ".join(outcome.files),
+                     outcome.seconds)
             known = self.warm.modules if self.warm else frozenset()
-            if self.warm is not None:
+            if self.warm is not None:  # its preloaded modules may be the old versions
                 self.warm.retire()
                 self.warm = None
             self.start_warm(set(known))
-        self.crashes = 0  # a fix must not wait out the backoff of the broken code
-        self.start_app(what)
+            self.start_app("dependencies installed")
+        else:
+            self.deps_error = f"pip install failed for {', '.join(outcome.files)}: {outcome.error}"
+            log.error("%s; the previous environment keeps serving", self.deps_error.replace("\n", " | "))
+        if self.install_again:
+            self.install_again = False
+            self.install_dependencies()
+        self.publish()
 
     def on_timers(self) -> None:
         now = time.monotonic()
+        if self.settle_at is not None and now >= self.settle_at and not self.stopping:
+            self.apply_changes()
         if self.restart_at is not None and now >= self.restart_at:
             self.start_app("restart after crash")
         if self.slow_start_at is not None and now >= self.slow_start_at:
@@ -294,7 +338,7 @@ class Reloader:
                 worker.proc.kill()
 
     def next_timeout(self) -> float:
-        deadlines = [t for t in (self.restart_at, self.slow_start_at) if t is not None]
+        deadlines = [t for t in (self.restart_at, self.slow_start_at, self.settle_at) if t is not None]
         deadlines += [w.kill_at for w in self.retiring if w.kill_at is not None]
         if not deadlines:
             return 1.0
@@ -321,6 +365,7 @@ class Reloader:
                         failure=failure.to_dict() if failure else None, last_reload=self.last_reload,
                         crashes=self.crashes, worker_pid=cur.pid if cur else None,
                         warm_modules=len(self.warm.modules) if self.warm else None,
+                        installing=self.installing, dependencies_error=self.deps_error,
                         pending_pid=self.pending.pid if self.pending else None)
         except OSError as exc:
             log.debug("cannot write state file: %s", exc)
@@ -341,9 +386,14 @@ class Reloader:
 
     def watch(self) -> None:
         roots = [self.settings.app_dir]
+        decision = mounts.decide_here(roots, self.settings.force_polling)
+        if decision.poll:
+            log.info("watching %s by polling every %d ms: %s", ", ".join(map(str, roots)), POLL_MS, decision.reason)
+        else:
+            log.info("watching %s with inotify: %s", ", ".join(map(str, roots)), decision.reason)
         flt = WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns)
         for changes in watchfiles.watch(*roots, watch_filter=flt, stop_event=self.stop_watching,
-                                        force_polling=self.settings.force_polling, step=WATCH_STEP_MS,
+                                        force_polling=decision.poll, poll_delay_ms=POLL_MS, step=WATCH_STEP_MS,
                                         raise_interrupt=False):
             self.events.put(("changes", None, changes))
 
@@ -368,6 +418,7 @@ class Reloader:
         signal.signal(signal.SIGINT, self.request_stop)
         threading.Thread(target=self.watch, daemon=True, name="watch").start()
         self.start_app("startup")
+        self.install_dependencies()  # files changed since the image was built (or last install)
         try:
             remembered = set(self.preload_file.read_text().split())
         except OSError:
@@ -391,6 +442,8 @@ class Reloader:
                     self.on_failed(worker, payload)
             elif kind == "exit":
                 self.on_exit(worker, payload)
+            elif kind == "installed":
+                self.on_installed(payload)
             elif kind == "warm_ready":
                 self.on_warm_ready(worker, payload)
             elif kind == "warm_exit":

@@ -24,6 +24,7 @@ from unstuck import failure as failure_mod
 from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
 from unstuck.failure import Failure
+from unstuck.livereload import LiveReload
 
 PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
@@ -153,7 +154,8 @@ def import_app(settings: config_mod.Settings):
 
 def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Failure, reporter: Reporter) -> None:
     """Serve the failure on the port; report it once the responder accepts connections."""
-    server = ReportingServer(_uvicorn_config(settings, ErrorApp(failure), "off"),
+    app = LiveReload(ErrorApp(failure)) if settings.livereload else ErrorApp(failure)
+    server = ReportingServer(_uvicorn_config(settings, app, "off"),
                              lambda: reporter.send("failed", failure=failure.to_dict()))
     server.run(sockets=[sock])
 
@@ -169,7 +171,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
 
     config = _uvicorn_config(settings, app, "auto")
     config.load()
-    probe = LifespanProbe(config.loaded_app)
+    probe = LifespanProbe(LiveReload(config.loaded_app) if settings.livereload else config.loaded_app)
     config.loaded_app = probe
     server = ReportingServer(config, lambda: reporter.send(
         "ready", import_s=round(imported, 4), total_s=round(time.monotonic() - started, 4),

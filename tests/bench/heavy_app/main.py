@@ -8,6 +8,7 @@ from jinja2 import Template
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, String, create_engine, select
 from sqlalchemy.orm import Session, declarative_base
+from sqlalchemy.pool import StaticPool
 
 Base = declarative_base()
 
@@ -23,7 +24,8 @@ class ItemOut(BaseModel):
     name: str
 
 
-engine = create_engine("sqlite://")
+# One shared in-memory database for every thread of the server.
+engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
 Base.metadata.create_all(engine)
 with Session(engine) as session:
     session.add_all([Item(name="a"), Item(name="b")])
