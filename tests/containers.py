@@ -11,7 +11,7 @@ import shutil
 import socket
 import stat
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -50,6 +50,7 @@ class Served:
     container: docker.models.containers.Container
     port: int
     app_dir: Path
+    published: dict[int, int] = field(default_factory=dict)  # other container port -> host port
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"

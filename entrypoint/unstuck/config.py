@@ -44,6 +44,8 @@ class Settings:
     run_dir: Path
     warm: bool
     livereload: bool
+    debug: bool
+    debug_port: int
 
     @property
     def state_file(self) -> Path:
@@ -69,6 +71,13 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise ConfigError(f"{name}={raw!r} is out of range; set it to seconds between {low:g} and {high:g}")
     return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default)).strip() or str(default)
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"{name}={raw!r} is not a port number; use an integer from 1 to 65535")
+    return int(raw)
 
 
 def _patterns(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -106,9 +115,10 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
             f"APP_MODULE={app_module!r} is not an import string; use 'package.module:attribute', e.g. app.main:app"
         )
 
-    raw_port = env.get("PORT", "8000").strip()
-    if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
-        raise ConfigError(f"PORT={raw_port!r} is not a port number; use an integer from 1 to 65535")
+    port = _port(env, "PORT", 8000)
+    debug_port = _port(env, "UNSTUCK_DEBUG_PORT", 5678)
+    if debug_port == port:
+        raise ConfigError(f"UNSTUCK_DEBUG_PORT={debug_port} is the app's PORT; use another port, e.g. 5678")
 
     host = env.get("HOST", "0.0.0.0").strip()
     if not host or any(c.isspace() for c in host):
@@ -135,7 +145,7 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         app_module=app_module,
         app_dir=app_dir,
         host=host,
-        port=int(raw_port),
+        port=port,
         reloader=reloader,
         grace=_number(env, "UNSTUCK_GRACE", 2.0, 0.0, 60.0),
         backoff_max=_number(env, "UNSTUCK_BACKOFF_MAX", 10.0, 0.5, 300.0),
@@ -146,4 +156,6 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         run_dir=Path(env.get("UNSTUCK_RUN_DIR", "/run/unstuck").strip() or "/run/unstuck"),
         warm=_flag(env, "UNSTUCK_WARM", default="1"),
         livereload=_flag(env, "UNSTUCK_LIVERELOAD", default="0"),
+        debug=_flag(env, "UNSTUCK_DEBUG", default="0"),
+        debug_port=debug_port,
     )

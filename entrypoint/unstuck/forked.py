@@ -17,6 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
+from unstuck.logs import log
+
 FORK_REPLY_TIMEOUT_S = 2.0
 
 
@@ -128,3 +130,78 @@ class ForkServerHandle:
             self.control.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class WarmProcesses:
+    """The warm process in use, and its replacement while that one is still preloading.
+
+    A replacement is started when the app uses third-party modules the current one has not imported,
+    or when dependencies were installed (its modules may be stale); the old one then retires, living on
+    only as long as workers it forked do.
+    """
+
+    def __init__(self, listen_fd: int, preload_file: Path, events, enabled: bool) -> None:
+        self.listen_fd = listen_fd
+        self.preload_file = preload_file
+        self.events = events
+        self.enabled = enabled
+        self.current: ForkServerHandle | None = None
+        self.next: ForkServerHandle | None = None
+
+    @property
+    def modules(self) -> frozenset[str]:
+        newest = self.next or self.current
+        return newest.modules if newest else frozenset()
+
+    def remembered(self) -> set[str]:
+        """The modules preloaded in this container before (kept across restarts of the server)."""
+        try:
+            return set(self.preload_file.read_text().split())
+        except OSError:
+            return set()
+
+    def start(self, modules: set[str]) -> None:
+        if not self.enabled:
+            return
+        if self.next is not None:
+            self.next.retire()
+        try:
+            self.preload_file.write_text("\n".join(sorted(modules)) + "\n")
+        except OSError as exc:
+            log.debug("cannot write %s: %s", self.preload_file, exc)
+        self.next = ForkServerHandle(self.listen_fd, self.preload_file, frozenset(modules), "/", self.events)
+
+    def learn(self, modules: list[str]) -> None:
+        if modules and not set(modules) <= self.modules:
+            self.start(set(modules) | self.modules)
+
+    def rebuild(self) -> None:
+        """Fresh imports of the same modules (after an install they may be other versions)."""
+        modules = set(self.modules)
+        if self.current is not None:
+            self.current.retire()
+            self.current = None
+        self.start(modules)
+
+    def on_ready(self, handle: ForkServerHandle, report: dict) -> None:
+        if handle is not self.next:
+            handle.retire()
+            return
+        handle.ready = True
+        old, self.current, self.next = self.current, handle, None
+        if old is not None:
+            old.retire()
+        log.debug("warm process %d ready: %d modules preloaded in %.2f s", handle.pid,
+                       report.get("modules", 0), report.get("seconds", 0.0))
+
+    def on_exit(self, handle: ForkServerHandle, stopping: bool) -> None:
+        if handle is self.current:
+            self.current = None
+            if not handle.retiring and not stopping:
+                log.warning("the warm process (pid %d) exited; reloads start fresh interpreters until it "
+                                 "is rebuilt", handle.pid)
+        if handle is self.next:
+            self.next = None
+
+    def fork(self, report_fd: int, failure: dict | None) -> ForkedProcess | None:
+        return self.current.fork(report_fd, failure) if self.current is not None else None

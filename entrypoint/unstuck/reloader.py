@@ -28,7 +28,7 @@ import watchfiles
 from unstuck import dependencies, mounts, state
 from unstuck.config import Settings
 from unstuck.failure import Failure
-from unstuck.forked import ForkServerHandle
+from unstuck.forked import WarmProcesses
 from unstuck.logs import log
 from unstuck.watch_filter import WatchFilter
 
@@ -99,8 +99,7 @@ class Reloader:
         self.reload_started: float | None = None
         self.last_reload: dict | None = None
         self.sock = None
-        self.warm: ForkServerHandle | None = None  # forks workers with third-party modules preloaded
-        self.warm_next: ForkServerHandle | None = None  # a rebuild, until it is ready
+        self.warm: WarmProcesses | None = None  # forks workers with third-party modules preloaded
         self.unsettled: set = set()  # changes waiting for an editor's save to complete
         self.settle_at: float | None = None
         self.installing = False
@@ -115,7 +114,7 @@ class Reloader:
                 "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())]
         if failure is not None:
             args += ["--failure", json.dumps(failure.to_dict())]
-        proc = self.warm.fork(write_fd, failure.to_dict() if failure else None) if self.warm else None
+        proc = self.warm.fork(write_fd, failure.to_dict() if failure else None)
         if proc is None:  # no warm process (yet): a fresh interpreter
             proc = subprocess.Popen(args, pass_fds=(self.sock.fileno(), write_fd), cwd=str(self.settings.app_dir))
         os.close(write_fd)
@@ -124,51 +123,6 @@ class Reloader:
         log.debug("started %s worker pid %d (%s, %s)", kind, proc.pid, trigger,
                   "forked" if not isinstance(proc, subprocess.Popen) else "spawned")
         return worker
-
-    # -- the warm process ---------------------------------------------------------------------------
-
-    @property
-    def preload_file(self) -> Path:
-        return self.settings.run_dir / "preload.txt"
-
-    def start_warm(self, modules: set[str]) -> None:
-        if not self.settings.warm or self.stopping:
-            return
-        if self.warm_next is not None:
-            self.warm_next.retire()
-        try:
-            self.preload_file.write_text("\n".join(sorted(modules)) + "\n")
-        except OSError as exc:
-            log.debug("cannot write %s: %s", self.preload_file, exc)
-        self.warm_next = ForkServerHandle(self.sock.fileno(), self.preload_file, frozenset(modules), "/",
-                                          self.events)
-
-    def on_warm_ready(self, handle: ForkServerHandle, report: dict) -> None:
-        if handle is not self.warm_next:
-            handle.retire()
-            return
-        handle.ready = True
-        old, self.warm, self.warm_next = self.warm, handle, None
-        if old is not None:
-            old.retire()
-        log.debug("warm process %d ready: %d modules preloaded in %.2f s", handle.pid, report.get("modules", 0),
-                  report.get("seconds", 0.0))
-        self.publish()
-
-    def on_warm_exit(self, handle: ForkServerHandle) -> None:
-        if handle is self.warm:
-            self.warm = None
-            if not handle.retiring and not self.stopping:
-                log.warning("the warm process (pid %d) exited; reloads spawn fresh interpreters until it is "
-                            "rebuilt", handle.pid)
-        if handle is self.warm_next:
-            self.warm_next = None
-
-    def learn_modules(self, modules: list[str]) -> None:
-        """Rebuild the warm process when the app now uses third-party modules it has not preloaded."""
-        known = (self.warm_next or self.warm).modules if (self.warm_next or self.warm) else frozenset()
-        if modules and not set(modules) <= known:
-            self.start_warm(set(modules) | known)
 
     def _read_reports(self, worker: Worker, read_fd: int) -> None:
         with os.fdopen(read_fd) as reports:
@@ -219,9 +173,9 @@ class Reloader:
 
     def on_ready(self, worker: Worker, report: dict) -> None:
         worker.ready_at = time.monotonic()
-        if worker is not self.pending:
+        if worker is not self.pending or self.stopping:
             return
-        self.learn_modules(report.get("modules") or [])
+        self.warm.learn(report.get("modules") or [])
         took = worker.ready_at - (self.reload_started or worker.started)
         was_broken = self.current is not None and self.current.failure is not None
         self.promote(worker)
@@ -305,11 +259,7 @@ class Reloader:
             self.deps_error = None
             log.info("dependencies installed from %s in %.1f s; restarting the app", ", ".join(outcome.files),
                      outcome.seconds)
-            known = self.warm.modules if self.warm else frozenset()
-            if self.warm is not None:  # its preloaded modules may be the old versions
-                self.warm.retire()
-                self.warm = None
-            self.start_warm(set(known))
+            self.warm.rebuild()  # its preloaded modules may be the old versions
             self.start_app("dependencies installed")
         else:
             self.deps_error = f"pip install failed for {', '.join(outcome.files)}: {outcome.error}"
@@ -364,7 +314,7 @@ class Reloader:
                         port=self.settings.port, error=failure.headline() if failure else None,
                         failure=failure.to_dict() if failure else None, last_reload=self.last_reload,
                         crashes=self.crashes, worker_pid=cur.pid if cur else None,
-                        warm_modules=len(self.warm.modules) if self.warm else None,
+                        warm_modules=len(self.warm.current.modules) if self.warm.current else None,
                         installing=self.installing, dependencies_error=self.deps_error,
                         pending_pid=self.pending.pid if self.pending else None)
         except OSError as exc:
@@ -414,16 +364,14 @@ class Reloader:
 
     def run(self) -> int:
         self.sock = self.bind()
+        self.warm = WarmProcesses(self.sock.fileno(), self.settings.run_dir / "preload.txt", self.events,
+                                  self.settings.warm)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         threading.Thread(target=self.watch, daemon=True, name="watch").start()
         self.start_app("startup")
         self.install_dependencies()  # files changed since the image was built (or last install)
-        try:
-            remembered = set(self.preload_file.read_text().split())
-        except OSError:
-            remembered = set()
-        self.start_warm(remembered)
+        self.warm.start(self.warm.remembered())
         while not self.stopping or self.alive():
             try:
                 kind, worker, payload = self.events.get(timeout=self.next_timeout())
@@ -445,9 +393,10 @@ class Reloader:
             elif kind == "installed":
                 self.on_installed(payload)
             elif kind == "warm_ready":
-                self.on_warm_ready(worker, payload)
+                self.warm.on_ready(worker, payload)
+                self.publish()
             elif kind == "warm_exit":
-                self.on_warm_exit(worker)
+                self.warm.on_exit(worker, self.stopping)
             self.on_timers()
         log.info("stopped")
         return 0

@@ -20,6 +20,7 @@ import uvicorn
 from uvicorn.importer import ImportFromStringError, import_from_string
 
 from unstuck import config as config_mod
+from unstuck import debugger
 from unstuck import failure as failure_mod
 from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
@@ -173,9 +174,13 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     config.load()
     probe = LifespanProbe(LiveReload(config.loaded_app) if settings.livereload else config.loaded_app)
     config.loaded_app = probe
-    server = ReportingServer(config, lambda: reporter.send(
-        "ready", import_s=round(imported, 4), total_s=round(time.monotonic() - started, 4),
-        modules=preloadable_modules(settings.app_dir)))
+    def on_started() -> None:
+        reporter.send("ready", import_s=round(imported, 4), total_s=round(time.monotonic() - started, 4),
+                      modules=preloadable_modules(settings.app_dir))
+        if settings.debug:
+            debugger.listen_when_free(settings.host, settings.debug_port)
+
+    server = ReportingServer(config, on_started)
     try:
         server.run(sockets=[sock])
     except SystemExit:

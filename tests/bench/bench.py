@@ -211,6 +211,36 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
     return result
 
 
+def bench_polling(bench: Bench, files: int) -> str:
+    """Idle CPU of the watcher on a tree of `files` files, polling (UNSTUCK_POLL=1) and with inotify."""
+    tree = bench.workdir / "big-tree"
+    readable_copy(REPO / "app", tree)
+    for i in range(files):
+        sub = tree / f"pkg{i // 500}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"m{i}.py").write_text(f"X = {i}\n")
+    for path in [tree, *tree.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for path in tree.rglob("*.py"):
+        path.chmod(0o644)
+    lines = [f"watching a tree of {files} files, idle (no changes), watcher process CPU:"]
+    for poll in ("1", "0"):
+        port = free_port()
+        container = bench.client.containers.run(
+            bench.image, detach=True, labels={LABEL: SESSION}, environment={"UNSTUCK_POLL": poll},
+            ports={"8000/tcp": ("127.0.0.1", port)}, volumes={str(tree): {"bind": "/workspace/app", "mode": "ro"}})
+        bench.containers.append(container)
+        with httpx.Client(timeout=10) as client:
+            wait_body(client, f"http://127.0.0.1:{port}/", "Hello from unstuck")
+        time.sleep(3)  # let the first full scan of the tree pass
+        cpu0, t0 = watcher_cpu_seconds(container), time.monotonic()
+        time.sleep(10)
+        share = (watcher_cpu_seconds(container) - cpu0) / (time.monotonic() - t0)
+        lines.append(f"  {'polling every 300 ms' if poll == '1' else 'inotify':40} {share * 100:>11.2f} %")
+        container.remove(force=True)
+    return "\n".join(lines)
+
+
 def report(name: str, edits: int, reloads: int, result: dict) -> str:
     u, v = result["unstuck"], result["uvicorn"]
     rows = [
@@ -242,6 +272,7 @@ def main() -> int:
     parser.add_argument("--edits", type=int, default=30, help="timed edits per reloader and app (default 30)")
     parser.add_argument("--reloads", type=int, default=100, help="reloads under traffic (default 100)")
     parser.add_argument("--apps", default="tiny,heavy", help="which apps: tiny, heavy (default both)")
+    parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
     args = parser.parse_args()
     base = os.environ.get("BASE_IMAGE") or default_base_image()
     client = docker.from_env()
@@ -254,10 +285,12 @@ def main() -> int:
         heavy_image = build(client, HERE, tags[1], {"IMAGE": image})
         bench = Bench(client, heavy_image, workdir)
         apps = {"tiny": REPO / "app", "heavy": HERE / "heavy_app"}
-        for name in args.apps.split(","):
+        for name in filter(None, args.apps.split(",")):
             print(f"measuring {name} ...", flush=True)
             result = bench_app(bench, name, apps[name], args.edits, args.reloads)
             print(report(name, args.edits, args.reloads, result), flush=True)
+        if args.tree_files:
+            print(bench_polling(bench, args.tree_files), flush=True)
     finally:
         if bench is not None:
             bench.cleanup()

@@ -49,20 +49,21 @@ def start_container(docker_client, image, tmp_path):
     app, `files` ({name: source}) written into it first."""
     started = []
 
-    def start(env: dict | None = None, files: dict[str, str] | None = None) -> Served:
+    def start(env: dict | None = None, files: dict[str, str] | None = None, extra_ports: tuple = ()) -> Served:
         app_dir = tmp_path / f"project{len(started)}" / "app"
         readable_copy(REPO / "app", app_dir)
         for name, source in (files or {}).items():
             (app_dir / name).write_text(source)
         port = free_port()
+        published = {p: free_port() for p in extra_ports}
         container = docker_client.containers.run(
             image.id, detach=True, labels={LABEL: SESSION}, environment=env or {},
-            ports={"8000/tcp": ("127.0.0.1", port)},
+            ports={"8000/tcp": ("127.0.0.1", port), **{f"{p}/tcp": ("127.0.0.1", h) for p, h in published.items()}},
             volumes={str(app_dir): {"bind": "/workspace/app", "mode": "rw"}},
             name=f"unstuck-test-{SESSION}-{uuid.uuid4().hex[:6]}",
         )
         started.append(container)
-        return Served(container, port, app_dir)
+        return Served(container, port, app_dir, published)
 
     yield start
     for container in started:

@@ -30,7 +30,7 @@ def compose_project(tmp_path, base_image, docker_client):
     readable_copy(REPO / "app", project_dir / "app")
     name = f"unstuck-test-{SESSION}"
     port = free_port()
-    env = {**os.environ, "UNSTUCK_PORT": str(port), "BASE_IMAGE": base_image}
+    env = {**os.environ, "UNSTUCK_PORT": str(port), "UNSTUCK_DEBUG_PORT": str(free_port()), "BASE_IMAGE": base_image}
     yield project_dir, name, env, port
     compose(project_dir, name, env, "down", "--rmi", "local", "--volumes", "--remove-orphans", "--timeout", "5")
 
@@ -48,9 +48,10 @@ def test_compose_up_serves_reloads_and_down_cleans_up(compose_project, docker_cl
     logs = compose(project_dir, name, env, "logs", "--no-color", "app")
     assert "reloaded in" in logs.stdout and "main.py" in logs.stdout
 
-    # Published on loopback only.
+    # Published on loopback only, the app port and the debugger's.
     ports = docker_client.containers.list(filters={"label": f"com.docker.compose.project={name}"})[0].ports
-    assert [b["HostIp"] for b in ports["8000/tcp"]] == ["127.0.0.1"]
+    assert {port: [b["HostIp"] for b in bindings] for port, bindings in ports.items()} == {
+        "8000/tcp": ["127.0.0.1"], "5678/tcp": ["127.0.0.1"]}
 
     down = compose(project_dir, name, env, "down", "--timeout", "10")
     assert down.returncode == 0, down.stderr

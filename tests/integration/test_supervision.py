@@ -63,6 +63,7 @@ def test_docker_stop_exits_cleanly(start_container, state):
         ({"APP_MODULE": "main.py"}, "unstuck: error: APP_MODULE='main.py' is not an import string;"),
         ({"APP_DIR": "/nowhere"}, "unstuck: error: APP_DIR='/nowhere' does not exist in the container;"),
         ({"UNSTUCK_GRACE": "forever"}, "unstuck: error: UNSTUCK_GRACE='forever' is not a number;"),
+        ({"UNSTUCK_DEBUG": "please"}, "unstuck: error: UNSTUCK_DEBUG='please' is not accepted; use 1 or 0"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(start_container, env, message):

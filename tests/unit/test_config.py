@@ -14,6 +14,7 @@ def test_defaults(tmp_path):
     s = load(tmp_path)
     assert (s.app_module, s.port, s.host, s.reloader, s.grace) == ("app.main:app", 8000, "0.0.0.0", "unstuck", 2.0)
     assert s.force_polling is None
+    assert (s.warm, s.livereload, s.debug, s.debug_port) == (True, False, False, 5678)
     assert "*.py" in s.watch_patterns and "*.log" in s.ignore_patterns
 
 
@@ -32,6 +33,11 @@ def test_defaults(tmp_path):
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not accepted"),
         ({"UNSTUCK_WATCH": "src/*.py"}, "UNSTUCK_WATCH: 'src/*.py' contains '/'"),
         ({"HOST": "a b"}, "HOST='a b' is not an address"),
+        ({"UNSTUCK_DEBUG": "maybe"}, "UNSTUCK_DEBUG='maybe' is not accepted; use 1 or 0"),
+        ({"UNSTUCK_DEBUG_PORT": "debug"}, "UNSTUCK_DEBUG_PORT='debug' is not a port number"),
+        ({"UNSTUCK_DEBUG_PORT": "8000"}, "UNSTUCK_DEBUG_PORT=8000 is the app's PORT; use another port"),
+        ({"UNSTUCK_LIVERELOAD": "auto"}, "UNSTUCK_LIVERELOAD='auto' is not accepted; use 1 or 0"),
+        ({"UNSTUCK_WARM": "2"}, "UNSTUCK_WARM='2' is not accepted; use 1 or 0"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(tmp_path, env, needle):
