@@ -29,12 +29,14 @@ RUN set -eux; \
 # Dependencies before any code, so a code-only change rebuilds in seconds.
 COPY entrypoint/requirements.txt /opt/unstuck/requirements.txt
 COPY app/requirements.txt /opt/unstuck/app-requirements.txt
-# The venv belongs to the runtime user so that edits to app/requirements.txt install in place; the stamp
-# records which requirements the image already has.
+# The venv belongs to the runtime user so that edits to app/requirements.txt install in place (and is
+# writable whatever uid the devcontainer CLI renumbers that user to); the stamp records which
+# requirements the image already has.
 RUN pip install --no-cache-dir -r /opt/unstuck/requirements.txt -r /opt/unstuck/app-requirements.txt \
     && python -c "import hashlib, pathlib, sys; d = pathlib.Path(sys.prefix, '.unstuck-installed'); d.mkdir(); \
 (d / hashlib.sha256(pathlib.Path('/opt/unstuck/app-requirements.txt').read_bytes()).hexdigest()).touch()" \
-    && chown -R app:app "${VIRTUAL_ENV}"
+    && chown -R app:app "${VIRTUAL_ENV}" \
+    && chmod -R a+rwX "${VIRTUAL_ENV}" /workspace
 
 COPY entrypoint/ /opt/unstuck/entrypoint/
 RUN python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'unstuck.pth').write_text('/opt/unstuck/entrypoint\n')" \

@@ -40,6 +40,7 @@ class Settings:
     watch_patterns: tuple[str, ...]
     ignore_patterns: tuple[str, ...]
     force_polling: bool | None
+    poll_ms: int
     log_level: str
     run_dir: Path
     warm: bool
@@ -60,16 +61,17 @@ class Settings:
         return self.run_dir / "supervisord.conf"
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float,
+            unit: str = "seconds") -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to seconds between {low:g} and {high:g}") from None
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to {unit} between {low:g} and {high:g}") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r} is out of range; set it to seconds between {low:g} and {high:g}")
+        raise ConfigError(f"{name}={raw!r} is out of range; set it to {unit} between {low:g} and {high:g}")
     return value
 
 
@@ -152,6 +154,7 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         watch_patterns=_patterns(env, "UNSTUCK_WATCH", DEFAULT_WATCH),
         ignore_patterns=_patterns(env, "UNSTUCK_IGNORE", DEFAULT_IGNORE),
         force_polling=_flag(env, "UNSTUCK_POLL"),
+        poll_ms=int(_number(env, "UNSTUCK_POLL_MS", 500, 50, 10000, "milliseconds")),
         log_level=log_level,
         run_dir=Path(env.get("UNSTUCK_RUN_DIR", "/run/unstuck").strip() or "/run/unstuck"),
         warm=_flag(env, "UNSTUCK_WARM", default="1"),

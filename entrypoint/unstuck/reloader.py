@@ -41,7 +41,6 @@ KILL_MARGIN_S = 1.0
 # watchfiles yields a batch once no new change came for this long (its default, 50 ms, is most of a
 # warm reload's latency; editors write a file in well under this).
 WATCH_STEP_MS = 20
-POLL_MS = 300
 # A batch with a watched file missing (vim renames it away, then writes the new one) or this many files
 # (a checkout) waits this long for the rest before reloading, so half a save is never reported broken.
 SETTLE_S = 0.15
@@ -338,12 +337,14 @@ class Reloader:
         roots = [self.settings.app_dir]
         decision = mounts.decide_here(roots, self.settings.force_polling)
         if decision.poll:
-            log.info("watching %s by polling every %d ms: %s", ", ".join(map(str, roots)), POLL_MS, decision.reason)
+            log.info("watching %s by polling every %d ms: %s", ", ".join(map(str, roots)), self.settings.poll_ms,
+                     decision.reason)
         else:
             log.info("watching %s with inotify: %s", ", ".join(map(str, roots)), decision.reason)
         flt = WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns)
         for changes in watchfiles.watch(*roots, watch_filter=flt, stop_event=self.stop_watching,
-                                        force_polling=decision.poll, poll_delay_ms=POLL_MS, step=WATCH_STEP_MS,
+                                        force_polling=decision.poll, poll_delay_ms=self.settings.poll_ms,
+                                        step=WATCH_STEP_MS,
                                         raise_interrupt=False):
             self.events.put(("changes", None, changes))
 

@@ -49,7 +49,7 @@ def test_local_bind_mount_is_watched_with_inotify(start_container):
 
 def test_forced_polling_still_reloads(start_container):
     served = serve_sample(start_container, env={"UNSTUCK_POLL": "1"})
-    assert "watching /workspace by polling every 300 ms: UNSTUCK_POLL=1" in served.logs()
+    assert "watching /workspace by polling every 500 ms: UNSTUCK_POLL=1" in served.logs()
     RECOVERIES.append(("edit -> served, polling", edit_main(served, "polled edit")))
 
 

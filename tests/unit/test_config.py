@@ -37,6 +37,7 @@ def test_defaults(tmp_path):
         ({"UNSTUCK_DEBUG_PORT": "debug"}, "UNSTUCK_DEBUG_PORT='debug' is not a port number"),
         ({"UNSTUCK_DEBUG_PORT": "8000"}, "UNSTUCK_DEBUG_PORT=8000 is the app's PORT; use another port"),
         ({"UNSTUCK_LIVERELOAD": "auto"}, "UNSTUCK_LIVERELOAD='auto' is not accepted; use 1 or 0"),
+        ({"UNSTUCK_POLL_MS": "10"}, "UNSTUCK_POLL_MS='10' is out of range; set it to milliseconds between 50 and 10000"),
         ({"UNSTUCK_WARM": "2"}, "UNSTUCK_WARM='2' is not accepted; use 1 or 0"),
     ],
 )
