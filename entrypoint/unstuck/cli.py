@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,8 @@ def cmd_run(args: list[str]) -> int:
         return fail(str(exc))
     os.environ["UNSTUCK_RUN_DIR"] = str(settings.run_dir)
     settings.state_file.unlink(missing_ok=True)
-    settings.supervisord_conf.write_text(supervisord_conf.render(settings))
+    settings.supervisord_conf.touch(mode=0o600)
+    settings.supervisord_conf.write_text(supervisord_conf.render(settings, secrets.token_urlsafe(24)))
     # supervisorctl looks for <venv>/etc/supervisord.conf first: point it at ours so a plain
     # `supervisorctl status` works in the container.
     try:

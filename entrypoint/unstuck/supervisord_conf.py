@@ -24,7 +24,10 @@ def server_command(settings: Settings) -> list[str]:
     return [sys.executable, "-m", "unstuck", "serve"]
 
 
-def render(settings: Settings) -> str:
+def render(settings: Settings, password: str) -> str:
+    """`password` guards the control socket on top of its private directory (and spares every log the
+    CRIT line supervisord prints for an unauthenticated server); supervisorctl and the listener get it
+    from this file, which only the container's user can read."""
     sock = settings.supervisor_socket
     python = sys.executable
     return f"""\
@@ -39,12 +42,16 @@ loglevel=info
 [unix_http_server]
 file={sock}
 chmod=0700
+username=unstuck
+password={password}
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [supervisorctl]
 serverurl=unix://{sock}
+username=unstuck
+password={password}
 
 [program:server]
 command={shlex.join(server_command(settings))}
@@ -65,6 +72,7 @@ redirect_stderr=true
 ; supervisord never leaves FATAL by itself (no infinite startretries); this listener restarts the server.
 command={shlex.join([python, "-m", "unstuck", "unfatal"])}
 events=PROCESS_STATE_FATAL
+environment=SUPERVISOR_USERNAME="unstuck",SUPERVISOR_PASSWORD="{password}"
 autorestart=true
 ; it never exits by itself, so any exit is a kill: restart at once, never BACKOFF/FATAL
 startsecs=0

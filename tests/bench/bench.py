@@ -96,6 +96,14 @@ def save(path: Path, text: str) -> None:
         f.write(text)
 
 
+def save_and_time(client: httpx.Client, app_dir: Path, port: int, source: str, marker: str) -> float:
+    """Save main.py with `marker` in it; seconds until it is served."""
+    started = time.monotonic()
+    save(app_dir / "main.py", with_marker(source, marker))
+    wait_body(client, f"http://127.0.0.1:{port}/", marker)
+    return time.monotonic() - started
+
+
 def cpu_seconds(container) -> float:
     return container.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
 
@@ -132,12 +140,8 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
         for i in range(edits):
             order = RELOADERS if i % 2 == 0 else RELOADERS[::-1]
             for reloader in order:
-                container, port, app_dir = running[reloader]
-                marker = f"edit-{i}-{reloader}"
-                started = time.monotonic()
-                save(app_dir / "main.py", with_marker(original[reloader], marker))
-                wait_body(client, f"http://127.0.0.1:{port}/", marker)
-                times[reloader].append(time.monotonic() - started)
+                _, port, app_dir = running[reloader]
+                times[reloader].append(save_and_time(client, app_dir, port, original[reloader], f"edit-{i}-{reloader}"))
         for reloader in RELOADERS:
             result[reloader]["p50"] = statistics.median(times[reloader])
             result[reloader]["p95"] = pct(times[reloader], 0.95)
@@ -149,11 +153,7 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
                 container, port, app_dir = running[reloader]
                 save(app_dir / "main.py", original[reloader] + "\ndef broken(:\n")
                 wait_logs(container, "SyntaxError", i + 1)
-                marker = f"fixed-{i}-{reloader}"
-                started = time.monotonic()
-                save(app_dir / "main.py", with_marker(original[reloader], marker))
-                wait_body(client, f"http://127.0.0.1:{port}/", marker)
-                fixes[reloader].append(time.monotonic() - started)
+                fixes[reloader].append(save_and_time(client, app_dir, port, original[reloader], f"fixed-{i}-{reloader}"))
         for reloader in RELOADERS:
             result[reloader]["fix"] = statistics.median(fixes[reloader])
 
@@ -187,9 +187,7 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
         thread.start()
         with httpx.Client(timeout=10) as client:
             for i in range(reloads):
-                marker = f"traffic-{i}"
-                save(app_dir / "main.py", with_marker(original[reloader], marker))
-                wait_body(client, url, marker)
+                save_and_time(client, app_dir, port, original[reloader], f"traffic-{i}")
         stop.set()
         thread.join(timeout=15)
         result[reloader]["requests"] = counts["ok"] + counts["failed"]

@@ -71,3 +71,24 @@ def test_missing_app_module_is_named_and_served_once_created(start_container):
     (served.app_dir / "service.py").write_text(
         "from fastapi import FastAPI\napi = FastAPI()\n\n@api.get('/')\ndef root():\n    return {'service': 'up'}\n")
     wait_for(served.url(), has_text(200, "up"), on_timeout=served.logs_tail)
+
+
+@pytest.mark.parametrize("env", [{"UNSTUCK_WARM": "0"}, {"UNSTUCK_RELOADER": "uvicorn"}], ids=["no-warm", "uvicorn"])
+def test_other_reload_modes_serve_edits(start_container, env):
+    served = start_container(env=env)
+    wait_for(served.url(), has_text(200, ORIGINAL), on_timeout=served.logs_tail)
+    main = served.app_dir / "main.py"
+    SAVES["in_place"](main, main.read_text().replace(ORIGINAL, "edited in another mode"))
+    wait_for(served.url(), has_text(200, "edited in another mode"), on_timeout=served.logs_tail)
+    code, out = served.exec("unstuck", "status")
+    assert code == 0 and "serving" in out, out
+
+
+def test_image_serves_its_copy_of_the_app_without_a_mount(docker_client, image):
+    port = free_port()
+    container = docker_client.containers.run(image.id, detach=True, labels={LABEL: SESSION},
+                                             ports={"8000/tcp": ("127.0.0.1", port)})
+    try:
+        wait_for(f"http://127.0.0.1:{port}/", has_text(200, ORIGINAL))
+    finally:
+        container.remove(force=True)

@@ -51,8 +51,11 @@ def test_control_socket_is_private(start_container):
     lines = out.splitlines()
     assert lines[0] == "700 app /run/unstuck", out
     assert lines[1].startswith("700 app "), out
+    _, out = served.exec("stat", "-c", "%a", "/run/unstuck/supervisord.conf")
+    assert out.strip() == "600", out
     _, conf = served.exec("cat", "/run/unstuck/supervisord.conf")
-    assert "[inet_http_server]" not in conf
+    assert "[inet_http_server]" not in conf and "password=" in conf
+    assert "CRIT" not in served.logs()  # no unauthenticated control server
 
 
 def test_only_the_app_port_listens(start_container):

@@ -7,7 +7,7 @@ from unstuck import config, supervisord_conf
 def rendered(tmp_path, **env):
     settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path / "run"), **env})
     parser = configparser.RawConfigParser()
-    parser.read_string(supervisord_conf.render(settings))
+    parser.read_string(supervisord_conf.render(settings, "s3cret-for-test"))
     return parser
 
 
@@ -25,6 +25,13 @@ def test_foreground_logs_to_container_streams_and_private_socket(tmp_path):
     assert server["autorestart"] == "true"
     assert int(server["stopwaitsecs"]) < 10  # well under docker's kill timeout
     assert conf["eventlistener:unfatal"]["events"] == "PROCESS_STATE_FATAL"
+
+
+def test_control_socket_needs_the_password_that_ctl_and_listener_are_given(tmp_path):
+    conf = rendered(tmp_path)
+    assert (conf["unix_http_server"]["username"], conf["unix_http_server"]["password"]) == ("unstuck", "s3cret-for-test")
+    assert (conf["supervisorctl"]["username"], conf["supervisorctl"]["password"]) == ("unstuck", "s3cret-for-test")
+    assert 'SUPERVISOR_PASSWORD="s3cret-for-test"' in conf["eventlistener:unfatal"]["environment"]
 
 
 def test_default_runs_unstuck_reloader(tmp_path):
