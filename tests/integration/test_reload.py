@@ -2,8 +2,9 @@
 
 import pytest
 
-from repo import RECOVERIES
+from containers import LABEL, SESSION, free_port
 from editor import SAVES
+from repo import RECOVERIES
 from waiting import has_text, wait_for
 
 ORIGINAL = "Hello from unstuck"
