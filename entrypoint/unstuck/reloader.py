@@ -43,7 +43,7 @@ KILL_MARGIN_S = 1.0
 WATCH_STEP_MS = 20
 # A batch with a watched file missing (vim renames it away, then writes the new one) or this many files
 # (a checkout) waits this long for the rest before reloading, so half a save is never reported broken.
-SETTLE_S = 0.15
+SETTLE_S = 0.3
 BURST_FILES = 10
 
 

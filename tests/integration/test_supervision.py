@@ -72,3 +72,28 @@ def test_bad_settings_exit_2_with_one_line(start_container, env, message):
     logs = served.logs().strip()
     assert result["StatusCode"] == 2, logs
     assert logs.startswith(message) and len(logs.splitlines()) == 1, logs
+
+
+KILL_SERVER_FOR = (
+    "import os, signal, sys, time\n"
+    "end = time.monotonic() + float(sys.argv[1])\n"
+    "while time.monotonic() < end:\n"
+    "    for p in [d for d in os.listdir('/proc') if d.isdigit()]:\n"
+    "        try:\n"
+    "            if open(f'/proc/{p}/comm').read().strip() == 'unstuck-serve':\n"
+    "                os.kill(int(p), signal.SIGKILL)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "    time.sleep(0.05)\n"
+)
+
+
+def test_server_that_keeps_dying_at_start_is_never_left_fatal(start_container):
+    served = start_container()
+    wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
+    # Killed within a second of every start, long enough for supervisord to give up on it (FATAL).
+    served.exec("python", "-c", KILL_SERVER_FOR, "25")
+    assert "gave up: server entered FATAL state" in served.logs(), served.logs_tail()
+    wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
+    assert "server is FATAL; starting it again" in served.logs()
+    wait_until("everything RUNNING again", lambda: all_running(served))
