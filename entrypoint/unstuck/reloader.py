@@ -205,19 +205,24 @@ class Reloader:
             return
         now = time.monotonic()
         lived = now - worker.ready_at if worker.ready_at else 0.0
-        if self.pending is worker:
+        was_pending = self.pending is worker
+        if was_pending:
             self.pending = None
         if self.current is worker:
             self.current = None
         # Consecutive crashes back off; one after a long healthy run does not.
         self.crashes = 1 if lived >= STABLE_AFTER_S else self.crashes + 1
         delay = backoff_delay(self.crashes, self.settings.backoff_max)
+        when = "now" if delay == 0 else f"in {delay:g} s"
         what = "the app process" if worker.kind == "app" else "the error responder"
         log.warning("%s (pid %d) %s; restarting %s", what, worker.pid, describe_exit(code),
-                    "now" if delay == 0 else f"in {delay:g} s (crash {self.crashes} in a row)")
-        if worker.kind == "app" and self.current is None and delay > 0:
-            self.show(Failure("crash", "WorkerExited",
-                              f"the app process {describe_exit(code)}; restarting in {delay:g} s"))
+                    when if delay == 0 else f"{when} (crash {self.crashes} in a row)")
+        # The port says why while nothing serves the app, and when a save made the app die while loading
+        # (like a failed import, that replaces the previous version).
+        if worker.kind == "app" and (was_pending or (self.current is None and delay > 0)):
+            during = " while loading" if was_pending and worker.ready_at is None else ""
+            self.show(Failure("crash", "WorkerExited", f"the app process {describe_exit(code)}{during}; "
+                                                       f"restarting {when}"))
         if delay == 0:
             self.start_app("restart after crash")
         else:

@@ -221,6 +221,9 @@ def test_fix_during_crash_backoff_is_served_without_waiting(start_container):
     main = served.app_dir / "main.py"
     save_in_place(main, fault_app("crashes", preamble="os._exit(3)"))
     wait_until("the crash loop backs off", lambda: ("restarting in 2 s" in served.logs(), served.logs_tail(5)))
+    # Like a failed import, a save whose import kills the process replaces the previous version.
+    wait_for(served.url(), has_text(503, "the app process exited with code 3 while loading"),
+             on_timeout=served.logs_tail)
     saved_at = time.monotonic()
     save_atomic(main, fault_app("fixed"))
     wait_for(served.url(), has_text(200, "fixed"), on_timeout=served.logs_tail)
