@@ -35,7 +35,8 @@ def private_run_dir(settings: config.Settings) -> config.Settings:
             candidate.chmod(0o700)
         except OSError:
             continue
-        if os.access(candidate, os.W_OK | os.X_OK):
+        # Ours alone: a directory someone else created (in /tmp) is not used.
+        if candidate.stat().st_uid == os.getuid() and os.access(candidate, os.W_OK | os.X_OK):
             return dataclasses.replace(settings, run_dir=candidate)
     raise config.ConfigError(f"UNSTUCK_RUN_DIR={str(settings.run_dir)!r} is not writable by uid {os.getuid()}; "
                              "point it at a directory this user owns")

@@ -7,7 +7,6 @@ user is the last one inside their project, which is what the one-line log and th
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,9 +77,3 @@ def from_exception(exc: BaseException, phase: str, app_dir: Path) -> Failure:
     frame = user[-1] if user else (frames[-1] if frames else None)
     file = display_path(frame.filename, app_dir) if frame else None
     return Failure(phase, type(exc).__name__, str(exc), file, frame.lineno if frame else None, tb_text)
-
-
-def current(phase: str, app_dir: Path) -> Failure:
-    exc = sys.exc_info()[1]
-    assert exc is not None
-    return from_exception(exc, phase, app_dir)

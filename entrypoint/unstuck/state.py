@@ -1,4 +1,5 @@
-"""The reloader's state, published as a small JSON file for `unstuck status` and the HEALTHCHECK."""
+"""The reloader's state (starting, serving, reloading, broken or stopping), published as a small JSON
+file for `unstuck status` and the HEALTHCHECK."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ import os
 import tempfile
 import time
 from pathlib import Path
-
-STATES = ("starting", "serving", "reloading", "broken", "stopping")
-
 
 def write(path: Path, **fields) -> None:
     data = {"updated": time.time(), "pid": os.getpid(), **fields}
