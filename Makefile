@@ -33,7 +33,7 @@ test: $(VENV)/.installed ## every test: unit tests and real-container integratio
 	$(VENV)/bin/pytest tests
 
 test-unit: $(VENV)/.installed ## the fast tests that need no Docker
-	$(VENV)/bin/pytest tests/unit
+	$(VENV)/bin/pytest tests/unit tests/host
 
 bench: $(VENV)/.installed ## unstuck vs plain uvicorn --reload, side by side (takes a few minutes)
 	$(VENV)/bin/python tests/bench/bench.py $(BENCH_ARGS)

@@ -59,6 +59,7 @@ class ForkServerHandle:
         self._next_id = 0
         self._events = events
         self._lock = threading.Lock()
+        self._abandoned: set[int] = set()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.control = ours
         args = [sys.executable, "-m", "unstuck", "forkserver", "--control-fd", str(theirs.fileno()),
@@ -86,7 +87,11 @@ class ForkServerHandle:
             elif event == "forked":
                 with self._lock:
                     self.children[message["pid"]] = child = ForkedProcess(message["pid"])
-                self._replies.put((message["id"], child))
+                    abandoned = message["id"] in self._abandoned
+                    if not abandoned:
+                        self._replies.put((message["id"], child))
+                if abandoned:  # the reloader gave up waiting and started another worker instead
+                    child.kill()
             elif event == "exit":
                 with self._lock:
                     child = self.children.pop(message["pid"], None)
@@ -110,12 +115,19 @@ class ForkServerHandle:
         request = json.dumps({"op": "fork", "id": self._next_id, "failure": failure}).encode()
         try:
             socket.send_fds(self.control, [request], [report_fd])
-            while True:  # skip replies to earlier requests that timed out
-                reply_id, child = self._replies.get(timeout=FORK_REPLY_TIMEOUT_S)
-                if reply_id == self._next_id:
-                    return child
-        except (OSError, queue.Empty):
+        except OSError:
             return None
+        # Requests are one at a time and abandoned ones never queue a reply: what comes is this one's.
+        try:
+            return self._replies.get(timeout=FORK_REPLY_TIMEOUT_S)[1]
+        except queue.Empty:
+            pass
+        with self._lock:  # the reply may have come just now; otherwise its child is killed on arrival
+            try:
+                return self._replies.get_nowait()[1]
+            except queue.Empty:
+                self._abandoned.add(self._next_id)
+                return None
 
     def retire(self) -> None:
         """Stop forking; exit once the workers it forked have exited (they die with it)."""
