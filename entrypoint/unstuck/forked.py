@@ -84,6 +84,8 @@ class ForkServerHandle:
             event = message.get("event")
             if event == "ready":
                 self._events.put(("warm_ready", self, message))
+            elif event == "preloaded":
+                log.debug("warm process %d imported %d more modules", self.pid, message.get("modules", 0))
             elif event == "forked":
                 with self._lock:
                     self.children[message["pid"]] = child = ForkedProcess(message["pid"])
@@ -129,6 +131,14 @@ class ForkServerHandle:
                 self._abandoned.add(self._next_id)
                 return None
 
+    def preload(self, modules: set[str]) -> None:
+        """Have it import these as well (it does so between forks, ready or not yet)."""
+        try:
+            self.control.send(json.dumps({"op": "preload", "modules": sorted(modules)}).encode())
+        except OSError:
+            return
+        self.modules = self.modules | frozenset(modules)
+
     def retire(self) -> None:
         """Stop forking; exit once the workers it forked have exited (they die with it)."""
         self.retiring = True
@@ -147,9 +157,9 @@ class ForkServerHandle:
 class WarmProcesses:
     """The warm process in use, and its replacement while that one is still preloading.
 
-    A replacement is started when the app uses third-party modules the current one has not imported,
-    or when dependencies were installed (its modules may be stale); the old one then retires, living on
-    only as long as workers it forked do.
+    When the app uses third-party modules it has not imported, the warm process imports them in place.
+    After dependencies were installed (its modules may be other versions now) a replacement is started;
+    the old one then retires, living on only as long as workers it forked do.
     """
 
     def __init__(self, listen_fd: int, preload_file: Path, events, enabled: bool) -> None:
@@ -177,15 +187,25 @@ class WarmProcesses:
             return
         if self.next is not None:
             self.next.retire()
+        self.remember(frozenset(modules))
+        self.next = ForkServerHandle(self.listen_fd, self.preload_file, frozenset(modules), "/", self.events)
+
+    def learn(self, modules: list[str]) -> None:
+        new = set(modules) - self.modules
+        target = self.next or self.current
+        if not new or not self.enabled:
+            return
+        if target is None:
+            self.start(new)
+            return
+        target.preload(new)
+        self.remember(target.modules)
+
+    def remember(self, modules: frozenset[str]) -> None:
         try:
             self.preload_file.write_text("\n".join(sorted(modules)) + "\n")
         except OSError as exc:
             log.debug("cannot write %s: %s", self.preload_file, exc)
-        self.next = ForkServerHandle(self.listen_fd, self.preload_file, frozenset(modules), "/", self.events)
-
-    def learn(self, modules: list[str]) -> None:
-        if modules and not set(modules) <= self.modules:
-            self.start(set(modules) | self.modules)
 
     def rebuild(self) -> None:
         """Fresh imports of the same modules (after an install they may be other versions)."""

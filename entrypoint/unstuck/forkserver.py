@@ -9,6 +9,7 @@ not wait for processes that are not its children.
 
 Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
   reloader -> here:  {"op": "fork", "id": N, "failure": {...}|null} with the worker's report pipe attached
+                     {"op": "preload", "modules": [...]}: import these too, between forks
   here -> reloader:  {"event": "ready", "modules": N, "seconds": S}
                      {"event": "forked", "id": N, "pid": P}
                      {"event": "exit", "pid": P, "code": C}   (C < 0: killed by signal -C, as in Popen)
@@ -16,6 +17,7 @@ Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
 
 from __future__ import annotations
 
+import collections
 import importlib
 import json
 import os
@@ -55,8 +57,17 @@ def serve(control: socket.socket, listen_fd: int, parent_pid: int, settings) -> 
     def send(**message) -> None:
         control.send(json.dumps(message).encode())
 
+    # Modules to import between requests, one at a time, so that a fork is never kept waiting on them.
+    to_import: collections.deque[str] = collections.deque()
     while True:
-        for key, _ in selector.select():
+        ready = selector.select(timeout=0 if to_import else None)
+        if not ready and to_import:
+            started = time.monotonic()
+            imported = preload([to_import.popleft()], settings.app_dir)
+            if not to_import:
+                send(event="preloaded", seconds=round(time.monotonic() - started, 3), modules=imported)
+            continue
+        for key, _ in ready:
             if key.fileobj is wake_r:
                 os.read(wake_r, 4096)
                 while True:
@@ -72,6 +83,9 @@ def serve(control: socket.socket, listen_fd: int, parent_pid: int, settings) -> 
             if not message:
                 return  # the reloader is gone
             request = json.loads(message)
+            if request.get("op") == "preload":
+                to_import.extend(name for name in request["modules"] if name not in sys.modules)
+                continue
             pid = os.fork()
             if pid == 0:
                 # The child: a plain process again, then a worker generation.
