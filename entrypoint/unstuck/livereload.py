@@ -42,8 +42,9 @@ class LiveReload:
         async def inject(message):
             nonlocal start
             if message["type"] == "http.response.start":
-                headers = dict(message.get("headers") or [])
-                if headers.get(b"content-type", b"").startswith(b"text/html"):
+                headers = {k.lower(): v for k, v in message.get("headers") or []}
+                # A compressed body cannot take a script appended in plain text: left as it is.
+                if headers.get(b"content-type", b"").startswith(b"text/html") and b"content-encoding" not in headers:
                     start = message  # held until the body is known to be one chunk
                     return
                 return await send(message)
