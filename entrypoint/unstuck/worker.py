@@ -171,7 +171,16 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     imported = time.monotonic() - started
 
     config = _uvicorn_config(settings, app, "auto")
-    config.load()
+    try:
+        config.load()  # uvicorn logs and exits when APP_MODULE names something that is not an app
+    except BaseException:  # noqa: BLE001 - the port must say so instead
+        module = sys.modules.get(settings.app_module.partition(":")[0])
+        path = getattr(module, "__file__", None)
+        message = (f"APP_MODULE={settings.app_module} is a {type(app).__name__}, not an ASGI application; "
+                   "point APP_MODULE at your app object")
+        where = failure_mod.display_path(path, settings.app_dir) if path else None
+        serve_error(settings, sock, Failure("import", "TypeError", message, where), reporter)
+        return
     probe = LifespanProbe(LiveReload(config.loaded_app) if settings.livereload else config.loaded_app)
     config.loaded_app = probe
     def on_started() -> None:

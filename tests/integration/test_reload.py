@@ -4,7 +4,7 @@ import pytest
 
 from containers import LABEL, SESSION, free_port
 from editor import SAVES
-from repo import RECOVERIES
+from repo import RECOVERIES, REPO
 from waiting import has_text, wait_for
 
 ORIGINAL = "Hello from unstuck"
@@ -93,3 +93,10 @@ def test_image_serves_its_copy_of_the_app_without_a_mount(docker_client, image):
         wait_for(f"http://127.0.0.1:{port}/", has_text(200, ORIGINAL))
     finally:
         container.remove(force=True)
+
+
+def test_app_module_naming_something_else_than_an_app_says_so(start_container):
+    source = (REPO / "app" / "main.py").read_text() + '\nORIGINAL_TEXT = "x"\n'
+    served = start_container(env={"APP_MODULE": "app.main:ORIGINAL_TEXT"}, files={"main.py": source})
+    _, broken = wait_for(served.url(), has_text(503, "is a str, not an ASGI application"), on_timeout=served.logs_tail)
+    assert "APP_MODULE=app.main:ORIGINAL_TEXT" in broken.text
