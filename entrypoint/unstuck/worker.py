@@ -96,6 +96,7 @@ class ReportingServer(uvicorn.Server):
         self._on_started = on_started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self.signalled = False
 
     async def startup(self, sockets=None) -> None:
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
@@ -115,6 +116,7 @@ class ReportingServer(uvicorn.Server):
             should_exit = await self.on_tick(counter)
 
     def handle_exit(self, sig, frame) -> None:
+        self.signalled = True
         super().handle_exit(sig, frame)
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
@@ -193,6 +195,10 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     try:
         server.run(sockets=[sock])
     except SystemExit:
+        if server.signalled:
+            # Told to stop while its startup was failing: uvicorn drops the captured signal when startup
+            # exits, so without this the error page would be served on and the worker never retire.
+            return
         if server.started or (probe.exc is None and probe.failed_message is None):
             raise
         if probe.exc is not None:
