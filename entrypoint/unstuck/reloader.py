@@ -41,8 +41,9 @@ KILL_MARGIN_S = 1.0
 # watchfiles yields a batch once no new change came for this long (its default, 50 ms, is most of a
 # warm reload's latency; editors write a file in well under this).
 WATCH_STEP_MS = 20
-# A batch with a watched file missing (vim renames it away, then writes the new one) or this many files
-# (a checkout) waits this long for the rest before reloading, so half a save is never reported broken.
+# A batch with a watched file missing (vim renames it away, then writes the new one), a new directory or
+# this many files (a checkout) waits this long for the rest before reloading, so half a save is never
+# reported broken.
 SETTLE_S = 0.3
 BURST_FILES = 10
 
@@ -232,7 +233,8 @@ class Reloader:
     def on_changes(self, changes) -> None:
         self.unsettled |= changes
         missing = any(not os.path.exists(path) for _, path in changes)
-        if missing or len(changes) >= BURST_FILES:
+        new_dir = any(os.path.isdir(path) for _, path in changes)
+        if missing or new_dir or len(changes) >= BURST_FILES:
             self.settle_at = time.monotonic() + SETTLE_S
         elif self.settle_at is None:
             self.apply_changes()

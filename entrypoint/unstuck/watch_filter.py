@@ -7,6 +7,7 @@ written by the app would reload it forever. This adds an include list and name-b
 
 from __future__ import annotations
 
+import os
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -28,4 +29,8 @@ class WatchFilter(DefaultFilter):
         parts = Path(rel).parts
         if any(fnmatch(part, pattern) for part in parts for pattern in self.ignore):
             return False
+        if change == Change.added and os.path.isdir(path):
+            # Files written into a new directory before inotify watches it raise no event of their own
+            # (a checkout creating a package): the directory's creation is the change that counts.
+            return True
         return any(fnmatch(parts[-1], pattern) for pattern in self.watch)

@@ -27,3 +27,12 @@ def test_noise_does_not_trigger(rel):
 def test_root_path_itself_is_not_matched_against_ignores():
     inside_venv_named_root = WatchFilter([Path("/srv/venv")], DEFAULT_WATCH, DEFAULT_IGNORE)
     assert inside_venv_named_root(Change.modified, "/srv/venv/app/main.py")
+
+
+def test_a_new_directory_counts_but_not_an_ignored_one(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "node_modules").mkdir()
+    here = WatchFilter([tmp_path], DEFAULT_WATCH, DEFAULT_IGNORE)
+    assert here(Change.added, str(tmp_path / "pkg"))
+    assert not here(Change.added, str(tmp_path / "node_modules"))
+    assert not here(Change.modified, str(tmp_path / "pkg"))
