@@ -9,6 +9,7 @@ success or pip's error to the reloader, which keeps serving with the previous en
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import threading
@@ -18,10 +19,13 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
+from watchfiles import DefaultFilter
+
 from unstuck.logs import log
 
 FILES = ("requirements*.txt", "pyproject.toml")
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache"}
+# The directories the watcher never looks into either (watchfiles' defaults, and `venv`): not walked.
+SKIP_DIRS = set(DefaultFilter.ignore_dirs) | {"venv"}
 STAMPS = Path(sys.prefix) / ".unstuck-installed"  # one empty file per installed content hash
 
 
@@ -39,12 +43,10 @@ def is_dependency_file(path: str) -> bool:
 
 def find(root: Path) -> list[Path]:
     found = []
-    for path in sorted(root.rglob("*")):
-        if set(path.relative_to(root).parts[:-1]) & SKIP_DIRS:
-            continue
-        if path.is_file() and is_dependency_file(str(path)):
-            found.append(path)
-    return found
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in SKIP_DIRS]
+        found += [Path(directory, name) for name in files if is_dependency_file(name)]
+    return sorted(found)
 
 
 def requirements(path: Path) -> list[str] | None:

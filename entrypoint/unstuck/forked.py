@@ -50,7 +50,7 @@ class ForkedProcess:
 class ForkServerHandle:
     """One warm process. `events` receives ("warm_ready", self, message) and ("warm_exit", self, None)."""
 
-    def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], cwd: str, events) -> None:
+    def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], events) -> None:
         self.modules = modules
         self.ready = False
         self.retiring = False
@@ -64,7 +64,8 @@ class ForkServerHandle:
         self.control = ours
         args = [sys.executable, "-m", "unstuck", "forkserver", "--control-fd", str(theirs.fileno()),
                 "--listen-fd", str(listen_fd), "--parent-pid", str(os.getpid()), "--preload", str(preload_file)]
-        self.proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), listen_fd), cwd=cwd)
+        # Started outside the app's tree, so that nothing of the user's code is importable there.
+        self.proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), listen_fd), cwd="/")
         theirs.close()
         threading.Thread(target=self._read, daemon=True, name="warm").start()
 
@@ -91,7 +92,7 @@ class ForkServerHandle:
                     self.children[message["pid"]] = child = ForkedProcess(message["pid"])
                     abandoned = message["id"] in self._abandoned
                     if not abandoned:
-                        self._replies.put((message["id"], child))
+                        self._replies.put(child)
                 if abandoned:  # the reloader gave up waiting and started another worker instead
                     child.kill()
             elif event == "exit":
@@ -121,20 +122,21 @@ class ForkServerHandle:
             return None
         # Requests are one at a time and abandoned ones never queue a reply: what comes is this one's.
         try:
-            return self._replies.get(timeout=FORK_REPLY_TIMEOUT_S)[1]
+            return self._replies.get(timeout=FORK_REPLY_TIMEOUT_S)
         except queue.Empty:
             pass
         with self._lock:  # the reply may have come just now; otherwise its child is killed on arrival
             try:
-                return self._replies.get_nowait()[1]
+                return self._replies.get_nowait()
             except queue.Empty:
                 self._abandoned.add(self._next_id)
                 return None
 
     def preload(self, modules: set[str]) -> None:
-        """Have it import these as well (it does so between forks, ready or not yet)."""
+        """Have it import these as well (it does so between forks, ready or not yet). They must be in the
+        preload file already: it is read again there, so no message size limits the list."""
         try:
-            self.control.send(json.dumps({"op": "preload", "modules": sorted(modules)}).encode())
+            self.control.send(json.dumps({"op": "preload"}).encode())
         except OSError:
             return
         self.modules = self.modules | frozenset(modules)
@@ -188,7 +190,7 @@ class WarmProcesses:
         if self.next is not None:
             self.next.retire()
         self.remember(frozenset(modules))
-        self.next = ForkServerHandle(self.listen_fd, self.preload_file, frozenset(modules), "/", self.events)
+        self.next = ForkServerHandle(self.listen_fd, self.preload_file, frozenset(modules), self.events)
 
     def learn(self, modules: list[str]) -> None:
         new = set(modules) - self.modules
@@ -198,8 +200,8 @@ class WarmProcesses:
         if target is None:
             self.start(new)
             return
+        self.remember(target.modules | new)
         target.preload(new)
-        self.remember(target.modules)
 
     def remember(self, modules: frozenset[str]) -> None:
         try:

@@ -9,7 +9,7 @@ not wait for processes that are not its children.
 
 Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
   reloader -> here:  {"op": "fork", "id": N, "failure": {...}|null} with the worker's report pipe attached
-                     {"op": "preload", "modules": [...]}: import these too, between forks
+                     {"op": "preload"}: import what the preload file now lists too, between forks
   here -> reloader:  {"event": "ready", "modules": N, "seconds": S}
                      {"event": "forked", "id": N, "pid": P}
                      {"event": "exit", "pid": P, "code": C}   (C < 0: killed by signal -C, as in Popen)
@@ -29,6 +29,14 @@ import time
 from pathlib import Path
 
 
+def listed(preload_file: str) -> list[str]:
+    """The module names in the preload file the reloader keeps (one per line; none if it is missing)."""
+    try:
+        return Path(preload_file).read_text().split() if preload_file else []
+    except OSError:
+        return []
+
+
 def preload(names: list[str], app_dir: Path) -> int:
     # The user's tree must not be importable here: a same-named module would be frozen into the fork.
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and not p.startswith(str(app_dir))]
@@ -42,7 +50,7 @@ def preload(names: list[str], app_dir: Path) -> int:
     return loaded
 
 
-def serve(control: socket.socket, listen_fd: int, parent_pid: int, settings) -> None:
+def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -> None:
     from unstuck import worker
     from unstuck.failure import Failure
 
@@ -59,13 +67,14 @@ def serve(control: socket.socket, listen_fd: int, parent_pid: int, settings) -> 
 
     # Modules to import between requests, one at a time, so that a fork is never kept waiting on them.
     to_import: collections.deque[str] = collections.deque()
+    imported = 0
     while True:
         ready = selector.select(timeout=0 if to_import else None)
         if not ready and to_import:
-            started = time.monotonic()
-            imported = preload([to_import.popleft()], settings.app_dir)
+            imported += preload([to_import.popleft()], settings.app_dir)
             if not to_import:
-                send(event="preloaded", seconds=round(time.monotonic() - started, 3), modules=imported)
+                send(event="preloaded", modules=imported)
+                imported = 0
             continue
         for key, _ in ready:
             if key.fileobj is wake_r:
@@ -84,7 +93,7 @@ def serve(control: socket.socket, listen_fd: int, parent_pid: int, settings) -> 
                 return  # the reloader is gone
             request = json.loads(message)
             if request.get("op") == "preload":
-                to_import.extend(name for name in request["modules"] if name not in sys.modules)
+                to_import.extend(name for name in listed(preload_file) if name not in sys.modules)
                 continue
             pid = os.fork()
             if pid == 0:
@@ -139,9 +148,8 @@ def main(argv: list[str]) -> int:
     settings = config_mod.load(check_dirs=False)
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
-    names = Path(args.preload).read_text().split() if args.preload and Path(args.preload).exists() else []
-    loaded = preload(["uvicorn", "unstuck.worker", *names], settings.app_dir)
+    loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload)], settings.app_dir)
     control.send(json.dumps({"event": "ready", "modules": loaded, "seconds": round(time.monotonic() - started, 3)})
                  .encode())
-    serve(control, args.listen_fd, args.parent_pid, settings)
+    serve(control, args.listen_fd, args.preload, settings)
     return 0

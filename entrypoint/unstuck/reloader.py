@@ -110,12 +110,13 @@ class Reloader:
 
     def spawn(self, kind: str, trigger: str, failure: Failure | None = None) -> Worker:
         read_fd, write_fd = os.pipe()
-        args = [sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(self.sock.fileno()),
-                "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())]
-        if failure is not None:
-            args += ["--failure", json.dumps(failure.to_dict())]
-        proc = self.warm.fork(write_fd, failure.to_dict() if failure else None)
+        failure_data = failure.to_dict() if failure else None
+        proc = self.warm.fork(write_fd, failure_data)
         if proc is None:  # no warm process (yet): a fresh interpreter
+            args = [sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(self.sock.fileno()),
+                    "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())]
+            if failure_data is not None:
+                args += ["--failure", json.dumps(failure_data)]
             proc = subprocess.Popen(args, pass_fds=(self.sock.fileno(), write_fd), cwd=str(self.settings.app_dir))
         os.close(write_fd)
         worker = Worker(proc, kind, trigger, failure=failure)
@@ -251,9 +252,11 @@ class Reloader:
     # -- dependencies -------------------------------------------------------------------------------
 
     def install_dependencies(self) -> None:
+        if self.installing:  # one pip at a time; what changes meanwhile is looked at when it is done
+            self.install_again = True
+            return
         paths = dependencies.pending(self.settings.app_dir)
-        if not paths or self.installing:
-            self.install_again = bool(paths)
+        if not paths:
             return
         self.installing = True
         self.publish()

@@ -35,7 +35,7 @@ def warm(listening, tmp_path, monkeypatch):
     preload = tmp_path / "preload.txt"
     preload.write_text("json\nfastapi\n")
     events = queue.SimpleQueue()
-    handle = ForkServerHandle(listening.fileno(), preload, frozenset({"json", "fastapi"}), "/", events)
+    handle = ForkServerHandle(listening.fileno(), preload, frozenset({"json", "fastapi"}), events)
     kind, _, report = events.get(timeout=30)
     assert kind == "warm_ready" and report["modules"] >= 3  # uvicorn, unstuck.worker and the two asked for
     handle.ready = True
