@@ -164,7 +164,6 @@ def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Fai
 
 
 def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Reporter) -> None:
-    reporter.send("importing")
     started = time.monotonic()
     app, failure = import_app(settings)
     if failure is not None:
@@ -185,9 +184,9 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         return
     probe = LifespanProbe(LiveReload(config.loaded_app) if settings.livereload else config.loaded_app)
     config.loaded_app = probe
+
     def on_started() -> None:
-        reporter.send("ready", import_s=round(imported, 4), total_s=round(time.monotonic() - started, 4),
-                      modules=preloadable_modules(settings.app_dir))
+        reporter.send("ready", import_s=round(imported, 4), modules=preloadable_modules(settings.app_dir))
         if settings.debug:
             debugger.listen_when_free(settings.host, settings.debug_port)
 
