@@ -6,6 +6,7 @@ teardown even when a test fails, and swept once more at the end of the session.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -64,8 +65,37 @@ class Served:
     def logs_tail(self, lines: int = 40) -> str:
         return "container logs (tail):\n" + "\n".join(self.logs().splitlines()[-lines:])
 
-    def exec(self, *cmd: str) -> tuple[int, str]:
-        result = self.container.exec_run(list(cmd))
+    def exec(self, *cmd: str, user: str | None = None) -> tuple[int, str]:
+        result = self.container.exec_run(list(cmd), user=user or "")
         return result.exit_code, result.output.decode(errors="replace")
+
+    def status(self) -> dict:
+        """`unstuck status --json` inside the container: the server's state and counters (what tests assert
+        on, rather than log wording); {"state": "down", ...} when it cannot be read."""
+        code, out = self.exec("unstuck", "status", "--json")
+        try:
+            return json.loads(out)
+        except ValueError:
+            return {"state": "down", "output": out, "code": code}
+
+    def counter(self, name: str) -> int:
+        return self.status().get("counters", {}).get(name, 0)
+
+    def wait_status(self, what: str, check, timeout: float = 30.0) -> dict:
+        """Poll the status until `check(status)` holds; return that status."""
+        from waiting import wait_until
+
+        seen: dict = {}
+
+        def probe():
+            seen.clear()
+            seen.update(self.status())
+            return bool(check(seen)), json.dumps(seen)[:600]
+
+        wait_until(what, probe, timeout=timeout)
+        return dict(seen)
+
+    def wait_state(self, wanted: str, timeout: float = 30.0) -> dict:
+        return self.wait_status(f"unstuck status says {wanted}", lambda s: s.get("state") == wanted, timeout)
 
 

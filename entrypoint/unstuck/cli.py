@@ -15,9 +15,11 @@ USAGE = """usage: unstuck COMMAND
   run      validate settings, then run supervisord in the foreground (the image's entrypoint)
   check    validate settings only and print them
   status   print the server's state (exit 0 when serving, 1 otherwise); --quiet, --json
+  wait     wait until the port answers (the app, or its error page); --timeout SECONDS (default 300)
   serve    the reload server supervisord runs (internal)
   worker   one app generation (internal)
-  forkserver  the warm process that forks workers (internal)
+  warm-process  the warm process that forks workers (internal)
+  proc     one Procfile worker, kept running by unstuck (internal)
   unfatal  supervisord event listener that restarts FATAL programs (internal)"""
 
 
@@ -53,6 +55,12 @@ def cmd_run(args: list[str]) -> int:
     settings.state_file.unlink(missing_ok=True)
     settings.supervisord_conf.touch(mode=0o600)
     settings.supervisord_conf.write_text(supervisord_conf.render(settings, secrets.token_urlsafe(24)))
+    from unstuck.proc_control import write_procs_conf
+
+    _, error = write_procs_conf(settings)
+    if error is not None:  # the web app is served all the same; the status and the log say what is wrong
+        (settings.run_dir / "procs.conf").write_text("; the Procfile could not be read\n")
+        print(f"ERROR:    [unstuck] {error}; no workers started", flush=True)
     # supervisorctl looks for <venv>/etc/supervisord.conf first: point it at ours so a plain
     # `supervisorctl status` works in the container.
     try:
@@ -117,7 +125,25 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"dependencies: {data['dependencies_error']}")
     if data.get("crashes"):
         lines.append(f"crashes:      {data['crashes']} in a row")
+    if data.get("procfile_error"):
+        lines.append(f"procfile:     {data['procfile_error']}")
+    for name, proc in sorted((data.get("procs") or {}).items()):
+        error = (proc.get("last_error") or {}).get("headline")
+        lines.append(f"worker {name}: {proc['state']}, {proc.get('restarts', 0)} restarts"
+                     + (f", last error: {error}" if error else ""))
     return "\n".join(lines)
+
+
+def read_procs(run_dir: Path) -> dict:
+    """The Procfile workers' states, as their wrappers publish them."""
+    procs = {}
+    for path in sorted((run_dir / "procs").glob("*.json")):
+        data = state.read(path)
+        if data is not None and state.pid_alive(int(data.get("pid") or 0)):
+            procs[data["name"]] = data
+        elif data is not None:
+            procs[data["name"]] = {**data, "state": "down"}
+    return procs
 
 
 def status_of_plain_uvicorn(quiet: bool) -> int:
@@ -149,11 +175,48 @@ def cmd_status(args: list[str]) -> int:
         if not quiet:
             print(f"state:        down (no running reload server; looked for {path})")
         return 1
+    data["procs"] = read_procs(path.parent)
     if as_json:
         print(json.dumps(data, indent=2))
     elif not quiet:
         print(format_status(data, time.time()))
     return 0 if data["state"] in ("serving", "reloading") else 1
+
+
+def cmd_wait(args: list[str]) -> int:
+    """For scripts and `devcontainer up` (postStartCommand): return once the port answers HTTP, whether
+    with the app or with the error page, so that a `curl` right after never meets a closed port."""
+    import http.client
+
+    timeout = 300.0
+    if args[:1] == ["--timeout"] and len(args) == 2:
+        try:
+            timeout = float(args[1])
+        except ValueError:
+            return fail(f"--timeout {args[1]!r} is not a number of seconds")
+    elif args:
+        return fail("usage: unstuck wait [--timeout SECONDS]")
+    port = int(os.environ.get("PORT", "8000") or 8000)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/", headers={"Accept": "application/json"})
+            status = conn.getresponse().status
+            current = (find_state()[0] or {}).get("state")
+            # "starting" answers too, but with a placeholder (importing, installing): not what a script
+            # waiting for the app wants. Plain uvicorn publishes no state: its answer is enough.
+            if current != "starting" or os.environ.get("UNSTUCK_RELOADER") == "uvicorn":
+                print(f"unstuck: port {port} answers ({status}, {current or 'no state'})")
+                return 0
+            why = f"still {current}"
+        except OSError as exc:
+            why = str(exc)
+        if time.monotonic() > deadline:
+            current = (find_state()[0] or {}).get("state", "down")
+            return fail(f"port {port} did not answer within {timeout:g} s ({why}; state: {current}); "
+                        "see the container's log")
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,15 +229,19 @@ def main(argv: list[str] | None = None) -> int:
         from unstuck import worker
 
         return worker.main(rest)
-    if command == "forkserver":
-        from unstuck import forkserver
+    if command == "warm-process":
+        from unstuck import warm_process
 
-        return forkserver.main(rest)
+        return warm_process.main(rest)
+    if command == "proc":
+        from unstuck import proc_worker
+
+        return proc_worker.main(rest)
     if command == "unfatal":
         from unstuck import unfatal
 
         return unfatal.main()
-    handlers = {"run": cmd_run, "check": cmd_check, "serve": cmd_serve, "status": cmd_status}
+    handlers = {"run": cmd_run, "check": cmd_check, "serve": cmd_serve, "status": cmd_status, "wait": cmd_wait}
     if command not in handlers:
         print(f"unstuck: error: unknown command {command!r}; run 'unstuck --help' for the list", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A
 # droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
 DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*")
 DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
-                 "*.ini", "*.cfg")
+                 "*.ini", "*.cfg", "Procfile", "uv.lock", ".python-version")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class Settings:
     livereload: bool
     debug: bool
     debug_port: int
+    procfile: Path
+    worker_grace: float
 
     @property
     def state_file(self) -> Path:
@@ -143,6 +145,10 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
             f"(compose: volumes: - ./app:{app_dir}/app) or set APP_DIR"
         )
 
+    procfile = Path(env.get("UNSTUCK_PROCFILE", "").strip() or app_dir / "Procfile")
+    if not procfile.is_absolute():
+        procfile = app_dir / procfile
+
     return Settings(
         app_module=app_module,
         app_dir=app_dir,
@@ -161,4 +167,6 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         livereload=_flag(env, "UNSTUCK_LIVERELOAD", default="0"),
         debug=_flag(env, "UNSTUCK_DEBUG", default="0"),
         debug_port=debug_port,
+        procfile=procfile,
+        worker_grace=_number(env, "UNSTUCK_WORKER_GRACE", 5.0, 0.0, 60.0),
     )

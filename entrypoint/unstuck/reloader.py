@@ -1,12 +1,14 @@
-"""The reload server supervisord runs: holds the port, watches files, swaps worker generations.
+"""The reload server supervisord runs: holds the port, watches files, owns the worker processes.
 
 uvicorn's `--reload` restarts one worker in place: the port is dark while the new one imports, a failed
 import leaves requests hanging, a worker that dies without a file change stays dead, and an open stream
 blocks the restart forever. This process keeps the listening socket for its whole life (so connections
-queue instead of being refused), starts each new generation beside the old one, and retires the old one
-only when the new one serves its app or unstuck's error page. uvicorn still serves HTTP in each worker
-and watchfiles still watches; what is written here is only the generation hand-over, crash backoff and
-state reporting, none of which those libraries do.
+queue instead of being refused) and runs each generation of the app beside the previous one.
+
+What to do is decided by the pure state machine in generations.py; this module is the thin shell that
+owns what it decides about: processes (forked by the warm process, or spawned), their report pipes and
+pidfds, the watcher, the installer, the state file. Everything that happens reaches one queue as an event
+and is handled on one thread, so nothing here blocks on anything but that queue.
 """
 
 from __future__ import annotations
@@ -26,310 +28,293 @@ import uvicorn
 import watchfiles
 
 from unstuck import dependencies, mounts, state
+from unstuck import events as ev
 from unstuck.config import Settings
 from unstuck.failure import Failure
-from unstuck.forked import WarmProcesses
+from unstuck.generations import Generation, Generations, Policy
 from unstuck.logs import log
+from unstuck.proc_control import ProcControl
+from unstuck.warm_process_client import WarmChildExited, WarmExited, WarmForked, WarmProcesses, WarmReady
 from unstuck.watch_filter import WatchFilter
 
-# A worker that served this long before dying was not crash-looping: its crash restarts at once.
-STABLE_AFTER_S = 10.0
-# While the first import is still running after this long, an error responder answers "starting".
-SLOW_START_S = 0.8
-# How long a retired worker may take beyond the grace period before it is killed.
-KILL_MARGIN_S = 1.0
 # watchfiles yields a batch once no new change came for this long (its default, 50 ms, is most of a
 # warm reload's latency; editors write a file in well under this).
 WATCH_STEP_MS = 20
-# A batch with a watched file missing (vim renames it away, then writes the new one), a new directory or
-# this many files (a checkout) waits this long for the rest before reloading, so half a save is never
-# reported broken.
-SETTLE_S = 0.3
-BURST_FILES = 10
+# How long a fork request may go unanswered before a fresh interpreter is started instead.
+FORK_REPLY_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Report:
+    child: "Child"
+    message: dict
+
+
+@dataclass(frozen=True)
+class ReportsClosed:
+    child: "Child"
+
+
+@dataclass(frozen=True)
+class SpawnedExited:
+    child: "Child"
+    code: int
 
 
 @dataclass(eq=False)
-class Worker:
-    proc: subprocess.Popen
-    kind: str  # "app" or "responder"
-    trigger: str
-    started: float = field(default_factory=time.monotonic)
-    ready_at: float | None = None
-    failure: Failure | None = None
-    stopping: bool = False
-    kill_at: float | None = None
+class Child:
+    """One generation's process as seen from here. A generation whose fork request timed out gets a new
+    Child (spawned); the abandoned one's late events are ignored."""
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-
-def describe_changes(changes: set[tuple[watchfiles.Change, str]], root: Path) -> str:
-    names = sorted({(os.path.relpath(p, root) if p.startswith(str(root)) else p, c.name) for c, p in changes})
-    head = ", ".join(f"{name} {kind}" for name, kind in names[:3])
-    return head + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    gen: Generation
+    read_fd: int
+    popen: subprocess.Popen | None = None
+    warm: object | None = None  # the WarmProcess that forked it
+    request: int | None = None  # fork request waiting for its reply
+    deadline: float | None = None
+    pid: int | None = None
+    pidfd: int | None = None
+    queued_signals: list[int] = field(default_factory=list)
+    reports_done: bool = False
+    code: int | None = None
+    abandoned: bool = False
 
 
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def backoff_delay(crashes: int, cap: float) -> float:
-    """0 s for the first crash in a row, then 1, 2, 4 ... s up to the cap."""
-    return 0.0 if crashes <= 1 else min(2.0 ** (crashes - 2), cap)
+def send_signal(child: Child, signum: int) -> None:
+    """Signal through the pidfd when there is one: unlike a pid, it can never name another process."""
+    try:
+        if child.pidfd is not None:
+            signal.pidfd_send_signal(child.pidfd, signum)
+        elif child.popen is not None:
+            child.popen.send_signal(signum)  # checks that it has not been reaped yet
+        elif child.pid is not None and child.code is None:
+            os.kill(child.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 class Reloader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe from signal handlers
-        self.current: Worker | None = None  # the generation accepting connections
-        self.pending: Worker | None = None  # the app generation importing/starting beside it
-        self.retiring: list[Worker] = []
-        self.crashes = 0
-        self.restart_at: float | None = None
-        self.slow_start_at: float | None = None
-        self.stopping = False
+        self.machine = Generations(self, Policy(grace=settings.grace, backoff_max=settings.backoff_max),
+                                   settings.app_module or "the app")
+        self.children: dict[int, Child] = {}  # generation id -> its (latest) Child
+        self.by_pid: dict[int, Child] = {}  # forked children, by the pid the warm process reports
+        self.forks: dict[tuple[int, int], Child] = {}  # (warm pid, request id) -> Child waiting for its fork
+        self.abandoned: set[tuple[int, int]] = set()
         self.stop_watching = threading.Event()
-        self.reload_started: float | None = None
-        self.last_reload: dict | None = None
         self.sock = None
-        self.warm: WarmProcesses | None = None  # forks workers with third-party modules preloaded
-        self.unsettled: set = set()  # changes waiting for an editor's save to complete
-        self.settle_at: float | None = None
-        self.installing = False
-        self.install_again = False
-        self.deps_error: str | None = None
+        self.warm: WarmProcesses | None = None
+        self.procs = ProcControl(settings)
+        self.published = -1
 
-    # -- process management -------------------------------------------------------------------------
+    # -- Ops: what the state machine asks of the world ------------------------------------------------
 
-    def spawn(self, kind: str, trigger: str, failure: Failure | None = None) -> Worker:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def spawn(self, gen: Generation) -> None:
         read_fd, write_fd = os.pipe()
-        failure_data = failure.to_dict() if failure else None
-        proc = self.warm.fork(write_fd, failure_data)
-        if proc is None:  # no warm process (yet): a fresh interpreter
-            args = [sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(self.sock.fileno()),
-                    "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())]
-            if failure_data is not None:
-                args += ["--failure", json.dumps(failure_data)]
-            proc = subprocess.Popen(args, pass_fds=(self.sock.fileno(), write_fd), cwd=str(self.settings.app_dir))
-        os.close(write_fd)
-        worker = Worker(proc, kind, trigger, failure=failure)
-        threading.Thread(target=self._read_reports, args=(worker, read_fd), daemon=True).start()
-        log.debug("started %s worker pid %d (%s, %s)", kind, proc.pid, trigger,
-                  "forked" if not isinstance(proc, subprocess.Popen) else "spawned")
-        return worker
+        child = Child(gen, read_fd)
+        self.children[gen.id] = child
+        failure = gen.failure.to_dict() if gen.failure else None
+        current = self.warm.current if self.warm else None
+        request = current.request_fork(write_fd, failure) if current else None
+        if request is None:
+            self._popen(child, write_fd, failure)
+        else:
+            os.close(write_fd)
+            child.warm, child.request, child.deadline = current, request, self.now() + FORK_REPLY_TIMEOUT_S
+            self.forks[(current.pid, request)] = child
+        threading.Thread(target=self._read_reports, args=(child,), daemon=True, name=f"reports-{gen.id}").start()
 
-    def _read_reports(self, worker: Worker, read_fd: int) -> None:
-        with os.fdopen(read_fd) as reports:
+    def _popen(self, child: Child, write_fd: int, failure: dict | None) -> None:
+        args = [sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(self.sock.fileno()),
+                "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())]
+        if failure is not None:
+            args += ["--failure", json.dumps(failure)]
+        child.popen = subprocess.Popen(args, pass_fds=(self.sock.fileno(), write_fd), cwd=str(self.settings.app_dir))
+        os.close(write_fd)
+        child.pid = child.popen.pid
+        try:
+            child.pidfd = os.pidfd_open(child.pid)
+        except (AttributeError, OSError):
+            child.pidfd = None
+        # Queued, not handled here: this runs inside the machine's own call to spawn().
+        self.events.put(ev.Started(child.gen.id, child.pid, self.now(), forked=False))
+        self._deliver_queued(child)
+
+    def signal(self, gen: Generation, signum: int) -> None:
+        child = self.children.get(gen.id)
+        if child is None:
+            return
+        if child.pid is None:
+            child.queued_signals.append(signum)  # its fork reply has not come yet
+        else:
+            send_signal(child, signum)
+
+    def preflight(self) -> Failure | None:
+        return None
+
+    def dependencies_pending(self) -> tuple[str, ...]:
+        return tuple(str(p.relative_to(self.settings.app_dir)) for p in dependencies.pending(self.settings.app_dir))
+
+    def install(self) -> None:
+        paths = dependencies.pending(self.settings.app_dir)
+
+        def done(outcome) -> None:
+            self.events.put(ev.Installed(outcome.ok, tuple(outcome.files), outcome.seconds, outcome.error))
+
+        if not paths:
+            done(dependencies.Outcome(True, [], 0.0))
+            return
+        dependencies.install(paths, self.settings.app_dir, done)
+
+    def learn_modules(self, modules) -> None:
+        self.warm.learn(modules)
+
+    def rebuild_warm(self) -> None:
+        self.warm.rebuild()
+
+    def restart_procs(self, reason: str) -> None:
+        self.procs.on_batch(reason)
+
+    # -- the reports of one generation ---------------------------------------------------------------
+
+    def _read_reports(self, child: Child) -> None:
+        with os.fdopen(child.read_fd) as reports:
             for line in reports:
                 try:
-                    self.events.put(("report", worker, json.loads(line)))
+                    self.events.put(Report(child, json.loads(line)))
                 except ValueError:
                     continue
-        self.events.put(("exit", worker, worker.proc.wait()))
-
-    def retire(self, worker: Worker | None) -> None:
-        if worker is None or worker.stopping:
-            return
-        worker.stopping = True
-        worker.kill_at = time.monotonic() + self.settings.grace + KILL_MARGIN_S
-        self.retiring.append(worker)
-        try:
-            worker.proc.send_signal(signal.SIGTERM)  # uvicorn: stop accepting, finish requests within grace
-        except ProcessLookupError:
-            pass
-
-    # -- generations --------------------------------------------------------------------------------
-
-    def start_app(self, trigger: str) -> None:
-        """Start a new app generation beside the current one; the newest saved code always wins."""
-        if self.pending is not None:
-            log.info("newer change while a reload was in progress: restarting that reload")
-            # SIGTERM, not SIGKILL: it may already accept connections, which must be answered. An import
-            # in progress dies at once (Python keeps SIGTERM's default action until uvicorn runs).
-            self.retire(self.pending)
-        self.restart_at = None
-        self.reload_started = time.monotonic()
-        self.pending = self.spawn("app", trigger)
-        self.slow_start_at = time.monotonic() + SLOW_START_S if self.current is None else None
-        self.publish()
-
-    def promote(self, worker: Worker) -> None:
-        if self.current is not worker:
-            self.retire(self.current)
-            self.current = worker
-        if self.pending is worker:
-            self.pending = None
-        self.slow_start_at = None
-
-    def show(self, failure: Failure) -> None:
-        """Put an error responder in front (no app code is imported in it)."""
-        self.promote(self.spawn("responder", failure.phase, failure))
-
-    def on_ready(self, worker: Worker, report: dict) -> None:
-        worker.ready_at = time.monotonic()
-        if worker is not self.pending or self.stopping:
-            return
-        self.warm.learn(report.get("modules") or [])
-        took = worker.ready_at - (self.reload_started or worker.started)
-        was_broken = self.current is not None and self.current.failure is not None
-        self.promote(worker)
-        self.last_reload = {"trigger": worker.trigger, "seconds": round(took, 3), "at": time.time(), "ok": True}
-        if worker.trigger == "startup":
-            log.info("serving %s on http://%s:%d (started in %.3f s, import %.3f s)", self.settings.app_module,
-                     self.settings.host, self.settings.port, took, report.get("import_s", 0.0))
+        if child.popen is not None:
+            self.events.put(SpawnedExited(child, child.popen.wait()))
         else:
-            log.info("reloaded in %.3f s%s (%s)", took, ", app fixed" if was_broken else "", worker.trigger)
-        self.publish()
+            self.events.put(ReportsClosed(child))
 
-    def on_failed(self, worker: Worker, report: dict) -> None:
-        worker.failure = Failure.from_dict(report.get("failure") or {})
-        worker.ready_at = time.monotonic()
-        if worker is self.pending:
-            took = worker.ready_at - (self.reload_started or worker.started)
-            self.promote(worker)
-            self.last_reload = {"trigger": worker.trigger, "seconds": round(took, 3), "at": time.time(), "ok": False}
-            log.error("app broken after %s: %s; serving the error page (503) until a fix is saved",
-                      worker.trigger, worker.failure.headline())
-            log.debug("%s", worker.failure.traceback)
-        self.publish()
-
-    def on_exit(self, worker: Worker, code: int) -> None:
-        if worker in self.retiring:
-            self.retiring.remove(worker)
-        if worker.stopping or self.stopping:
+    def _on_report(self, child: Child, message: dict) -> None:
+        if child.abandoned:
             return
-        now = time.monotonic()
-        lived = now - worker.ready_at if worker.ready_at else 0.0
-        was_pending = self.pending is worker
-        if was_pending:
-            self.pending = None
-        if self.current is worker:
-            self.current = None
-        # Consecutive crashes back off; one after a long healthy run does not.
-        self.crashes = 1 if lived >= STABLE_AFTER_S else self.crashes + 1
-        delay = backoff_delay(self.crashes, self.settings.backoff_max)
-        when = "now" if delay == 0 else f"in {delay:g} s"
-        what = "the app process" if worker.kind == "app" else "the error responder"
-        log.warning("%s (pid %d) %s; restarting %s", what, worker.pid, describe_exit(code),
-                    when if delay == 0 else f"{when} (crash {self.crashes} in a row)")
-        # The port says why while nothing serves the app, and when a save made the app die while loading
-        # (like a failed import, that replaces the previous version).
-        if worker.kind == "app" and (was_pending or (self.current is None and delay > 0)):
-            during = " while loading" if was_pending and worker.ready_at is None else ""
-            self.show(Failure("crash", "WorkerExited", f"the app process {describe_exit(code)}{during}; "
-                                                       f"restarting {when}"))
-        if delay == 0:
-            self.start_app("restart after crash")
+        gen, kind, at = child.gen.id, message.get("event"), message.get("at", self.now())
+        if kind == "imported":
+            self.machine.handle(ev.Imported(gen, at))
+        elif kind == "ready":
+            self.machine.handle(ev.Ready(gen, at, tuple(message.get("modules") or ()), message.get("app")))
+        elif kind == "failed":
+            self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at))
+        elif kind == "served":
+            self.machine.handle(ev.Served(gen, at))
+
+    def _maybe_exited(self, child: Child) -> None:
+        """The machine hears of an exit only once every report the child wrote has been handled."""
+        if child.abandoned or not child.reports_done or child.code is None:
+            return
+        if child.pidfd is not None:
+            os.close(child.pidfd)
+            child.pidfd = None
+        if self.children.get(child.gen.id) is child:
+            del self.children[child.gen.id]
+        self.machine.handle(ev.Exited(child.gen.id, child.code))
+
+    def _deliver_queued(self, child: Child) -> None:
+        for signum in child.queued_signals:
+            send_signal(child, signum)
+        child.queued_signals.clear()
+
+    # -- warm process events ---------------------------------------------------------------------------
+
+    def _on_forked(self, event: WarmForked) -> None:
+        key = (event.warm.pid, event.request)
+        child = self.forks.pop(key, None)
+        event.warm.forked()
+        if child is None:  # we gave up waiting for it and started a fresh interpreter instead
+            self.abandoned.discard(key)
+            if event.pidfd is not None:
+                signal.pidfd_send_signal(event.pidfd, signal.SIGKILL)
+                os.close(event.pidfd)
+            else:
+                os.kill(event.pid, signal.SIGKILL)
+            return
+        child.pid, child.pidfd, child.request, child.deadline = event.pid, event.pidfd, None, None
+        self.by_pid[event.pid] = child
+        self.machine.handle(ev.Started(child.gen.id, event.pid, self.now(), forked=True))
+        self._deliver_queued(child)
+
+    def _on_warm_child_exited(self, event: WarmChildExited) -> None:
+        child = self.by_pid.pop(event.pid, None)
+        event.warm.child_exited()
+        if child is not None:
+            child.code = event.code
+            self._maybe_exited(child)
+
+    def _on_warm_exited(self, event: WarmExited) -> None:
+        # Its children died with it (their parent-death signal) and it can no longer tell us: say so here.
+        for pid, child in list(self.by_pid.items()):
+            if child.warm is event.warm:
+                del self.by_pid[pid]
+                child.code = -signal.SIGKILL
+                self._maybe_exited(child)
+        for key, child in list(self.forks.items()):
+            if child.warm is event.warm:
+                self._fall_back_to_spawn(key, child)
+        self.warm.on_exit(event.warm, self.machine.stopping)
+
+    def _fall_back_to_spawn(self, key, child: Child) -> None:
+        """The warm process did not answer: start a fresh interpreter with a pipe of its own (the first one
+        was handed to the warm process, and a late fork will be killed on arrival)."""
+        del self.forks[key]
+        self.abandoned.add(key)
+        child.abandoned = True
+        log.warning("the warm process did not fork within %.0f s; starting a fresh interpreter", FORK_REPLY_TIMEOUT_S)
+        read_fd, write_fd = os.pipe()
+        fresh = Child(child.gen, read_fd, queued_signals=child.queued_signals)
+        self.children[child.gen.id] = fresh
+        failure = child.gen.failure.to_dict() if child.gen.failure else None
+        self._popen(fresh, write_fd, failure)
+        threading.Thread(target=self._read_reports, args=(fresh,), daemon=True).start()
+
+    # -- watching ---------------------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        roots = [self.settings.app_dir]
+        decision = mounts.decide_here(roots, self.settings.force_polling)
+        if decision.poll:
+            log.info("watching %s by polling every %d ms: %s", ", ".join(map(str, roots)), self.settings.poll_ms,
+                     decision.reason)
         else:
-            self.restart_at = now + delay
-        self.publish()
+            log.info("watching %s with inotify: %s", ", ".join(map(str, roots)), decision.reason)
+        flt = WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns)
+        for changes in watchfiles.watch(*roots, watch_filter=flt, stop_event=self.stop_watching,
+                                        force_polling=decision.poll, poll_delay_ms=self.settings.poll_ms,
+                                        step=WATCH_STEP_MS, raise_interrupt=False):
+            self.events.put(self.describe_batch(changes))
 
-    def on_changes(self, changes) -> None:
-        self.unsettled |= changes
-        missing = any(not os.path.exists(path) for _, path in changes)
-        new_dir = any(os.path.isdir(path) for _, path in changes)
-        if missing or new_dir or len(changes) >= BURST_FILES:
-            self.settle_at = time.monotonic() + SETTLE_S
-        elif self.settle_at is None:
-            self.apply_changes()
+    def describe_batch(self, changes) -> ev.Changes:
+        """The batch as the machine sees it, with the filesystem facts its settle policy needs."""
+        root = self.settings.app_dir
+        seen = self.now()
+        offset = time.time() - seen  # mtimes are wall-clock; phases are on the monotonic clock
+        paths, missing, new_dir, newest = set(), False, False, None
+        for change, path in changes:
+            paths.add((change.name, os.path.relpath(path, root) if path.startswith(str(root)) else path))
+            try:
+                st = os.stat(path)
+            except OSError:
+                missing = True
+                continue
+            if os.path.isdir(path):
+                new_dir = True
+            newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+        deps = any(dependencies.is_dependency_file(path) for _, path in changes)
+        saved = min(seen, newest - offset) if newest is not None else None
+        return ev.Changes(frozenset(paths), deps, missing, new_dir, saved, seen)
 
-    def apply_changes(self) -> None:
-        changes, self.unsettled, self.settle_at = self.unsettled, set(), None
-        what = describe_changes(changes, self.settings.app_dir)
-        log.info("change detected: %s", what)
-        self.crashes = 0  # a fix must not wait out the backoff of the broken code
-        if any(dependencies.is_dependency_file(path) for _, path in changes):
-            self.install_dependencies()
-        self.start_app(what)
-
-    # -- dependencies -------------------------------------------------------------------------------
-
-    def install_dependencies(self) -> None:
-        if self.installing:  # one pip at a time; what changes meanwhile is looked at when it is done
-            self.install_again = True
-            return
-        paths = dependencies.pending(self.settings.app_dir)
-        if not paths:
-            return
-        self.installing = True
-        self.publish()
-        dependencies.install(paths, self.settings.app_dir, lambda outcome: self.events.put(("installed", None, outcome)))
-
-    def on_installed(self, outcome) -> None:
-        self.installing = False
-        if outcome.ok:
-            self.deps_error = None
-            log.info("dependencies installed from %s in %.1f s; restarting the app", ", ".join(outcome.files),
-                     outcome.seconds)
-            self.warm.rebuild()  # its preloaded modules may be the old versions
-            self.start_app("dependencies installed")
-        else:
-            self.deps_error = f"pip install failed for {', '.join(outcome.files)}: {outcome.error}"
-            log.error("%s; the previous environment keeps serving", self.deps_error.replace("\n", " | "))
-        if self.install_again:
-            self.install_again = False
-            self.install_dependencies()
-        self.publish()
-
-    def on_timers(self) -> None:
-        now = time.monotonic()
-        if self.settle_at is not None and now >= self.settle_at and not self.stopping:
-            self.apply_changes()
-        if self.restart_at is not None and now >= self.restart_at:
-            self.start_app("restart after crash")
-        if self.slow_start_at is not None and now >= self.slow_start_at:
-            self.slow_start_at = None
-            if self.current is None and self.pending is not None:
-                self.show(Failure("starting", "Starting", f"importing {self.settings.app_module} "
-                                  f"(for more than {SLOW_START_S:g} s)"))
-                self.publish()
-        for worker in list(self.retiring):
-            if worker.kill_at is not None and now >= worker.kill_at and worker.proc.poll() is None:
-                log.warning("pid %d did not stop within %.1f s; killing it", worker.pid, self.settings.grace)
-                worker.kill_at = None
-                worker.proc.kill()
-
-    def next_timeout(self) -> float:
-        deadlines = [t for t in (self.restart_at, self.slow_start_at, self.settle_at) if t is not None]
-        deadlines += [w.kill_at for w in self.retiring if w.kill_at is not None]
-        if not deadlines:
-            return 1.0
-        return max(0.0, min(deadlines) - time.monotonic())
-
-    # -- state --------------------------------------------------------------------------------------
-
-    def current_state(self) -> str:
-        if self.stopping:
-            return "stopping"
-        cur = self.current
-        if cur is None or (cur.failure is not None and cur.failure.phase == "starting"):
-            return "starting"
-        if self.pending is not None:
-            return "reloading"
-        return "broken" if cur.failure is not None else "serving"
-
-    def publish(self) -> None:
-        cur = self.current
-        failure = cur.failure if cur is not None else None
-        try:
-            state.write(self.settings.state_file, state=self.current_state(), app_module=self.settings.app_module,
-                        port=self.settings.port, error=failure.headline() if failure else None,
-                        failure=failure.to_dict() if failure else None, last_reload=self.last_reload,
-                        crashes=self.crashes, worker_pid=cur.pid if cur else None,
-                        warm_modules=len(self.warm.current.modules) if self.warm.current else None,
-                        installing=self.installing, dependencies_error=self.deps_error,
-                        pending_pid=self.pending.pid if self.pending else None)
-        except OSError as exc:
-            log.debug("cannot write state file: %s", exc)
-
-    # -- main loop ----------------------------------------------------------------------------------
+    # -- the loop ----------------------------------------------------------------------------------------
 
     def bind(self, timeout: float = 15.0):
         """Bind the port, waiting out a predecessor that still holds it (e.g. after a kill -9)."""
@@ -343,71 +328,77 @@ class Reloader:
                     raise
                 time.sleep(0.25)
 
-    def watch(self) -> None:
-        roots = [self.settings.app_dir]
-        decision = mounts.decide_here(roots, self.settings.force_polling)
-        if decision.poll:
-            log.info("watching %s by polling every %d ms: %s", ", ".join(map(str, roots)), self.settings.poll_ms,
-                     decision.reason)
-        else:
-            log.info("watching %s with inotify: %s", ", ".join(map(str, roots)), decision.reason)
-        flt = WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns)
-        for changes in watchfiles.watch(*roots, watch_filter=flt, stop_event=self.stop_watching,
-                                        force_polling=decision.poll, poll_delay_ms=self.settings.poll_ms,
-                                        step=WATCH_STEP_MS,
-                                        raise_interrupt=False):
-            self.events.put(("changes", None, changes))
-
     def request_stop(self, signum, frame) -> None:
-        self.events.put(("stop", None, signum))
+        self.events.put(ev.StopRequested(signum))
 
-    def stop(self) -> None:
-        self.stopping = True
-        self.stop_watching.set()
-        log.info("stopping")
-        self.publish()
-        for worker in [self.current, self.pending, *self.retiring]:
-            if worker is not None:
-                self.retire(worker)
+    def dispatch(self, event) -> None:
+        if isinstance(event, Report):
+            self._on_report(event.child, event.message)
+        elif isinstance(event, ReportsClosed):
+            event.child.reports_done = True
+            self._maybe_exited(event.child)
+        elif isinstance(event, SpawnedExited):
+            event.child.reports_done, event.child.code = True, event.code
+            self._maybe_exited(event.child)
+        elif isinstance(event, WarmForked):
+            self._on_forked(event)
+        elif isinstance(event, WarmChildExited):
+            self._on_warm_child_exited(event)
+        elif isinstance(event, WarmExited):
+            self._on_warm_exited(event)
+        elif isinstance(event, WarmReady):
+            self.warm.on_ready(event.warm, event.message)
+            self.published = -1
+        else:
+            if isinstance(event, ev.StopRequested):
+                self.stop_watching.set()
+            self.machine.handle(event)
 
-    def alive(self) -> list[Worker]:
-        return [w for w in {self.current, self.pending, *self.retiring} if w is not None and w.proc.poll() is None]
+    def timeout(self) -> float:
+        deadlines = [c.deadline for c in self.forks.values() if c.deadline is not None]
+        due = self.machine.next_deadline()
+        if due is not None:
+            deadlines.append(due)
+        return 1.0 if not deadlines else min(1.0, max(0.0, min(deadlines) - self.now()))
+
+    def on_timers(self) -> None:
+        now = self.now()
+        for key, child in list(self.forks.items()):
+            if child.deadline is not None and now >= child.deadline:
+                self._fall_back_to_spawn(key, child)
+        self.machine.on_timers()
+
+    def publish(self) -> None:
+        if self.published == self.machine.version:
+            return
+        self.published = self.machine.version
+        snapshot = self.machine.snapshot()
+        warm = self.warm.current if self.warm else None
+        try:
+            state.write(self.settings.state_file, app_module=self.settings.app_module, port=self.settings.port,
+                        warm_modules=len(warm.modules) if warm else None, procfile_error=self.procs.error,
+                        **snapshot)
+        except OSError as exc:
+            log.debug("cannot write state file: %s", exc)
 
     def run(self) -> int:
         self.sock = self.bind()
+        self.procs.load()
         self.warm = WarmProcesses(self.sock.fileno(), self.settings.run_dir / "preload.txt", self.events,
                                   self.settings.warm)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         threading.Thread(target=self.watch, daemon=True, name="watch").start()
-        self.start_app("startup")
-        self.install_dependencies()  # files changed since the image was built (or last install)
+        self.machine.start()
         self.warm.start(self.warm.remembered())
-        while not self.stopping or self.alive():
+        self.publish()
+        while not self.machine.finished:
             try:
-                kind, worker, payload = self.events.get(timeout=self.next_timeout())
+                self.dispatch(self.events.get(timeout=self.timeout()))
             except queue.Empty:
-                kind = None
-            if kind == "stop":
-                if not self.stopping:
-                    self.stop()
-            elif kind == "changes" and not self.stopping:
-                self.on_changes(payload)
-            elif kind == "report":
-                event = payload.get("event")
-                if event == "ready":
-                    self.on_ready(worker, payload)
-                elif event == "failed":
-                    self.on_failed(worker, payload)
-            elif kind == "exit":
-                self.on_exit(worker, payload)
-            elif kind == "installed":
-                self.on_installed(payload)
-            elif kind == "warm_ready":
-                self.warm.on_ready(worker, payload)
-                self.publish()
-            elif kind == "warm_exit":
-                self.warm.on_exit(worker, self.stopping)
+                pass
             self.on_timers()
+            self.publish()
+        self.warm.close()
         log.info("stopped")
         return 0

@@ -56,6 +56,8 @@ password={password}
 [program:server]
 command={shlex.join(server_command(settings))}
 directory={settings.app_dir}
+; the reload server restarts the Procfile workers (signalProcessGroup) and applies Procfile changes over RPC
+environment=SUPERVISOR_USERNAME="unstuck",SUPERVISOR_PASSWORD="{password}"
 autostart=true
 autorestart=true
 startsecs=1
@@ -78,4 +80,43 @@ autorestart=true
 startsecs=0
 stderr_logfile=/dev/stderr
 stderr_logfile_maxbytes=0
+
+[include]
+; the Procfile's workers, rendered by render_procs(); rewritten when the Procfile changes
+files={settings.run_dir}/procs.conf
 """
+
+
+PROCS_GROUP = "procs"
+
+
+def program_name(proc_name: str) -> str:
+    return f"proc-{proc_name}"
+
+
+def render_procs(settings: Settings, procs) -> str:
+    """One supervisord program per Procfile worker, all in one group: supervisord stops groups one after
+    the other but the processes of a group together, so `docker stop` waits for the slowest worker's grace,
+    not for the sum of them."""
+    if not procs:
+        return "; no Procfile workers\n"
+    names = ",".join(program_name(p.name) for p in procs)
+    out = [f"[group:{PROCS_GROUP}]\nprograms={names}\npriority=900\n"]
+    for proc in procs:
+        # supervisord expands %(...)s in commands: a literal % in the Procfile line must be doubled.
+        command = shlex.join([sys.executable, "-m", "unstuck", "proc", proc.name, proc.command]).replace("%", "%%")
+        out.append(f"""[program:{program_name(proc.name)}]
+command={command}
+directory={settings.app_dir}
+autostart=true
+autorestart=true
+; the wrapper never exits by itself (it restarts the worker): an exit is a kill, restart it at once
+startsecs=0
+stopsignal=TERM
+stopwaitsecs={int(settings.worker_grace) + 3}
+killasgroup=true
+stdout_logfile=/dev/stdout
+stdout_logfile_maxbytes=0
+redirect_stderr=true
+""")
+    return "\n".join(out)

@@ -86,6 +86,27 @@ class LifespanProbe:
             raise
 
 
+class FirstResponse:
+    """Tells the reloader when the generation has answered its first request (a phase of the reload);
+    after that, one attribute check per request."""
+
+    def __init__(self, app, on_first) -> None:
+        self.app = app
+        self._on_first = on_first
+
+    async def __call__(self, scope, receive, send):
+        if self._on_first is None or scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def watch(message):
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body") and self._on_first:
+                on_first, self._on_first = self._on_first, None
+                on_first()
+
+        return await self.app(scope, receive, watch)
+
+
 class ReportingServer(uvicorn.Server):
     """A uvicorn Server that tells the reloader the moment it accepts connections, and starts its
     shutdown the moment it is signalled: uvicorn checks for exit every 0.1 s, during which a retiring
@@ -159,7 +180,7 @@ def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Fai
     """Serve the failure on the port; report it once the responder accepts connections."""
     app = LiveReload(ErrorApp(failure)) if settings.livereload else ErrorApp(failure)
     server = ReportingServer(_uvicorn_config(settings, app, "off"),
-                             lambda: reporter.send("failed", failure=failure.to_dict()))
+                             lambda: reporter.send("failed", failure=failure.to_dict(), at=time.monotonic()))
     server.run(sockets=[sock])
 
 
@@ -170,6 +191,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         serve_error(settings, sock, failure, reporter)
         return
     imported = time.monotonic() - started
+    reporter.send("imported", at=time.monotonic())
 
     config = _uvicorn_config(settings, app, "auto")
     try:
@@ -183,10 +205,11 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         serve_error(settings, sock, Failure("import", "TypeError", message, where), reporter)
         return
     probe = LifespanProbe(LiveReload(config.loaded_app) if settings.livereload else config.loaded_app)
-    config.loaded_app = probe
+    config.loaded_app = FirstResponse(probe, lambda: reporter.send("served", at=time.monotonic()))
 
     def on_started() -> None:
-        reporter.send("ready", import_s=round(imported, 4), modules=preloadable_modules(settings.app_dir))
+        reporter.send("ready", at=time.monotonic(), import_s=round(imported, 4),
+                      modules=preloadable_modules(settings.app_dir))
         if settings.debug:
             debugger.listen_when_free(settings.host, settings.debug_port)
 

@@ -1,17 +1,16 @@
-"""The warm process on this machine, no Docker: it forks workers that serve on the inherited socket, and
-reports their exits the way subprocess.Popen would."""
+"""The warm process on this machine, no Docker: it forks workers that serve on the inherited socket, hands
+over a pidfd for each, and reports their exits the way subprocess.Popen would; nothing blocks the caller."""
 
 import os
 import queue
 import signal
 import socket
-import time
 
 import httpx
 import pytest
 
 from repo import REPO
-from unstuck.forked import ForkServerHandle
+from unstuck.warm_process_client import WarmChildExited, WarmExited, WarmForked, WarmProcess, WarmReady
 
 FAILURE = {"phase": "import", "exc_type": "SyntaxError", "message": "invalid syntax", "file": "app/main.py",
            "line": 3, "traceback": ""}
@@ -27,6 +26,12 @@ def listening():
     sock.close()
 
 
+def next_event(events, kind, timeout=30):
+    event = events.get(timeout=timeout)
+    assert isinstance(event, kind), event
+    return event
+
+
 @pytest.fixture
 def warm(listening, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO / "entrypoint"))
@@ -35,41 +40,48 @@ def warm(listening, tmp_path, monkeypatch):
     preload = tmp_path / "preload.txt"
     preload.write_text("json\nfastapi\n")
     events = queue.SimpleQueue()
-    handle = ForkServerHandle(listening.fileno(), preload, frozenset({"json", "fastapi"}), events)
-    kind, _, report = events.get(timeout=30)
-    assert kind == "warm_ready" and report["modules"] >= 3  # uvicorn, unstuck.worker and the two asked for
+    handle = WarmProcess(listening.fileno(), preload, frozenset({"json", "fastapi"}), events)
+    ready = next_event(events, WarmReady)
+    assert ready.message["modules"] >= 3  # uvicorn, unstuck.worker and the two asked for
     handle.ready = True
     yield handle, events
-    handle.retire()
     handle.close()
     handle.proc.wait(timeout=10)
 
 
-def test_forked_worker_serves_and_its_exit_is_reported(warm, listening):
-    handle, _ = warm
+def fork(handle, events):
     read_fd, write_fd = os.pipe()
-    child = handle.fork(write_fd, FAILURE)
+    request = handle.request_fork(write_fd, FAILURE)  # returns at once: the reply is an event
     os.close(write_fd)
-    assert child is not None and child.pid != handle.pid
+    forked = next_event(events, WarmForked)
+    assert forked.request == request and forked.pid != handle.pid
+    handle.forked()
+    return forked, read_fd
+
+
+def test_forked_worker_serves_and_is_signalled_through_its_pidfd(warm, listening):
+    handle, events = warm
+    forked, read_fd = fork(handle, events)
+    assert forked.pidfd is not None  # Linux >= 5.3: signals can never reach a recycled pid
     with os.fdopen(read_fd) as reports:
         assert '"event": "failed"' in reports.readline()  # the error responder accepts connections
         response = httpx.get(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=10)
         assert response.status_code == 503 and "SyntaxError" in response.text
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=10) == -signal.SIGTERM  # uvicorn re-raises the signal after shutting down
-        assert child.poll() == -signal.SIGTERM
+        signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
+        exited = next_event(events, WarmChildExited)
+        assert (exited.pid, exited.code) == (forked.pid, -signal.SIGTERM)  # uvicorn re-raises the signal
+    os.close(forked.pidfd)
 
 
-def test_killed_child_reports_sigkill_and_retired_warm_process_exits_after_its_children(warm):
+def test_retired_warm_process_outlives_its_children_then_exits(warm):
     handle, events = warm
-    read_fd, write_fd = os.pipe()
-    child = handle.fork(write_fd, FAILURE)
-    os.close(write_fd)
+    forked, read_fd = fork(handle, events)
     os.close(read_fd)
     handle.retire()
-    time.sleep(0.2)  # the warm process must outlive its child: give it the chance to exit too early
-    assert handle.proc.poll() is None
-    child.kill()
-    assert child.wait(timeout=10) == -signal.SIGKILL
-    kind, gone, _ = events.get(timeout=10)
-    assert (kind, gone) == ("warm_exit", handle)
+    signal.pidfd_send_signal(forked.pidfd, signal.SIGKILL)
+    os.close(forked.pidfd)
+    # Had it exited at retire(), its child would have died with it unreported: the child's exit comes first.
+    exited = next_event(events, WarmChildExited, timeout=10)
+    assert (exited.pid, exited.code) == (forked.pid, -signal.SIGKILL)
+    handle.child_exited()
+    assert next_event(events, WarmExited, timeout=10).warm is handle

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 
 from containers import SESSION, free_port, readable_copy
@@ -222,8 +223,13 @@ def test_devcontainer_up_serves_reloads_runs_app_tests_and_cleans_up(devcontaine
     assert result["composeProjectName"] == dc.project
     assert (result["remoteUser"], result["remoteWorkspaceFolder"]) == ("app", "/workspace")
 
-    # Published on the host as by `docker compose up`.
-    wait_for(dc.url(), has_text(200, "Hello from unstuck"), timeout=120, on_timeout=dc.logs)
+    # `up` returned only once the server answers: the very first request, with no retry, gets the app.
+    try:
+        first = httpx.get(dc.url(), timeout=10)
+    except httpx.HTTPError as exc:
+        pytest.fail(f"right after `devcontainer up` the port does not answer: {exc!r}\n{dc.logs()}", pytrace=False)
+    assert first.status_code == 200 and "Hello from unstuck" in first.text, first.text
+    assert "unstuck: port 8000 answers (200, serving)" in up.stdout + up.stderr
 
     # The server answers inside the container too.
     inside = succeeded(dc.exec("python", "-c", FETCH), "GET http://127.0.0.1:8000/ inside the container", dc.logs)

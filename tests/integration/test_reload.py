@@ -25,11 +25,16 @@ def serve_sample(start_container):
 @pytest.mark.parametrize("save_name", sorted(SAVES))
 def test_edit_is_served(start_container, save_name):
     served = serve_sample(start_container)
+    before = served.wait_state("serving")["counters"]["reloads"]
     main = served.app_dir / "main.py"
     SAVES[save_name](main, main.read_text().replace(ORIGINAL, f"edited by {save_name}"))
     seconds, _ = wait_for(served.url(), has_text(200, f"edited by {save_name}"), on_timeout=served.logs_tail)
     RECOVERIES.append((f"edit ({save_name}) -> served", seconds))
-    assert "reloaded in" in served.logs()
+    status = served.wait_state("serving")
+    # The reload names the file that changed (the atomic save's temp file is not watched).
+    assert status["last_reload"]["trigger"] == "app/main.py modified" if save_name == "in_place" else \
+        status["last_reload"]["trigger"].startswith("app/main.py"), status["last_reload"]
+    assert status["counters"]["reloads"] == before + 1 and status["last_reload"]["ok"]
 
 
 @pytest.mark.parametrize("save_name", sorted(SAVES))
@@ -44,7 +49,11 @@ def test_broken_save_shows_error_then_fix_is_served(start_container, break_name,
     # While broken the port answers at once with 503, the exception, the file and the line.
     _, broken = wait_for(served.url(), has_text(503, exc_name, "main.py"), on_timeout=served.logs_tail)
     assert broken.headers["retry-after"] == "1"
-    assert "main.py" in served.logs() and exc_name in served.logs()
+    status = served.wait_state("broken")
+    assert status["failure"]["exc_type"] == exc_name and status["failure"]["file"] == "app/main.py"
+    assert status["failure"]["line"] and status["last_reload"]["ok"] is False
+    # The log's failure line says which file and line, too.
+    assert f"{exc_name}" in served.logs() and f"app/main.py:{status['failure']['line']}" in served.logs()
 
     marker = f"fixed after {break_name}"
     SAVES[save_name](main, good.replace(ORIGINAL, marker))

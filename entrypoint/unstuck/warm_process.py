@@ -1,4 +1,5 @@
-"""The warm process: third-party modules imported once, a worker forked per reload.
+"""The warm process itself (this module runs inside it; warm_process_client.py is the reload server's side):
+third-party modules imported once, a worker forked per reload.
 
 A reload with uvicorn pays a fresh interpreter plus every third-party import (FastAPI alone is ~0.2 s);
 a fork of a process that already holds them costs milliseconds, and the child imports only the user's
@@ -11,7 +12,9 @@ Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
   reloader -> here:  {"op": "fork", "id": N, "failure": {...}|null} with the worker's report pipe attached
                      {"op": "preload"}: import what the preload file now lists too, between forks
   here -> reloader:  {"event": "ready", "modules": N, "seconds": S}
-                     {"event": "forked", "id": N, "pid": P}
+                     {"event": "forked", "id": N, "pid": P} with a pidfd of the child attached when the
+                     kernel has pidfd_open: the reload server signals through it, so a signal can never
+                     reach another process that was given the pid after this child was reaped
                      {"event": "exit", "pid": P, "code": C}   (C < 0: killed by signal -C, as in Popen)
 """
 
@@ -122,7 +125,16 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                     os._exit(code)
             for fd in fds:
                 os.close(fd)
-            send(event="forked", id=request["id"], pid=pid)
+            # Opened before this process can reap the child (it only reaps in this loop), so the pidfd
+            # is certainly this child's.
+            try:
+                pidfd = [os.pidfd_open(pid)]
+            except (AttributeError, OSError):  # kernel < 5.3 or a seccomp profile that forbids it
+                pidfd = []
+            socket.send_fds(control, [json.dumps({"event": "forked", "id": request["id"], "pid": pid}).encode()],
+                            pidfd)
+            for fd in pidfd:
+                os.close(fd)
 
 
 def main(argv: list[str]) -> int:
@@ -131,7 +143,7 @@ def main(argv: list[str]) -> int:
     from unstuck import config as config_mod
     from unstuck.worker import die_with_parent, set_process_name
 
-    parser = argparse.ArgumentParser(prog="unstuck forkserver")
+    parser = argparse.ArgumentParser(prog="unstuck warm-process")
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)

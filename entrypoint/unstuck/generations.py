@@ -1,0 +1,485 @@
+"""The reload server's generation state machine, with the operating system passed in.
+
+A *generation* is one worker process serving on the shared listening socket: the app (kind "app") or,
+while the app cannot serve, unstuck's error page (kind "responder"). At any time there is at most one
+`current` generation (the one whose answers count), at most one `pending` app generation importing and
+starting beside it, and any number of `retiring` ones finishing their requests after SIGTERM. The machine
+decides when to start, promote, retire and kill generations: on change batches (after a settle window for
+half-done saves and bursts), on reports from the workers, on exits (with crash backoff), after a dependency
+install, on timers, and on stop.
+
+It is pure in the way supervisor's `process.py` is: everything that touches the world (spawning,
+signalling, the clock, the installer, the warm process) goes through an `Ops` object, so tests drive every
+transition with a fake one in milliseconds, and the process-owning reload server is a thin shell around it.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from unstuck import events as ev
+from unstuck.backoff import Backoff
+from unstuck.failure import Failure
+from unstuck.logs import log
+
+# A batch this large (a checkout, a sync) waits for the rest of it before reloading.
+BURST_FILES = 10
+RECENT_RELOADS = 20
+PHASES = ("saved", "delivered", "applied", "forked", "imported", "ready", "served", "old_gone")
+
+
+@dataclass(frozen=True)
+class Policy:
+    grace: float = 2.0  # seconds a retiring generation may take to finish its requests
+    backoff_max: float = 10.0
+    settle_s: float = 0.3  # how long a half-done save or a burst is given to complete
+    slow_start_s: float = 0.8  # a first import running this long gets a "starting" page in front
+    kill_margin_s: float = 1.0  # how long beyond the grace a retiring generation has before SIGKILL
+
+
+@dataclass(eq=False)
+class Generation:
+    id: int
+    kind: str  # "app" or "responder"
+    trigger: str
+    failure: Failure | None = None
+    pid: int | None = None
+    ready: bool = False  # accepts connections (with the app, or with the error page)
+    stopping: bool = False  # SIGTERM sent
+    exited: bool = False
+    kill_at: float | None = None
+    replaced: int | None = None  # the generation it took over from
+    phases: dict[str, float] = field(default_factory=dict)  # phase name -> monotonic time
+
+    def __repr__(self) -> str:  # short, for logs and test failures
+        return f"<gen {self.id} {self.kind} pid={self.pid}{' stopping' if self.stopping else ''}>"
+
+
+class Ops(Protocol):
+    def now(self) -> float: ...  # monotonic seconds
+    def wall(self) -> float: ...  # epoch seconds, for "N s ago"
+    def spawn(self, gen: Generation) -> None: ...
+    def signal(self, gen: Generation, signum: int) -> None: ...
+    def preflight(self) -> Failure | None: ...  # an environment problem that forbids importing the app
+    def dependencies_pending(self) -> tuple[str, ...]: ...  # dependency files not installed yet
+    def install(self) -> None: ...  # install them; an ev.Installed comes back
+    def learn_modules(self, modules: tuple[str, ...]) -> None: ...
+    def rebuild_warm(self) -> None: ...
+    def restart_procs(self, reason: str) -> None: ...
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def describe_changes(paths: frozenset[tuple[str, str]] | set) -> str:
+    names = sorted({(path, kind) for kind, path in paths})
+    head = ", ".join(f"{name} {kind}" for name, kind in names[:3])
+    return head + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+class Generations:
+    def __init__(self, ops: Ops, policy: Policy, app_label: str = "the app") -> None:
+        self.ops = ops
+        self.policy = policy
+        self.app_label = app_label
+        self.current: Generation | None = None
+        self.pending: Generation | None = None
+        self.retiring: list[Generation] = []
+        self.live: dict[int, Generation] = {}
+        self.backoff = Backoff(policy.backoff_max)
+        self.timers: dict[str, float] = {}  # "settle", "restart", "slow_start" -> due time
+        self.unsettled: dict[str, str] = {}  # path -> change kind, waiting for the settle window
+        self.unsettled_facts: dict[str, float | bool] = {}
+        self.stopping = False
+        self.installing = False
+        self.install_again = False
+        self.after_install: str | None = None  # a reload waiting for the install to finish
+        self.deps_error: str | None = None
+        self.environment: Failure | None = None  # preflight problem: nothing is imported while it holds
+        self.counters = collections.Counter(
+            {"changes": 0, "reloads": 0, "failures": 0, "crashes": 0, "restarts": 0, "installs": 0, "superseded": 0,
+             "killed": 0})
+        self.restart_delay: float | None = None  # the wait chosen after the last crash
+        self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT_RELOADS)
+        self.app: dict | None = None  # what the last good generation served
+        self.version = 0  # bumped on every handled event: the reload server publishes when it changes
+        self._ids = 0
+
+    # -- inputs -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Container start: check the environment, install what is missing, start the first generation."""
+        self.version += 1
+        if self._environment_blocks():
+            return
+        if self.ops.dependencies_pending():
+            # The app cannot import without them: say so on the port and start it once they are in.
+            self.after_install = "startup"
+            self._request_install()
+            self.show(Failure("starting", "Installing", "installing the project's dependencies; "
+                              "the app starts when they are in"))
+            return
+        self.start_app("startup", procs=False)
+
+    def handle(self, event) -> None:
+        self.version += 1
+        if isinstance(event, ev.Changes):
+            self.on_changes(event)
+        elif isinstance(event, ev.Started):
+            self.on_started(event)
+        elif isinstance(event, ev.Imported):
+            self._phase(event.gen, "imported", event.at)
+        elif isinstance(event, ev.Ready):
+            self.on_ready(event)
+        elif isinstance(event, ev.Failed):
+            self.on_failed(event)
+        elif isinstance(event, ev.Served):
+            self.on_served(event)
+        elif isinstance(event, ev.Exited):
+            self.on_exit(event)
+        elif isinstance(event, ev.Installed):
+            self.on_installed(event)
+        elif isinstance(event, ev.StopRequested):
+            self.stop()
+        else:
+            raise TypeError(f"not an event: {event!r}")
+
+    def on_timers(self) -> None:
+        now = self.ops.now()
+        due = [name for name, when in self.timers.items() if when <= now]
+        for name in due:
+            self.timers.pop(name, None)
+        if due:
+            self.version += 1
+        if "settle" in due:
+            self.apply_changes()
+        if "restart" in due:
+            self.counters["restarts"] += 1
+            self.start_app("restart after crash", procs=False)
+        if "slow_start" in due and self.current is None and self.pending is not None:
+            self.show(Failure("starting", "Starting", f"importing {self.app_label} "
+                              f"(for more than {self.policy.slow_start_s:g} s)"))
+        for gen in list(self.retiring):
+            if gen.kill_at is not None and now >= gen.kill_at and not gen.exited:
+                log.warning("pid %s did not stop within %.1f s; killing it", gen.pid, self.policy.grace)
+                gen.kill_at = None
+                self.version += 1
+                self.counters["killed"] += 1
+                self.ops.signal(gen, signal.SIGKILL)
+
+    def next_deadline(self) -> float | None:
+        deadlines = list(self.timers.values()) + [g.kill_at for g in self.retiring if g.kill_at is not None]
+        return min(deadlines) if deadlines else None
+
+    @property
+    def finished(self) -> bool:
+        """Stopped, with every generation gone: the reload server may exit."""
+        return self.stopping and not self.live
+
+    # -- changes ------------------------------------------------------------------------------------
+
+    def on_changes(self, batch: ev.Changes) -> None:
+        if self.stopping:
+            return
+        for kind, path in batch.paths:
+            self.unsettled[path] = kind
+        facts = self.unsettled_facts
+        facts["dependencies"] = bool(facts.get("dependencies")) or batch.dependencies
+        for name in ("saved_at", "seen_at"):  # the latest save is the one the user waits for
+            value = getattr(batch, name)
+            if value is not None:
+                facts[name] = max(value, facts.get(name, value))
+        if batch.missing or batch.new_dir or len(batch.paths) >= BURST_FILES:
+            self.timers["settle"] = self.ops.now() + self.policy.settle_s
+        elif "settle" not in self.timers:
+            self.apply_changes()
+
+    def apply_changes(self) -> None:
+        if self.stopping or not self.unsettled:
+            return
+        paths = frozenset((kind, path) for path, kind in self.unsettled.items())
+        facts, self.unsettled, self.unsettled_facts = self.unsettled_facts, {}, {}
+        self.timers.pop("settle", None)
+        what = describe_changes(paths)
+        log.info("change detected: %s", what)
+        self.counters["changes"] += 1
+        # A fix must not wait out the backoff of the broken code.
+        self.backoff.reset()
+        self.timers.pop("restart", None)
+        phases = {"saved": facts.get("saved_at"), "delivered": facts.get("seen_at"), "applied": self.ops.now()}
+        if facts.get("dependencies"):
+            if self._environment_blocks():
+                return
+            if self.ops.dependencies_pending():
+                # One reload, once they are installed: the new code may need them.
+                self.after_install = what
+                self._request_install()
+                return
+        elif self.environment is not None:
+            return  # nothing may be imported until the environment is fixed
+        self.start_app(what, phases)
+
+    # -- dependencies and environment --------------------------------------------------------------
+
+    def _environment_blocks(self) -> bool:
+        problem = self.ops.preflight()
+        if problem is None:
+            if self.environment is not None:
+                log.info("environment fixed: %s no longer applies", self.environment.message)
+                self.environment = None
+            return False
+        if self.environment is None or self.environment.message != problem.message:
+            log.error("%s", problem.message)
+            self.environment = problem
+            self.show(problem)
+        return True
+
+    def _request_install(self) -> None:
+        if self.installing:  # one install at a time; what changed meanwhile is looked at when it is done
+            self.install_again = True
+            return
+        self.installing = True
+        self.counters["installs"] += 1
+        self.ops.install()
+
+    def on_installed(self, outcome: ev.Installed) -> None:
+        self.installing = False
+        if self.stopping:
+            return
+        files = ", ".join(outcome.files)
+        if outcome.ok:
+            self.deps_error = None
+            log.info("dependencies installed from %s in %.1f s; restarting the app", files, outcome.seconds)
+            self.ops.rebuild_warm()  # its preloaded modules may be other versions now
+        else:
+            self.deps_error = f"install failed for {files}: {outcome.error}"
+            log.error("%s; the previous environment keeps serving", self.deps_error.replace("\n", " | "))
+        if self.install_again:
+            self.install_again = False
+            if self.ops.dependencies_pending():
+                self._request_install()
+                return
+        if outcome.ok or self.after_install is not None:
+            trigger = self.after_install or f"dependencies installed from {files}"
+            self.after_install = None
+            self.start_app(trigger)
+
+    # -- generations --------------------------------------------------------------------------------
+
+    def _new(self, kind: str, trigger: str, failure: Failure | None = None) -> Generation:
+        self._ids += 1
+        gen = Generation(self._ids, kind, trigger, failure)
+        gen.phases["spawned"] = self.ops.now()
+        self.live[gen.id] = gen
+        return gen
+
+    def start_app(self, trigger: str, phases: dict | None = None, procs: bool = True) -> None:
+        """Start a new app generation beside the current one; the newest saved code always wins.
+        `procs`: the Procfile workers restart with it, on the same saved code."""
+        if self.stopping or self.environment is not None:
+            return
+        if self.pending is not None:
+            log.info("newer change while a reload was in progress: restarting that reload")
+            self.counters["superseded"] += 1
+            # SIGTERM, not SIGKILL: it may already accept connections, which must be answered. An import
+            # in progress dies at once (Python keeps SIGTERM's default action until uvicorn runs).
+            self.retire(self.pending)
+        self.timers.pop("restart", None)
+        gen = self._new("app", trigger)
+        gen.phases.update({k: v for k, v in (phases or {}).items() if v is not None})
+        self.pending = gen
+        if self.current is None:
+            self.timers["slow_start"] = self.ops.now() + self.policy.slow_start_s
+        self.ops.spawn(gen)
+        if procs:
+            self.ops.restart_procs(trigger)
+
+    def show(self, failure: Failure) -> None:
+        """Put an error responder in front (no app code is imported in it)."""
+        if self.stopping:
+            return
+        gen = self._new("responder", failure.phase, failure)
+        self.ops.spawn(gen)
+        self.promote(gen)
+
+    def promote(self, gen: Generation) -> None:
+        if self.current is not gen:
+            if self.current is not None:
+                gen.replaced = self.current.id
+            self.retire(self.current)
+            self.current = gen
+        if self.pending is gen:
+            self.pending = None
+        self.timers.pop("slow_start", None)
+
+    def retire(self, gen: Generation | None) -> None:
+        if gen is None or gen.stopping or gen.exited:
+            return
+        gen.stopping = True
+        gen.kill_at = self.ops.now() + self.policy.grace + self.policy.kill_margin_s
+        self.retiring.append(gen)
+        if self.pending is gen:
+            self.pending = None
+        self.ops.signal(gen, signal.SIGTERM)  # uvicorn: stop accepting, finish requests within the grace
+
+    def _phase(self, gen_id: int, name: str, at: float) -> Generation | None:
+        gen = self.live.get(gen_id)
+        if gen is not None:
+            gen.phases.setdefault(name, at)
+        return gen
+
+    def on_started(self, event: ev.Started) -> None:
+        gen = self._phase(event.gen, "forked", event.at)
+        if gen is not None:
+            gen.pid = event.pid
+
+    def on_ready(self, event: ev.Ready) -> None:
+        gen = self._phase(event.gen, "ready", event.at)
+        if gen is None:
+            return
+        gen.ready = True
+        if gen is not self.pending or self.stopping:
+            return
+        self.ops.learn_modules(event.modules)
+        was_broken = self.current is not None and self.current.failure is not None
+        self.promote(gen)
+        self.app = event.app or self.app
+        self.counters["reloads"] += 1
+        took = self._record(gen, ok=True)
+        if gen.trigger == "startup":
+            log.info("serving %s (started in %.3f s)", self._app_name(), took)
+        else:
+            log.info("reloaded in %.3f s%s (%s)", took, ", app fixed" if was_broken else "", gen.trigger)
+
+    def on_failed(self, event: ev.Failed) -> None:
+        gen = self._phase(event.gen, "ready", event.at)
+        if gen is None:
+            return
+        gen.failure = event.failure
+        gen.ready = True
+        if gen is not self.pending or self.stopping:
+            return
+        self.promote(gen)
+        self.counters["failures"] += 1
+        self._record(gen, ok=False)
+        log.error("app broken after %s: %s; serving the error page (503) until a fix is saved", gen.trigger,
+                  gen.failure.headline())
+        log.debug("%s", gen.failure.traceback)
+
+    def on_served(self, event: ev.Served) -> None:
+        gen = self._phase(event.gen, "served", event.at)
+        if gen is not None:
+            self._update_record(gen.id, "served", event.at)
+
+    def on_exit(self, event: ev.Exited) -> None:
+        gen = self.live.pop(event.gen, None)
+        if gen is None:
+            return
+        gen.exited = True
+        gen.kill_at = None
+        if gen in self.retiring:
+            self.retiring.remove(gen)
+        self._update_replaced(gen.id, self.ops.now())
+        was_pending, was_current = self.pending is gen, self.current is gen
+        if was_pending:
+            self.pending = None
+        if was_current:
+            self.current = None
+        if gen.stopping or self.stopping:
+            return
+        lived = self.ops.now() - gen.phases["ready"] if "ready" in gen.phases else 0.0
+        self.counters["crashes"] += 1
+        delay = self.restart_delay = self.backoff.crashed(lived)
+        when = "now" if delay == 0 else f"in {delay:g} s"
+        what = "the app process" if gen.kind == "app" else "the error responder"
+        log.warning("%s (pid %s) %s; restarting %s", what, gen.pid, describe_exit(event.code),
+                    when if delay == 0 else f"{when} (crash {self.backoff.crashes} in a row)")
+        # The port says why while nothing serves the app, and when a save made the app die while loading
+        # (like a failed import, that replaces the previous version).
+        if gen.kind == "app" and (was_pending or (self.current is None and delay > 0)):
+            during = " while loading" if was_pending and not gen.ready else ""
+            self.show(Failure("crash", "WorkerExited", f"the app process {describe_exit(event.code)}{during}; "
+                                                       f"restarting {when}"))
+        if delay == 0:
+            self.counters["restarts"] += 1
+            self.start_app("restart after crash", procs=False)
+        else:
+            self.timers["restart"] = self.ops.now() + delay
+
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("stopping")
+        # Nothing may start once stopping: every armed timer goes, and every live generation is retired.
+        self.timers.clear()
+        self.unsettled.clear()
+        self.after_install = None
+        for gen in list(self.live.values()):
+            self.retire(gen)
+
+    # -- reporting ----------------------------------------------------------------------------------
+
+    def _app_name(self) -> str:
+        return (self.app or {}).get("import") or self.app_label
+
+    def _record(self, gen: Generation, ok: bool) -> float:
+        start = gen.phases["spawned"]
+        took = gen.phases["ready"] - start
+        base = gen.phases.get("saved") or gen.phases.get("delivered") or start
+        self.recent.append({"gen": gen.id, "trigger": gen.trigger, "ok": ok, "seconds": round(took, 4),
+                            "at": self.ops.wall(), "replaced": gen.replaced, "base": base,
+                            "phases": {name: round(gen.phases[name] - base, 4) for name in PHASES
+                                       if name in gen.phases}})
+        return took
+
+    def _update_record(self, gen_id: int, phase: str, at: float) -> None:
+        for record in self.recent:
+            if record["gen"] == gen_id and phase not in record["phases"]:
+                record["phases"][phase] = round(at - record["base"], 4)
+
+    def _update_replaced(self, old_id: int, at: float) -> None:
+        for record in self.recent:
+            if record["replaced"] == old_id and "old_gone" not in record["phases"]:
+                record["phases"]["old_gone"] = round(at - record["base"], 4)
+
+    def state(self) -> str:
+        if self.stopping:
+            return "stopping"
+        cur = self.current
+        if cur is None or (cur.failure is not None and cur.failure.phase == "starting"):
+            return "starting"
+        if self.pending is not None:
+            return "reloading"
+        return "broken" if cur.failure is not None else "serving"
+
+    def snapshot(self) -> dict:
+        cur = self.current
+        failure = cur.failure if cur is not None else None
+        last = self.recent[-1] if self.recent else None
+        return {
+            "state": self.state(),
+            "error": failure.headline() if failure else None,
+            "failure": failure.to_dict() if failure else None,
+            "app": self.app,
+            "last_reload": ({k: v for k, v in last.items() if k not in ("base", "replaced")} if last else None),
+            "reloads": [{k: v for k, v in r.items() if k not in ("base", "replaced")} for r in self.recent],
+            "counters": dict(self.counters),
+            "crashes": self.backoff.crashes,
+            "restart_delay": self.restart_delay,
+            "generation": cur.id if cur else None,
+            "worker_pid": cur.pid if cur else None,
+            "pending_pid": self.pending.pid if self.pending else None,
+            "installing": self.installing,
+            "dependencies_error": self.deps_error,
+            "environment_error": self.environment.message if self.environment else None,
+        }

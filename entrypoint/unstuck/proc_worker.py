@@ -1,0 +1,195 @@
+"""One Procfile worker under supervisord: `unstuck proc NAME COMMAND` runs COMMAND and keeps it running.
+
+supervisord runs this wrapper (never the command itself), so supervisord's own states stay RUNNING
+whatever the worker does; the decisions are proc_states.ProcMachine's, this is its shell:
+- the command runs through `sh -c` in APP_DIR (as honcho and foreman run Procfile lines), in a session
+  of its own so that a stop reaches its whole process tree (celery's pool), and dies with this wrapper;
+- its output goes to the container's log, each line prefixed with the worker's name, and the last lines
+  are kept: when it exits, the traceback in them gives the status its exception and file:line;
+- SIGHUP (sent by the reload server with each change batch) restarts it on the new code, SIGTERM
+  (supervisord's stop) stops it within UNSTUCK_WORKER_GRACE, then SIGKILL;
+- its state is a JSON file in the run directory that `unstuck status` reads.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from unstuck import config as config_mod
+from unstuck import state, traceback_text
+from unstuck.proc_states import ProcMachine
+
+PR_SET_PDEATHSIG = 1
+TAIL_LINES = 200
+
+
+def state_dir(settings: config_mod.Settings) -> Path:
+    return settings.run_dir / "procs"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ProcWorker:
+    def __init__(self, settings: config_mod.Settings, name: str, command: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.command = command
+        self.machine = ProcMachine(self, settings.worker_grace, settings.backoff_max)
+        self.proc: subprocess.Popen | None = None
+        self.buffer = b""
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.last_error: dict | None = None
+        self.selector = selectors.DefaultSelector()
+        self.state_file = state_dir(settings) / f"{name}.json"
+
+    # -- Ops -----------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def spawn(self) -> None:
+        env = dict(os.environ)
+        # APP_DIR is the import root, as for the web app (`celery -A app.tasks` imports app/tasks.py).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.settings.app_dir), env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"  # lines reach the log (and the traceback the status) as written
+        self.tail.clear()
+        self.proc = subprocess.Popen(["/bin/sh", "-c", self.command], cwd=str(self.settings.app_dir), env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self.say(f"started (pid {self.proc.pid}): {self.command}")
+        self.publish()
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signum)  # its session: the shell, the command and its children
+            except ProcessLookupError:
+                pass
+
+    # -- output and exits --------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        print(f"INFO:     [unstuck] {self.name}: {message}", flush=True)
+
+    def drain(self, final: bool = False) -> None:
+        if self.proc is None:
+            return
+        try:
+            data = self.proc.stdout.read() or b""
+        except (BlockingIOError, ValueError):
+            data = b""
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        if final and self.buffer:
+            lines, self.buffer = lines + [self.buffer], b""
+        out = sys.stdout
+        for raw in lines:
+            line = raw.decode(errors="replace").rstrip("\r")
+            self.tail.append(line)
+            out.write(f"{self.name} | {line}\n")
+        out.flush()
+
+    def reap(self) -> None:
+        if self.proc is None or self.proc.poll() is None:
+            return
+        proc, code = self.proc, self.proc.returncode
+        self.drain(final=True)
+        self.selector.unregister(proc.stdout)
+        proc.stdout.close()
+        self.proc = None
+        expected = self.machine.state == "stopping"
+        failure = None if expected else traceback_text.parse(list(self.tail), self.settings.app_dir)
+        how = f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
+        if not expected:
+            self.last_error = {"headline": failure.headline() if failure else f"the worker {how}",
+                               "exc_type": failure.exc_type if failure else None,
+                               "message": failure.message if failure else how,
+                               "file": failure.file if failure else None, "line": failure.line if failure else None,
+                               "at": time.time()}
+        self.machine.exited(code)
+        if expected:
+            self.say(f"stopped ({how})")
+        elif self.machine.state == "backoff":
+            self.say(f"{how}; restarting in {self.machine.restart_delay:g} s (crash {self.machine.backoff.crashes} "
+                     f"in a row){': ' + failure.headline() if failure else ''}")
+        else:
+            self.say(f"{how}{': ' + failure.headline() if failure else ''}; restarted at once")
+        self.publish()
+
+    def publish(self) -> None:
+        m = self.machine
+        try:
+            state.write(self.state_file, name=self.name, command=self.command, state=m.state,
+                        worker_pid=self.proc.pid if self.proc else None, restarts=m.restarts, reloads=m.reloads,
+                        crashes=m.backoff.crashes, restart_delay=m.restart_delay, last_exit=m.last_exit,
+                        last_error=self.last_error)
+        except OSError:
+            pass
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.state_file.parent.mkdir(mode=0o700, exist_ok=True)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        signal.set_wakeup_fd(wake_w)
+        received: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, lambda s, _f: received.append(s))
+        self.selector.register(wake_r, selectors.EVENT_READ)
+        self.machine.start()
+        while not self.machine.finished:
+            due = self.machine.next_deadline()
+            timeout = 1.0 if due is None else max(0.0, min(1.0, due - self.now()))
+            for key, _ in self.selector.select(timeout):
+                if key.fileobj == wake_r:
+                    try:
+                        os.read(wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                else:
+                    self.drain()
+            while received:
+                signum = received.pop(0)
+                if signum == signal.SIGHUP:
+                    self.say("restarting on the new code")
+                    self.machine.restart()
+                    self.publish()
+                elif signum in (signal.SIGTERM, signal.SIGINT):
+                    self.machine.stop()
+                    self.publish()
+            self.reap()
+            before = self.machine.state
+            self.machine.on_timers()
+            if self.machine.state != before:
+                self.publish()
+        self.state_file.unlink(missing_ok=True)
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: unstuck proc NAME COMMAND", file=sys.stderr)
+        return 2
+    try:
+        settings = config_mod.load(check_dirs=False)
+    except config_mod.ConfigError as exc:
+        print(f"unstuck: error: {exc}", file=sys.stderr)
+        return 2
+    from unstuck.worker import set_process_name
+
+    set_process_name(f"unstuck-{argv[0]}"[:15])
+    return ProcWorker(settings, argv[0], argv[1]).run()

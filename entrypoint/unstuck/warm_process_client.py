@@ -1,0 +1,237 @@
+"""The reload server's side of the warm process (warm_process.py is the process itself).
+
+Nothing here blocks the reload server's loop: a fork request is sent, and the reply comes back later as
+an event on the reload server's queue, like every other thing it waits for. A thread per warm process
+only turns the messages on its control socket into those events.
+
+Events put on `events`:
+  WarmReady(warm, message)            it has imported its modules and forks from now on
+  WarmForked(warm, request, pid, pidfd)  a worker was forked for request `request` (pidfd may be None)
+  WarmChildExited(warm, pid, code)    a worker it forked exited (code as subprocess reports it)
+  WarmExited(warm)                    the warm process is gone (the workers it forked died with it)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from unstuck.logs import log
+
+
+@dataclass(frozen=True)
+class WarmReady:
+    warm: "WarmProcess"
+    message: dict
+
+
+@dataclass(frozen=True)
+class WarmForked:
+    warm: "WarmProcess"
+    request: int
+    pid: int
+    pidfd: int | None
+
+
+@dataclass(frozen=True)
+class WarmChildExited:
+    warm: "WarmProcess"
+    pid: int
+    code: int
+
+
+@dataclass(frozen=True)
+class WarmExited:
+    warm: "WarmProcess"
+
+
+class WarmProcess:
+    """One warm process, seen from the reload server."""
+
+    def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], events) -> None:
+        self.modules = modules
+        self.ready = False
+        self.retiring = False
+        self.children = 0  # forked and not yet exited
+        self._events = events
+        self._next_request = 0
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.control = ours
+        args = [sys.executable, "-m", "unstuck", "warm-process", "--control-fd", str(theirs.fileno()),
+                "--listen-fd", str(listen_fd), "--parent-pid", str(os.getpid()), "--preload", str(preload_file)]
+        # Started outside the app's tree, so that nothing of the user's code is importable there.
+        self.proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), listen_fd), cwd="/")
+        theirs.close()
+        threading.Thread(target=self._read, daemon=True, name="warm").start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self.control, 1 << 16, 1)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                break
+            message = json.loads(data)
+            event = message.get("event")
+            if event == "ready":
+                self._events.put(WarmReady(self, message))
+            elif event == "preloaded":
+                log.debug("warm process %d imported %d more modules", self.pid, message.get("modules", 0))
+            elif event == "forked":
+                self._events.put(WarmForked(self, message["id"], message["pid"], fds[0] if fds else None))
+                fds = fds[1:]
+            elif event == "exit":
+                self._events.put(WarmChildExited(self, message["pid"], message["code"]))
+            for fd in fds:  # never expected: do not leak them
+                os.close(fd)
+        self.proc.wait()
+        self._events.put(WarmExited(self))
+
+    def request_fork(self, report_fd: int, failure: dict | None) -> int | None:
+        """Ask for a worker that reports on `report_fd`; the request's id, or None if it cannot fork (the
+        caller then starts a fresh interpreter). The answer comes as a WarmForked event."""
+        if not self.ready or self.retiring:
+            return None
+        self._next_request += 1
+        request = json.dumps({"op": "fork", "id": self._next_request, "failure": failure}).encode()
+        try:
+            socket.send_fds(self.control, [request], [report_fd])
+        except OSError:
+            return None
+        return self._next_request
+
+    def preload(self, modules: set[str]) -> None:
+        """Have it import these as well (it does so between forks, ready or not yet). They must be in the
+        preload file already: it is read again there, so no message size limits the list."""
+        try:
+            self.control.send(json.dumps({"op": "preload"}).encode())
+        except OSError:
+            return
+        self.modules = self.modules | frozenset(modules)
+
+    def forked(self) -> None:
+        self.children += 1
+
+    def child_exited(self) -> None:
+        self.children = max(0, self.children - 1)
+        if self.retiring and not self.children:
+            self.close()
+
+    def retire(self) -> None:
+        """Stop forking; exit once the workers it forked have exited (they die with it)."""
+        self.retiring = True
+        if not self.children:
+            self.close()
+
+    def close(self) -> None:
+        """It exits when its control socket closes."""
+        try:
+            self.control.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class WarmProcesses:
+    """The warm process in use, and its replacement while that one is still preloading.
+
+    When the app uses third-party modules the warm process has not imported, it imports them in place.
+    After dependencies were installed (its modules may be other versions now) a replacement is started;
+    the old one then retires, living on only as long as workers it forked do.
+    """
+
+    def __init__(self, listen_fd: int, preload_file: Path, events, enabled: bool) -> None:
+        self.listen_fd = listen_fd
+        self.preload_file = preload_file
+        self.events = events
+        self.enabled = enabled
+        self.current: WarmProcess | None = None
+        self.next: WarmProcess | None = None
+
+    @property
+    def modules(self) -> frozenset[str]:
+        newest = self.next or self.current
+        return newest.modules if newest else frozenset()
+
+    def remembered(self) -> set[str]:
+        """The modules preloaded in this container before (kept across restarts of the server)."""
+        try:
+            return set(self.preload_file.read_text().split())
+        except OSError:
+            return set()
+
+    def start(self, modules: set[str]) -> None:
+        if not self.enabled:
+            return
+        if self.next is not None:
+            self.next.retire()
+        self.remember(frozenset(modules))
+        self.next = WarmProcess(self.listen_fd, self.preload_file, frozenset(modules), self.events)
+
+    def learn(self, modules) -> None:
+        new = set(modules) - self.modules
+        target = self.next or self.current
+        if not new or not self.enabled:
+            return
+        if target is None:
+            self.start(new)
+            return
+        self.remember(target.modules | new)
+        target.preload(new)
+
+    def remember(self, modules: frozenset[str]) -> None:
+        try:
+            self.preload_file.write_text("\n".join(sorted(modules)) + "\n")
+        except OSError as exc:
+            log.debug("cannot write %s: %s", self.preload_file, exc)
+
+    def rebuild(self) -> None:
+        """Fresh imports of the same modules (after an install they may be other versions)."""
+        modules = set(self.modules)
+        if self.current is not None:
+            self.current.retire()
+            self.current = None
+        self.start(modules)
+
+    def on_ready(self, warm: WarmProcess, message: dict) -> None:
+        if warm is not self.next:
+            warm.retire()
+            return
+        warm.ready = True
+        old, self.current, self.next = self.current, warm, None
+        if old is not None:
+            old.retire()
+        log.debug("warm process %d ready: %d modules preloaded in %.2f s", warm.pid, message.get("modules", 0),
+                  message.get("seconds", 0.0))
+
+    def on_exit(self, warm: WarmProcess, stopping: bool) -> None:
+        if warm is self.current:
+            self.current = None
+            if not warm.retiring and not stopping:
+                log.warning("the warm process (pid %d) exited; reloads start fresh interpreters until it is "
+                            "rebuilt", warm.pid)
+        if warm is self.next:
+            self.next = None
+
+    def close(self) -> None:
+        """At exit: each exits when its control socket closes; waited for briefly, so that it is not
+        killed by its parent-death signal (and reaped as an unknown pid by supervisord) instead."""
+        for warm in (self.current, self.next):
+            if warm is not None:
+                warm.close()
+        for warm in (self.current, self.next):
+            if warm is not None:
+                try:
+                    warm.proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass

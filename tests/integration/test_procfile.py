@@ -1,0 +1,148 @@
+"""Procfile workers in a real container, with no outside services: a worker runs beside the web app,
+restarts with it on the same change batch, survives crashes and broken saves without FATAL, follows
+Procfile edits, and stops within its grace on `docker stop`."""
+
+import time
+
+import httpx
+
+from editor import save_in_place
+from repo import RECOVERIES
+from waiting import has_text, wait_for, wait_until
+
+# A worker that writes the version of its code to a file every 50 ms, the way a job worker would run
+# the current task code. Run as `python -m app.ticker NAME`.
+TICKER = '''\
+import os, signal, sys, time
+VERSION = {version!r}
+name = sys.argv[1]
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+{preamble}
+while True:
+    with open(f"/tmp/{{name}}.out", "w") as out:
+        out.write(f"{{VERSION}} {{os.getpid()}}")
+    time.sleep(0.05)
+'''
+
+
+def ticker(version: str, preamble: str = "") -> str:
+    return TICKER.format(version=version, preamble=preamble)
+
+
+def worker_output(served, name: str = "ticker") -> tuple[str, int]:
+    code, out = served.exec("cat", f"/tmp/{name}.out")
+    if code != 0 or " " not in out:
+        return "", 0
+    version, pid = out.split()
+    return version, int(pid)
+
+
+def runs(served, version: str, name: str = "ticker"):
+    return lambda: (worker_output(served, name)[0] == version, str(worker_output(served, name)))
+
+
+def proc(status: dict, name: str = "ticker") -> dict:
+    return status.get("procs", {}).get(name, {})
+
+
+def start_with_ticker(start_container, env=None):
+    served = start_container(env=env, files={"ticker.py": ticker("v1"),
+                                             "Procfile": "web: ignored\nticker: python -m app.ticker ticker\n"})
+    served.app_dir.joinpath("Procfile").chmod(0o644)
+    wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
+    wait_until("the ticker runs v1", runs(served, "v1"))
+    return served
+
+
+PROCFILE_ENV = {"UNSTUCK_PROCFILE": "/workspace/app/Procfile"}
+
+
+def test_a_worker_restarts_with_the_web_app_on_the_same_batch(start_container):
+    served = start_with_ticker(start_container, PROCFILE_ENV)
+    status = served.wait_status("the ticker is running", lambda s: proc(s).get("state") == "running")
+    assert status["state"] == "serving" and proc(status)["reloads"] == 0
+    web_reloads = status["counters"]["reloads"]
+
+    main = served.app_dir / "main.py"
+    saved_at = time.monotonic()
+    # One batch: the web app and the worker's code change together.
+    save_in_place(served.app_dir / "ticker.py", ticker("v2"))
+    save_in_place(main, main.read_text().replace("Hello from unstuck", "web v2"))
+    wait_until("the ticker runs v2", runs(served, "v2"))
+    RECOVERIES.append(("worker code edited -> new code running", time.monotonic() - saved_at))
+    wait_for(served.url(), has_text(200, "web v2"), on_timeout=served.logs_tail)
+    status = served.wait_status("both reloaded", lambda s: s["counters"]["reloads"] == web_reloads + 1
+                                and proc(s).get("reloads") == 1 and proc(s).get("state") == "running")
+    assert status["counters"]["changes"] == 1 and proc(status)["restarts"] == 0
+
+
+def test_a_broken_worker_shows_in_status_keeps_the_web_app_healthy_and_a_fix_brings_it_back(start_container):
+    served = start_with_ticker(start_container, PROCFILE_ENV)
+    broken = ticker("v2") + "\ndef broken(:\n"
+    save_in_place(served.app_dir / "ticker.py", broken)
+    line = len(broken.splitlines())
+    status = served.wait_status("the worker's error is in the status",
+                                lambda s: (proc(s).get("last_error") or {}).get("exc_type") == "SyntaxError")
+    error = proc(status)["last_error"]
+    assert (error["file"], error["line"]) == ("app/ticker.py", line), error
+    assert proc(status)["state"] in ("backoff", "running")
+    # The web app is unaffected: it still answers 200 and the healthcheck still passes.
+    assert httpx.get(served.url(), timeout=10).status_code == 200
+    code, _ = served.exec("unstuck", "status", "--quiet")
+    assert code == 0
+    _, text = served.exec("unstuck", "status")
+    assert "worker ticker:" in text and f"app/ticker.py:{line}" in text, text
+
+    fixed_at = time.monotonic()
+    save_in_place(served.app_dir / "ticker.py", ticker("fixed"))
+    wait_until("the fixed worker runs", runs(served, "fixed"))
+    RECOVERIES.append(("worker syntax error fixed -> running", time.monotonic() - fixed_at))
+    code, out = served.exec("supervisorctl", "status")
+    assert "FATAL" not in out and "BACKOFF" not in out, out
+
+
+def test_a_killed_worker_comes_back_with_no_save(start_container):
+    served = start_with_ticker(start_container, PROCFILE_ENV)
+    _, pid = worker_output(served)
+    killed_at = time.monotonic()
+    code, out = served.exec("kill", "-9", str(pid))
+    assert code == 0, out
+
+    def restarted():
+        version, new_pid = worker_output(served)
+        return new_pid not in (0, pid), f"{version} {new_pid}"
+
+    wait_until("a new worker process runs", restarted)
+    RECOVERIES.append(("worker kill -9 -> running again", time.monotonic() - killed_at))
+    status = served.wait_status("one restart counted", lambda s: proc(s).get("restarts") == 1)
+    assert proc(status)["state"] == "running"
+
+
+def test_procfile_edits_add_and_remove_workers_without_a_restart(start_container):
+    served = start_with_ticker(start_container, PROCFILE_ENV)
+    server_pid = served.status()["pid"]
+    procfile = served.app_dir / "Procfile"
+    save_in_place(procfile, "ticker: python -m app.ticker ticker\nsecond: python -m app.ticker second\n")
+    wait_until("the second worker runs", runs(served, "v1", "second"))
+    served.wait_status("both listed running", lambda s: proc(s, "second").get("state") == "running"
+                       and proc(s).get("state") == "running")
+    save_in_place(procfile, "second: python -m app.ticker second\n")
+    status = served.wait_status("the ticker is gone", lambda s: "ticker" not in s.get("procs", {}))
+    assert proc(status, "second")["state"] == "running" and status["pid"] == server_pid
+    code, out = served.exec("supervisorctl", "status")
+    assert "proc-ticker" not in out and "proc-second" in out, out
+
+
+def test_docker_stop_with_a_worker_running_is_prompt_and_clean(start_container):
+    # The worker ignores SIGTERM: it is killed after UNSTUCK_WORKER_GRACE, and the container still exits 0.
+    served = start_container(env={**PROCFILE_ENV, "UNSTUCK_WORKER_GRACE": "2"},
+                             files={"ticker.py": ticker("v1", "import signal as s; s.signal(s.SIGTERM, s.SIG_IGN)"),
+                                    "Procfile": "ticker: python -m app.ticker ticker\n"})
+    wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
+    wait_until("the ticker runs", runs(served, "v1"))
+    started = time.monotonic()
+    served.container.stop(timeout=10)
+    result = served.container.wait(timeout=30)
+    seconds = time.monotonic() - started
+    RECOVERIES.append(("docker stop with a worker ignoring SIGTERM (grace 2 s): seconds", seconds))
+    assert result["StatusCode"] == 0, served.logs_tail()  # 137 if docker had had to kill it

@@ -1,0 +1,441 @@
+"""The generation state machine, driven with a fake OS: every transition, and stop in every state."""
+
+import signal
+
+import pytest
+
+from unstuck import events as ev
+from unstuck.failure import Failure
+from unstuck.backoff import delay
+from unstuck.generations import Generations, Policy, describe_changes, describe_exit
+
+TERM, KILL = signal.SIGTERM, signal.SIGKILL
+POLICY = Policy(grace=2.0, backoff_max=10.0, settle_s=0.3, slow_start_s=0.8, kill_margin_s=1.0)
+SYNTAX = Failure("import", "SyntaxError", "invalid syntax", "app/main.py", 3)
+
+
+class FakeOps:
+    """The world as the machine sees it: a clock the test advances, and a record of what it was asked."""
+
+    def __init__(self):
+        self.t = 100.0
+        self.spawned = []
+        self.signals = []
+        self.deps = ()
+        self.problem = None
+        self.installs = 0
+        self.learned = []
+        self.rebuilt = 0
+        self.procs = []
+
+    def now(self):
+        return self.t
+
+    def wall(self):
+        return 1_700_000_000.0 + self.t
+
+    def spawn(self, gen):
+        self.spawned.append(gen)
+
+    def signal(self, gen, signum):
+        self.signals.append((gen.id, signum))
+
+    def preflight(self):
+        return self.problem
+
+    def dependencies_pending(self):
+        return self.deps
+
+    def install(self):
+        self.installs += 1
+
+    def learn_modules(self, modules):
+        self.learned.append(modules)
+
+    def rebuild_warm(self):
+        self.rebuilt += 1
+
+    def restart_procs(self, reason):
+        self.procs.append(reason)
+
+
+@pytest.fixture
+def ops():
+    return FakeOps()
+
+
+@pytest.fixture
+def m(ops):
+    return Generations(ops, POLICY, "app.main:app")
+
+
+def advance(m, ops, seconds):
+    ops.t += seconds
+    m.on_timers()
+
+
+def ready(m, gen, **kw):
+    m.handle(ev.Ready(gen.id, m.ops.now(), **kw))
+
+
+def failed(m, gen, failure=SYNTAX):
+    m.handle(ev.Failed(gen.id, failure, m.ops.now()))
+
+
+def exited(m, gen, code=0):
+    m.handle(ev.Exited(gen.id, code))
+
+
+def change(m, *paths, **facts):
+    m.handle(ev.Changes(frozenset(("modified", p) for p in paths), **facts))
+
+
+def serving(m, ops):
+    """Started and serving its first generation."""
+    m.start()
+    gen = ops.spawned[-1]
+    ready(m, gen)
+    assert m.state() == "serving" and m.current is gen
+    return gen
+
+
+def signalled(ops, gen):
+    return [s for g, s in ops.signals if g == gen.id]
+
+
+# -- start and reload ------------------------------------------------------------------------------
+
+def test_startup_spawns_one_app_generation_and_promotes_it_when_ready(m, ops):
+    m.start()
+    assert [g.kind for g in ops.spawned] == ["app"] and m.state() == "starting"
+    ready(m, ops.spawned[0], modules=("fastapi",))
+    assert m.state() == "serving" and m.counters["reloads"] == 1 and ops.learned == [("fastapi",)]
+    assert ops.procs == []  # the Procfile workers start by themselves at startup
+
+
+def test_a_change_starts_a_generation_beside_the_current_one_and_retires_the_old_one_when_ready(m, ops):
+    old = serving(m, ops)
+    change(m, "app/main.py")
+    new = ops.spawned[-1]
+    assert m.pending is new and m.current is old and m.state() == "reloading"
+    assert signalled(ops, old) == []  # the old one serves until the new one is ready
+    ready(m, new)
+    assert m.current is new and signalled(ops, old) == [TERM]
+    assert m.snapshot()["last_reload"]["trigger"] == "app/main.py modified"
+
+
+def test_procfile_workers_restart_with_the_same_batch(m, ops):
+    serving(m, ops)
+    change(m, "app/tasks.py")
+    assert ops.procs == ["app/tasks.py modified"]
+
+
+def test_a_retiring_generation_that_does_not_exit_is_killed_after_the_grace(m, ops):
+    old = serving(m, ops)
+    change(m, "app/main.py")
+    ready(m, ops.spawned[-1])
+    advance(m, ops, POLICY.grace + POLICY.kill_margin_s - 0.01)
+    assert signalled(ops, old) == [TERM]
+    advance(m, ops, 0.02)
+    assert signalled(ops, old) == [TERM, KILL]
+
+
+def test_a_retiring_generation_that_exits_in_time_is_not_killed(m, ops):
+    old = serving(m, ops)
+    change(m, "app/main.py")
+    ready(m, ops.spawned[-1])
+    exited(m, old, -TERM)
+    advance(m, ops, 10)
+    assert signalled(ops, old) == [TERM] and m.counters["crashes"] == 0 and len(ops.spawned) == 2
+
+
+def test_newer_change_during_a_reload_restarts_it_and_the_stale_one_is_never_promoted(m, ops):
+    serving(m, ops)
+    change(m, "app/main.py")
+    stale = ops.spawned[-1]
+    change(m, "app/main.py")
+    latest = ops.spawned[-1]
+    assert signalled(ops, stale) == [TERM] and m.pending is latest
+    ready(m, stale)
+    assert m.current is not stale
+    ready(m, latest)
+    assert m.current is latest
+
+
+# -- settle ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("facts", [{"missing": True}, {"new_dir": True}])
+def test_half_done_saves_wait_for_the_settle_window_and_merge_into_one_reload(m, ops, facts):
+    serving(m, ops)
+    change(m, "app/main.py", **facts)
+    assert len(ops.spawned) == 1
+    advance(m, ops, 0.1)
+    change(m, "app/other.py")  # arrives during the window: waits with it
+    assert len(ops.spawned) == 1
+    advance(m, ops, POLICY.settle_s)
+    assert len(ops.spawned) == 2 and m.counters["changes"] == 1
+    assert "app/main.py" in ops.spawned[-1].trigger and "app/other.py" in ops.spawned[-1].trigger
+
+
+def test_a_burst_of_files_is_one_reload(m, ops):
+    serving(m, ops)
+    m.handle(ev.Changes(frozenset(("added", f"app/gen/m{i}.py") for i in range(500))))
+    advance(m, ops, POLICY.settle_s)
+    assert len(ops.spawned) == 2 and m.counters["changes"] == 1
+    assert ops.spawned[-1].trigger.endswith("and 497 more")
+
+
+# -- failures and crashes -----------------------------------------------------------------------------
+
+def test_a_broken_save_is_served_as_the_error_and_a_fix_brings_the_app_back(m, ops):
+    old = serving(m, ops)
+    change(m, "app/main.py")
+    broken = ops.spawned[-1]
+    failed(m, broken)
+    assert m.state() == "broken" and m.current is broken and signalled(ops, old) == [TERM]
+    assert m.snapshot()["error"] == "SyntaxError: invalid syntax (app/main.py:3)"
+    assert m.snapshot()["last_reload"]["ok"] is False and m.counters["failures"] == 1
+    change(m, "app/main.py")
+    fixed = ops.spawned[-1]
+    ready(m, fixed)
+    assert m.state() == "serving" and signalled(ops, broken) == [TERM]
+
+
+def test_crashes_back_off_doubling_up_to_the_cap_and_the_port_says_why(m, ops):
+    ops_policy = Policy(grace=2.0, backoff_max=2.0)
+    m = Generations(ops, ops_policy)
+    gen = serving(m, ops)
+    exited(m, gen, 1)  # first crash: at once
+    assert ops.spawned[-1].kind == "app" and ops.spawned[-1].trigger == "restart after crash"
+    delays = []
+    for _ in range(4):
+        gen = ops.spawned[-1]
+        ready(m, gen)
+        exited(m, gen, -signal.SIGSEGV)
+        assert m.current.kind == "responder" and "SIGSEGV" in m.current.failure.message
+        before = len(ops.spawned)
+        waited = 0.0
+        while len(ops.spawned) == before:
+            advance(m, ops, 0.25)
+            waited += 0.25
+        delays.append(waited)
+    assert delays == [1.0, 2.0, 2.0, 2.0]
+    assert m.counters["crashes"] == 5 and m.counters["restarts"] == 5
+
+
+def test_a_crash_after_a_stable_run_restarts_at_once_whatever_came_before(m, ops):
+    gen = serving(m, ops)
+    for _ in range(3):  # a crash loop first
+        exited(m, gen, 1)
+        advance(m, ops, 10)
+        gen = ops.spawned[-1]
+        ready(m, gen)
+    before = len(ops.spawned)
+    advance(m, ops, 11)  # then a healthy run, longer than STABLE_AFTER_S
+    exited(m, gen, 1)
+    assert len(ops.spawned) == before + 1 and m.backoff.crashes == 1
+
+
+def test_a_save_during_crash_backoff_is_served_without_waiting(m, ops):
+    gen = serving(m, ops)
+    exited(m, gen, 1)
+    gen = ops.spawned[-1]
+    ready(m, gen)
+    exited(m, gen, 1)
+    assert "restart" in m.timers
+    change(m, "app/main.py")
+    assert "restart" not in m.timers and ops.spawned[-1].trigger == "app/main.py modified"
+    assert m.backoff.crashes == 0
+
+
+def test_a_save_whose_import_kills_the_process_shows_the_crash_in_place_of_the_old_version(m, ops):
+    old = serving(m, ops)
+    change(m, "app/main.py")
+    dying = ops.spawned[-1]
+    exited(m, dying, 3)
+    assert m.current.kind == "responder" and "exited with code 3 while loading" in m.current.failure.message
+    assert signalled(ops, old) == [TERM]
+
+
+def test_a_slow_first_import_gets_a_starting_page_then_the_app_replaces_it(m, ops):
+    m.start()
+    app = ops.spawned[-1]
+    advance(m, ops, POLICY.slow_start_s)
+    responder = ops.spawned[-1]
+    assert responder.kind == "responder" and responder.failure.phase == "starting" and m.state() == "starting"
+    ready(m, app)
+    assert m.current is app and signalled(ops, responder) == [TERM]
+
+
+# -- stop in every state ------------------------------------------------------------------------------
+
+def stop_and_finish(m, ops):
+    m.handle(ev.StopRequested())
+    for gen in list(m.live.values()):
+        assert TERM in signalled(ops, gen), gen
+    spawned = len(ops.spawned)
+    advance(m, ops, 60)  # every timer that was armed is due by now
+    assert len(ops.spawned) == spawned, "nothing may start after a stop"
+    for gen in list(m.live.values()):
+        exited(m, gen, -TERM)
+    assert m.finished and m.state() == "stopping"
+
+
+def test_stop_while_serving(m, ops):
+    serving(m, ops)
+    stop_and_finish(m, ops)
+
+
+def test_stop_while_broken(m, ops):
+    serving(m, ops)
+    change(m, "app/main.py")
+    failed(m, ops.spawned[-1])
+    stop_and_finish(m, ops)
+
+
+def test_stop_mid_reload_retires_both_generations(m, ops):
+    serving(m, ops)
+    change(m, "app/main.py")
+    stop_and_finish(m, ops)
+
+
+def test_stop_during_crash_backoff_starts_nothing_after(m, ops):
+    gen = serving(m, ops)
+    exited(m, gen, 1)
+    gen = ops.spawned[-1]
+    ready(m, gen)
+    exited(m, gen, 1)
+    assert "restart" in m.timers
+    stop_and_finish(m, ops)
+
+
+def test_stop_during_a_slow_first_import_starts_nothing_after(m, ops):
+    m.start()
+    assert "slow_start" in m.timers
+    stop_and_finish(m, ops)
+
+
+def test_stop_during_the_settle_window_starts_nothing_after(m, ops):
+    serving(m, ops)
+    change(m, "app/main.py", missing=True)
+    stop_and_finish(m, ops)
+
+
+def test_stop_while_installing_ignores_the_install_result(m, ops):
+    serving(m, ops)
+    ops.deps = ("requirements.txt",)
+    change(m, "requirements.txt", dependencies=True)
+    m.handle(ev.StopRequested())
+    m.handle(ev.Installed(True, ("requirements.txt",), 1.0))
+    assert len(ops.spawned) == 1
+
+
+def test_a_generation_that_ignores_the_stop_is_killed_and_exits_after_stop_restart_nothing(m, ops):
+    gen = serving(m, ops)
+    m.handle(ev.StopRequested())
+    m.handle(ev.StopRequested())  # twice is once
+    advance(m, ops, POLICY.grace + POLICY.kill_margin_s)
+    assert signalled(ops, gen) == [TERM, KILL]
+    exited(m, gen, -KILL)
+    assert m.finished and len(ops.spawned) == 1 and m.counters["crashes"] == 0
+
+
+# -- dependencies and environment ---------------------------------------------------------------------
+
+def test_one_requirements_save_is_one_reload_after_the_install(m, ops):
+    serving(m, ops)
+    ops.deps = ("requirements.txt",)
+    change(m, "requirements.txt", dependencies=True)
+    assert ops.installs == 1 and len(ops.spawned) == 1 and m.installing
+    ops.deps = ()
+    m.handle(ev.Installed(True, ("requirements.txt",), 1.5))
+    assert len(ops.spawned) == 2 and ops.rebuilt == 1 and not m.installing
+    assert ops.spawned[-1].trigger == "requirements.txt modified"
+
+
+def test_a_failed_install_keeps_the_current_generation_and_says_why(m, ops):
+    gen = serving(m, ops)
+    ops.deps = ("requirements.txt",)
+    change(m, "requirements.txt", dependencies=True)
+    m.handle(ev.Installed(False, ("requirements.txt",), 2.0, "No solution found: nope==9"))
+    assert m.current is gen and signalled(ops, gen) == [] and "nope==9" in m.snapshot()["dependencies_error"]
+    assert len(ops.spawned) == 2  # the batch's reload still runs: the code may have changed with it
+
+
+def test_a_dependency_change_during_an_install_is_installed_next_then_one_reload(m, ops):
+    serving(m, ops)
+    ops.deps = ("requirements.txt",)
+    change(m, "requirements.txt", dependencies=True)
+    change(m, "requirements.txt", dependencies=True)
+    assert ops.installs == 1
+    m.handle(ev.Installed(True, ("requirements.txt",), 1.0))
+    assert ops.installs == 2 and len(ops.spawned) == 1
+    ops.deps = ()
+    m.handle(ev.Installed(True, ("requirements.txt",), 1.0))
+    assert len(ops.spawned) == 2
+
+
+def test_startup_with_missing_dependencies_says_so_then_starts_the_app(m, ops):
+    ops.deps = ("pyproject.toml",)
+    m.start()
+    assert [g.kind for g in ops.spawned] == ["responder"] and m.state() == "starting" and ops.installs == 1
+    ops.deps = ()
+    m.handle(ev.Installed(True, ("pyproject.toml",), 3.0))
+    app = ops.spawned[-1]
+    assert app.kind == "app" and app.trigger == "startup"
+    ready(m, app)
+    assert m.state() == "serving"
+
+
+def test_an_environment_problem_blocks_every_import_until_it_is_fixed(m, ops):
+    ops.problem = Failure("environment", "PythonVersion", "pyproject.toml requires Python >=3.14; this image runs "
+                                                          "3.11.2: rebuild with BASE_IMAGE=python:3.14-slim")
+    ops.deps = ("pyproject.toml",)
+    m.start()
+    assert [g.kind for g in ops.spawned] == ["responder"] and ops.installs == 0
+    assert "requires Python >=3.14" in m.snapshot()["environment_error"]
+    change(m, "app/main.py")
+    assert len(ops.spawned) == 1  # nothing imported while the interpreter is wrong
+    ops.problem, ops.deps = None, ()
+    change(m, "pyproject.toml", dependencies=True)
+    assert ops.spawned[-1].kind == "app" and m.snapshot()["environment_error"] is None
+
+
+# -- reporting ---------------------------------------------------------------------------------------
+
+def test_each_reload_records_its_phases(m, ops):
+    old = serving(m, ops)
+    ops.t = 200.0
+    m.handle(ev.Changes(frozenset({("modified", "app/main.py")}), saved_at=199.990, seen_at=199.995))
+    gen = ops.spawned[-1]
+    m.handle(ev.Started(gen.id, 4242, 200.002, forked=True))
+    m.handle(ev.Imported(gen.id, 200.010))
+    m.handle(ev.Ready(gen.id, 200.015))
+    m.handle(ev.Served(gen.id, 200.020))
+    exited(m, old, -TERM)
+    phases = m.snapshot()["last_reload"]["phases"]
+    assert list(phases) == ["saved", "delivered", "applied", "forked", "imported", "ready", "served", "old_gone"]
+    assert phases["saved"] == 0 and phases["ready"] == pytest.approx(0.025) and phases["old_gone"] == pytest.approx(0.01)
+    assert m.snapshot()["worker_pid"] == 4242
+
+
+def test_events_for_unknown_generations_are_ignored_and_non_events_rejected(m, ops):
+    serving(m, ops)
+    for event in (ev.Ready(99, 0.0), ev.Failed(99, SYNTAX, 0.0), ev.Exited(99, 1), ev.Served(99, 0.0)):
+        m.handle(event)
+    assert m.state() == "serving" and len(ops.spawned) == 1
+    with pytest.raises(TypeError):
+        m.handle(("report", None, {}))
+
+
+def test_backoff_is_immediate_then_doubles_up_to_the_cap():
+    assert [delay(n, 10) for n in range(1, 9)] == [0, 1, 2, 4, 8, 10, 10, 10]
+    assert [delay(n, 2.5) for n in range(1, 6)] == [0, 1, 2, 2.5, 2.5]
+
+
+def test_exit_and_change_descriptions():
+    assert describe_exit(1) == "exited with code 1"
+    assert describe_exit(-signal.SIGKILL) == "was killed by SIGKILL"
+    assert describe_changes({("modified", "app/main.py")}) == "app/main.py modified"
+    many = {("added", f"app/m{i}.py") for i in range(5)}
+    assert describe_changes(many) == "app/m0.py added, app/m1.py added, app/m2.py added and 2 more"

@@ -1,0 +1,170 @@
+"""Procfile workers without processes: the Procfile format, each worker's state machine, the traceback
+found in its output, and the supervisord programs rendered for them."""
+
+import configparser
+import signal
+
+import pytest
+
+from unstuck import config, procfile, supervisord_conf, traceback_text
+from unstuck.proc_states import BACKOFF, RUNNING, STOPPED, STOPPING, ProcMachine
+
+TERM, KILL = signal.SIGTERM, signal.SIGKILL
+
+
+# -- Procfile --------------------------------------------------------------------------------------
+
+def test_procfile_entries_other_than_web_are_workers(tmp_path):
+    path = tmp_path / "Procfile"
+    path.write_text("# the stack\nweb: uvicorn app.main:app\n\nworker: celery -A app.tasks worker -l info\n"
+                    "beat:celery -A app.tasks beat\n")
+    assert procfile.workers(path) == [procfile.Proc("worker", "celery -A app.tasks worker -l info"),
+                                      procfile.Proc("beat", "celery -A app.tasks beat")]
+    assert procfile.workers(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("worker celery -A app worker\n", "Procfile:1: 'worker celery -A app worker' is not 'name: command'"),
+    ("w: a\nw: b\n", "Procfile:2: 'w' is defined twice"),
+])
+def test_a_bad_procfile_is_one_line_naming_the_line(text, message):
+    with pytest.raises(procfile.ProcfileError) as error:
+        procfile.parse(text)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_workers_are_rendered_as_one_supervisord_group_that_supervisord_can_parse(tmp_path):
+    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_WORKER_GRACE": "7"}, check_dirs=False)
+    procs = [procfile.Proc("worker", "celery -A app.tasks worker --loglevel=info"),
+             procfile.Proc("clock", "python -c 'print(\"100%\")'")]
+    parser = configparser.RawConfigParser()
+    parser.read_string(supervisord_conf.render_procs(settings, procs))
+    assert parser["group:procs"]["programs"] == "proc-worker,proc-clock"
+    assert parser["program:proc-worker"]["stopwaitsecs"] == "10"
+    assert "100%%" in parser["program:proc-clock"]["command"]  # supervisord would expand a bare %
+    assert supervisord_conf.render_procs(settings, []).startswith(";")
+
+
+# -- a worker's state machine ------------------------------------------------------------------------
+
+class FakeOps:
+    def __init__(self):
+        self.t = 0.0
+        self.spawns = 0
+        self.signals = []
+
+    def now(self):
+        return self.t
+
+    def spawn(self):
+        self.spawns += 1
+
+    def signal(self, signum):
+        self.signals.append(signum)
+
+
+@pytest.fixture
+def ops():
+    return FakeOps()
+
+
+@pytest.fixture
+def m(ops):
+    machine = ProcMachine(ops, grace=5.0, backoff_max=10.0)
+    machine.start()
+    return machine
+
+
+def advance(m, ops, seconds):
+    ops.t += seconds
+    m.on_timers()
+
+
+def test_a_worker_that_exits_is_restarted_with_backoff_never_given_up(m, ops):
+    assert m.state == RUNNING and ops.spawns == 1
+    m.exited(1)  # first crash: at once
+    assert ops.spawns == 2
+    for expected in (1, 2, 4, 8, 10, 10):
+        m.exited(1)
+        assert m.state == BACKOFF and m.restart_delay == expected
+        advance(m, ops, expected)
+        assert m.state == RUNNING
+    assert m.restarts == 7
+
+
+def test_a_worker_that_ran_long_enough_restarts_at_once(m, ops):
+    for _ in range(3):
+        m.exited(1)
+        advance(m, ops, 10)
+    advance(m, ops, 30)
+    spawns = ops.spawns
+    m.exited(-KILL)
+    assert m.state == RUNNING and ops.spawns == spawns + 1
+
+
+def test_a_save_restarts_it_gracefully_then_at_once(m, ops):
+    m.restart()
+    assert m.state == STOPPING and ops.signals == [TERM] and ops.spawns == 1
+    m.exited(0)
+    assert m.state == RUNNING and ops.spawns == 2 and m.restarts == 0 and m.reloads == 1
+
+
+def test_a_save_during_backoff_starts_it_without_waiting(m, ops):
+    m.exited(1)
+    m.exited(1)
+    assert m.state == BACKOFF
+    m.restart()
+    assert m.state == RUNNING and m.backoff.crashes == 0
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace(m, ops):
+    m.restart()
+    advance(m, ops, 4.9)
+    assert ops.signals == [TERM]
+    advance(m, ops, 0.2)
+    assert ops.signals == [TERM, KILL]
+    m.exited(-KILL)
+    assert m.state == RUNNING  # and started again: it was a restart
+
+
+@pytest.mark.parametrize("where", ["running", "backoff", "stopping"])
+def test_stop_ends_it_in_every_state_and_nothing_starts_after(m, ops, where):
+    if where == "backoff":
+        m.exited(1)
+        m.exited(1)
+    elif where == "stopping":
+        m.restart()
+    m.stop()
+    if m.state == STOPPING:
+        m.exited(-TERM)
+    spawns = ops.spawns
+    advance(m, ops, 60)
+    m.restart()
+    assert m.state == STOPPED and m.finished and ops.spawns == spawns
+
+
+# -- tracebacks in a worker's output -------------------------------------------------------------------
+
+def test_the_users_file_and_line_are_found_in_a_printed_traceback(tmp_path):
+    lines = ["worker: Warm shutdown", "Traceback (most recent call last):",
+             '  File "/opt/unstuck/venv/lib/python3.11/site-packages/celery/app/base.py", line 12, in loader',
+             '  File "/workspace/app/tasks.py", line 7, in <module>',
+             "    import not_installed",
+             '  File "/opt/unstuck/venv/lib/python3.11/site-packages/importlib/__init__.py", line 3, in x',
+             "ModuleNotFoundError: No module named 'not_installed'"]
+    failure = traceback_text.parse(lines, "/workspace")
+    assert (failure.exc_type, failure.file, failure.line) == ("ModuleNotFoundError", "app/tasks.py", 7)
+    assert failure.headline() == "ModuleNotFoundError: No module named 'not_installed' (app/tasks.py:7)"
+
+
+def test_a_syntax_error_names_the_bad_line():
+    lines = ["Traceback (most recent call last):", '  File "/x/celery.py", line 2, in main',
+             '  File "/workspace/app/tasks.py", line 12', "    def broken(:", "               ^",
+             "SyntaxError: invalid syntax"]
+    failure = traceback_text.parse(lines, "/workspace")
+    assert (failure.exc_type, failure.file, failure.line, failure.message) == (
+        "SyntaxError", "app/tasks.py", 12, "invalid syntax")
+
+
+def test_no_traceback_no_failure():
+    assert traceback_text.parse(["worker ready", "Killed"], "/workspace") is None
