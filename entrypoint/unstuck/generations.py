@@ -451,6 +451,9 @@ class Generations:
         for record in self.recent:
             if record["replaced"] == old_id and "old_gone" not in record["phases"]:
                 record["phases"]["old_gone"] = round(at - record["base"], 4)
+                # The last phase: the whole reload on one line (LOG_LEVEL=debug).
+                log.debug("reload %d (%s) phases, s after the save: %s", record["gen"], record["trigger"],
+                          " ".join(f"{name} {value:.4f}" for name, value in record["phases"].items()))
 
     def state(self) -> str:
         if self.stopping:

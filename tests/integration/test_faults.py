@@ -328,3 +328,23 @@ def test_stop_is_clean_in_every_state(start_container, state):
     result = served.container.wait(timeout=30)
     record(f"docker stop while {state}: seconds to exit", time.monotonic() - started)
     assert result["StatusCode"] == 0, served.logs_tail()
+
+
+@pytest.mark.parametrize("state", ["crash-backoff", "slow-first-import"])
+def test_stop_during_backoff_or_a_slow_first_import_exits_within_3_s(start_container, state):
+    """A stop must cancel every timer: a restart due after the stop would start a worker nobody stops."""
+    if state == "crash-backoff":
+        served = start_fault_app(start_container, env={"UNSTUCK_BACKOFF_MAX": "10"})
+        wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
+        save_in_place(served.app_dir / "main.py", fault_app("crashes", preamble="os._exit(3)"))
+        # Crashing while loading, again and again: the restart timer is armed, 2 s and more ahead.
+        served.wait_status("the crash loop backs off", lambda s: (s.get("restart_delay") or 0) >= 2)
+    else:
+        served = start_fault_app(start_container, message="slow", preamble="time.sleep(30)")
+        # Stopped as soon as the first import runs, usually before the "starting" page is due (0.8 s).
+        served.wait_state("starting")
+    started = time.monotonic()
+    served.container.stop(timeout=3)  # still running after 3 s: docker SIGKILLs it, exit 137
+    result = served.container.wait(timeout=30)
+    record(f"docker stop during {state}: seconds to exit", time.monotonic() - started)
+    assert result["StatusCode"] == 0, served.logs_tail()

@@ -1,0 +1,106 @@
+"""The reload server's shell on this machine, no Docker: a warm process that does not answer never blocks
+its loop, and the fresh interpreter started instead reports on a pipe of its own."""
+
+import os
+import queue
+import signal
+import socket
+import time
+
+import httpx
+import pytest
+
+from repo import REPO
+from unstuck import config
+from unstuck.reloader import Reloader
+from unstuck.warm_process_client import WarmChildExited, WarmProcesses
+
+APP = '''\
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"served by a fresh interpreter"})
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text(APP)
+    env = {"PYTHONPATH": str(REPO / "entrypoint"), "APP_DIR": str(tmp_path), "APP_MODULE": "app.main:app",
+           "HOST": "127.0.0.1", "PORT": str(free_port()), "UNSTUCK_RUN_DIR": str(tmp_path / "run"),
+           "UNSTUCK_GRACE": "0.5", "LOG_LEVEL": "warning"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "run").mkdir(mode=0o700)
+    settings = config.load()
+    reloader = Reloader(settings)
+    reloader.sock = reloader.bind()
+    reloader.warm = WarmProcesses(reloader.sock.fileno(), settings.run_dir / "preload.txt", reloader.events, True)
+    reloader.warm.start(set())
+    yield reloader
+    for warm in (reloader.warm.current, reloader.warm.next):
+        if warm is not None:
+            os.kill(warm.pid, signal.SIGCONT)
+    reloader.machine.stop()
+    drive(reloader, lambda: reloader.machine.finished, "every generation gone")
+    reloader.warm.close()
+    reloader.sock.close()
+
+
+def drive(reloader, done, what, timeout=30.0, keep=None):
+    """Run the reload server's loop until done(); events the test wants to see go to `keep`."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:g} s (state {reloader.machine.snapshot()})", pytrace=False)
+        try:
+            event = reloader.events.get(timeout=min(0.1, reloader.timeout()))
+            if keep is not None:
+                keep.put(event)
+            reloader.dispatch(event)
+        except queue.Empty:
+            pass
+        reloader.on_timers()
+
+
+def test_a_stalled_warm_process_never_blocks_the_loop(server):
+    drive(server, lambda: server.warm.current is not None, "the warm process is ready")
+    stalled = server.warm.current
+    os.kill(stalled.pid, signal.SIGSTOP)  # it can no longer answer anything
+
+    server.machine.start()  # asks the warm process to fork: must return without its answer
+    waiting = server.children[1]
+    assert waiting.request is not None and waiting.pid is None
+
+    seen = queue.SimpleQueue()
+    drive(server, lambda: server.machine.state() == "serving", "served by a fresh interpreter", keep=seen)
+    fresh = server.children[1]
+    assert fresh is not waiting and fresh.popen is not None and waiting.abandoned
+    assert fresh.read_fd != waiting.read_fd  # not the pipe handed to the stalled warm process
+    response = httpx.get(f"http://127.0.0.1:{server.settings.port}/", timeout=10)
+    assert response.text == "served by a fresh interpreter"
+
+    # Woken up, it forks the request it was sent long ago: that late worker is killed on arrival.
+    os.kill(stalled.pid, signal.SIGCONT)
+    late = []
+
+    def late_killed():
+        while not seen.empty():
+            event = seen.get()
+            if isinstance(event, WarmChildExited):
+                late.append(event)
+        return bool(late)
+
+    drive(server, late_killed, "the late fork is killed", keep=seen)
+    assert late[0].code == -signal.SIGKILL and server.machine.current.pid == fresh.pid
