@@ -153,10 +153,11 @@ def main(argv: list[str]) -> int:
     die_with_parent(args.parent_pid)
     set_process_name("unstuck-warm")
     # supervisord's stop signal reaches the whole group: the workers forked here shut down gracefully
-    # on it, and this process must outlive them (they are killed when it dies), so it ignores it and
-    # exits when the reloader closes the control socket.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # on it, and this process must outlive them (they are killed when it dies), so it does not act on it
+    # and exits when the reloader closes the control socket. Blocked, not ignored: a child inherits the
+    # mask, so a stop sent to a worker the moment it is forked stays pending until the worker can act on
+    # it (worker.run unblocks it); an ignored signal would be discarded, and that worker never stopped.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     settings = config_mod.load(check_dirs=False)
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()

@@ -244,9 +244,27 @@ def preloadable_modules(app_dir) -> list[str]:
     return sorted(names)
 
 
+def _die_by_signal(signum, frame) -> None:
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+
+
+def stop_is_never_lost() -> None:
+    """SIGTERM keeps its default meaning (die at once: an import in progress, a superseded generation),
+    but through a Python handler. uvicorn installs its own handlers while a server runs and restores the
+    previous ones when it stops; were that SIG_DFL, a SIGTERM caught while uvicorn restores it (a stop
+    arriving as the app's lifespan startup fails) would be dropped by Python, and the worker would go on
+    serving the error page until it is killed, with its connections reset."""
+    signal.signal(signal.SIGTERM, _die_by_signal)
+    # Forked workers start with SIGTERM and SIGINT blocked (see warm_process.main): a stop sent before
+    # this point is delivered now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
 def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pid: int,
         failure: Failure | None = None) -> int:
     """Serve one generation on the inherited socket; shared by spawned and forked workers."""
+    stop_is_never_lost()
     die_with_parent(parent_pid)
     set_process_name("unstuck-worker")
     for fd in (listen_fd, report_fd):

@@ -85,3 +85,19 @@ def test_retired_warm_process_outlives_its_children_then_exits(warm):
     assert (exited.pid, exited.code) == (forked.pid, -signal.SIGKILL)
     handle.child_exited()
     assert next_event(events, WarmExited, timeout=10).warm is handle
+
+
+def test_a_stop_sent_the_moment_a_worker_is_forked_is_never_lost(warm):
+    """A worker inherits the warm process's signal state: a SIGTERM sent before it has set up its own
+    handling must still stop it (were SIGTERM ignored in the warm process, it would be discarded)."""
+    handle, events = warm
+    for _ in range(30):
+        read_fd, write_fd = os.pipe()
+        handle.request_fork(write_fd, FAILURE)
+        os.close(write_fd)
+        forked = next_event(events, WarmForked)
+        signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)  # at once, as a superseding save would
+        os.close(forked.pidfd)
+        exited = next_event(events, WarmChildExited, timeout=10)  # a lost stop: no exit, and this times out
+        assert exited.pid == forked.pid and exited.code == -signal.SIGTERM
+        os.close(read_fd)
