@@ -293,7 +293,7 @@ def test_compose_watch_never_copies_what_the_watcher_ignores(watched):
     wait_for(served.url(), has_text(200, "after the noise"), on_timeout=logs_and_watch(served, watch))
     wait_until("data.csv is synced", lambda: (served.exec("test", "-f", "/workspace/app/data.csv")[0] == 0,
                                               watch.tail()))
-    code, arrived = served.exec("sh", "-c", "cd /workspace/app && ls -d " + " ".join(
+    _, arrived = served.exec("sh", "-c", "cd /workspace/app && ls -d " + " ".join(
         f"'{rel.split('/')[0]}'" for rel in [*NOISE_DIRS, *NOISE_FILES]) + " 2>/dev/null")
     assert arrived.split() == [], f"copied although ignored: {arrived.split()}"
 
