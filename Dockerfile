@@ -18,7 +18,10 @@ ENV VIRTUAL_ENV=/opt/unstuck/venv \
     PORT=8000
 
 # The runtime user, the virtualenv and the private runtime directory (supervisord's control socket).
+# tar is how code arrives without a bind mount (kubectl cp, Tilt and Skaffold run `tar x` in the container):
+# a base image without it would build fine and then never receive a sync.
 RUN set -eux; \
+    command -v tar >/dev/null || { echo "BASE_IMAGE has no tar, which kubectl cp, Tilt and Skaffold syncs need: pick a base with tar" >&2; exit 1; }; \
     groupadd --gid "${UNSTUCK_GID}" app; \
     useradd --uid "${UNSTUCK_UID}" --gid app --create-home --shell /bin/bash app; \
     python3 -m venv "${VIRTUAL_ENV}"; \
@@ -43,7 +46,9 @@ RUN python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'un
     && unstuck --help >/dev/null
 COPY --chown=app:app app/ /workspace/app/
 
-USER app
+# The numeric uid, not the name (and not uid:gid): the engine resolves a named USER (or `1000:1000`) through
+# getent when `docker compose watch` copies a file in, and fails for every sync; `1000` is user `app`.
+USER ${UNSTUCK_UID}
 WORKDIR /workspace
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["unstuck", "status", "--quiet"]

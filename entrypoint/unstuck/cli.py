@@ -14,7 +14,11 @@ from unstuck import config, state
 USAGE = """usage: unstuck COMMAND
   run      validate settings, then run supervisord in the foreground (the image's entrypoint)
   check    validate settings only and print them
-  status   print the server's state (exit 0 when serving, 1 otherwise); --quiet, --json
+  status   print the server's state; exit 0 when serving (or reloading), 1 otherwise
+             --quiet  print nothing, only the exit code (the image's HEALTHCHECK: a broken app is unhealthy)
+             --json   print the whole state as JSON
+             --live   exit 0 while the reload server runs, whatever your app's state (Kubernetes liveness)
+             --ready  exit 0 while the port answers, with your app or its error page (Kubernetes readiness)
   wait     wait until the port answers (the app, or its error page); --timeout SECONDS (default 300)
   serve    the reload server supervisord runs (internal)
   worker   one app generation (internal)
@@ -146,30 +150,55 @@ def read_procs(run_dir: Path) -> dict:
     return procs
 
 
-def status_of_plain_uvicorn(quiet: bool) -> int:
+# The questions `unstuck status` can answer with its exit code. The default one (is the app serving?) suits
+# the HEALTHCHECK; Kubernetes needs two others, because a pod whose app is broken must neither be restarted
+# (that cannot fix the code) nor be cut off from its Service (it shows the error to whoever asks).
+STATUS_OPTIONS = ("--quiet", "--json", "--live", "--ready")
+# States in which a request gets an answer: the app, or the 503 error page (a reload keeps the old one serving).
+ANSWERING_STATES = ("serving", "reloading", "broken")
+
+
+def status_of_plain_uvicorn(quiet: bool, question: str) -> int:
     """Plain `uvicorn --reload` publishes no state: all that can be told is whether the port answers."""
     import http.client
+    import socket
 
     port = int(os.environ.get("PORT", "8000") or 8000)
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/")
-        code = conn.getresponse().status
-        serving = code < 500
-    except OSError as exc:
-        code, serving = str(exc), False
+    if question == "live":
+        # uvicorn's reloader process holds the listening socket for its whole life, even while the app
+        # cannot be imported: a connection that is accepted means it runs.
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            code, ok = "accepts connections", True
+        except OSError as exc:
+            code, ok = str(exc), False
+    else:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/")
+            code = conn.getresponse().status
+            ok = True if question == "ready" else code < 500
+        except OSError as exc:
+            code, ok = str(exc), False
     if not quiet:
-        print(f"state:        {'serving' if serving else 'down'} (UNSTUCK_RELOADER=uvicorn: plain uvicorn --reload; "
-              f"GET / on port {port}: {code})")
-    return 0 if serving else 1
+        print(f"state:        {'serving' if ok else 'down'} (UNSTUCK_RELOADER=uvicorn: plain uvicorn --reload; "
+              f"port {port}: {code})")
+    return 0 if ok else 1
 
 
 def cmd_status(args: list[str]) -> int:
     import json
 
+    unknown = [a for a in args if a not in STATUS_OPTIONS]
+    if unknown:
+        # A mistyped probe flag must not silently fall back to "serving?", which fails while the app is broken.
+        return fail(f"status: unknown option {unknown[0]!r}; use {', '.join(STATUS_OPTIONS)}")
+    if "--live" in args and "--ready" in args:
+        return fail("status: --live and --ready ask different questions; use one of them")
     quiet, as_json = "--quiet" in args, "--json" in args
+    question = "live" if "--live" in args else "ready" if "--ready" in args else "serving"
     if os.environ.get("UNSTUCK_RELOADER", "").strip().lower() == "uvicorn":
-        return status_of_plain_uvicorn(quiet)
+        return status_of_plain_uvicorn(quiet, question)
     data, path = find_state()
     if data is None or not state.pid_alive(int(data.get("pid", 0))):
         if not quiet:
@@ -180,7 +209,10 @@ def cmd_status(args: list[str]) -> int:
         print(json.dumps(data, indent=2))
     elif not quiet:
         print(format_status(data, time.time()))
-    return 0 if data["state"] in ("serving", "reloading") else 1
+    if question == "live":
+        return 0
+    answering = ANSWERING_STATES if question == "ready" else ("serving", "reloading")
+    return 0 if data["state"] in answering else 1
 
 
 def cmd_wait(args: list[str]) -> int:

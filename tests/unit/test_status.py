@@ -1,0 +1,113 @@
+"""`unstuck status` exit codes: the HEALTHCHECK's question (serving?) and the two Kubernetes probes ask
+(--live: does the reload server run? --ready: does the port answer, with the app or its error page?)."""
+
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from unstuck import cli, state
+
+QUESTIONS = {"serving": [], "live": ["--live"], "ready": ["--ready"]}
+
+
+def status(*args: str) -> int:
+    return cli.main(["status", "--quiet", *args])
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNSTUCK_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("UNSTUCK_RELOADER", raising=False)
+    return tmp_path
+
+
+def publish(run_dir, server_state: str, pid: int | None = None) -> None:
+    state.write(run_dir / "state.json", state=server_state, app_module="app.main:app", port=8000)
+    if pid is not None:  # state.write records the writer's pid: the reload server's, in the container
+        data = state.read(run_dir / "state.json")
+        state.write(run_dir / "state.json", **{**data, "pid": pid})
+
+
+@pytest.mark.parametrize("server_state, serving, live, ready", [
+    ("starting", 1, 0, 1),   # nothing answers yet: not ready, but alive
+    ("serving", 0, 0, 0),
+    ("reloading", 0, 0, 0),  # the previous generation keeps answering
+    ("broken", 1, 0, 0),     # the 503 error page answers: ready; restarting would not fix the code
+    ("stopping", 1, 0, 1),
+])
+def test_each_question_by_state(run_dir, server_state, serving, live, ready):
+    publish(run_dir, server_state)
+    assert (status(), status("--live"), status("--ready")) == (serving, live, ready)
+
+
+def test_a_dead_reload_server_fails_every_question(run_dir):
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    publish(run_dir, "serving", pid=exited.pid)
+    assert [status(*flags) for flags in QUESTIONS.values()] == [1, 1, 1]
+
+
+def test_json_output_keeps_the_probe_exit_code(run_dir, capsys):
+    publish(run_dir, "broken")
+    assert cli.main(["status", "--json", "--ready"]) == 0
+    assert '"state": "broken"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--liveness"], "unknown option '--liveness'"),
+    (["--live", "--ready"], "use one of them"),
+])
+def test_bad_options_are_one_line_errors(run_dir, capsys, args, message):
+    publish(run_dir, "broken")
+    assert cli.main(["status", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+# -- UNSTUCK_RELOADER=uvicorn: no state file, only the port can be asked --------------------------------
+
+@pytest.fixture
+def plain_uvicorn(monkeypatch):
+    monkeypatch.setenv("UNSTUCK_RELOADER", "uvicorn")
+
+    def on_port(port: int) -> None:
+        monkeypatch.setenv("PORT", str(port))
+
+    return on_port
+
+
+def test_plain_uvicorn_with_a_broken_app_is_live_but_not_ready(plain_uvicorn):
+    # uvicorn --reload's parent holds the socket while the app cannot import: connections queue, unanswered.
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        plain_uvicorn(listening.getsockname()[1])
+        assert (status("--live"), status("--ready"), status()) == (0, 1, 1)
+
+
+def test_plain_uvicorn_answering_503_is_ready_but_not_serving(plain_uvicorn):
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        plain_uvicorn(server.server_address[1])
+        assert (status("--live"), status("--ready"), status()) == (0, 0, 1)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_plain_uvicorn_with_nothing_listening_fails_every_question(plain_uvicorn):
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    plain_uvicorn(port)
+    assert [status(*flags) for flags in QUESTIONS.values()] == [1, 1, 1]
