@@ -1,6 +1,7 @@
 """`make bench`: unstuck against plain `uvicorn --reload`, side by side in one run, in the same image.
 
-For the tiny sample app and a heavy app (FastAPI, pydantic, SQLAlchemy, Jinja2, pandas, httpx), two
+For the tiny sample app, a heavy app (FastAPI, pydantic, SQLAlchemy, Jinja2, pandas, httpx) and a realistic
+one (realistic_app: a small production-shaped service, settings, SQLModel tables, CRUD, a dozen routers), two
 containers run at once from the same image, one per reloader (UNSTUCK_RELOADER=unstuck / uvicorn), each
 with its own copy of the app bind-mounted. Edits are saved from the host, alternating between the two,
 and timed from the save to the first HTTP 200 carrying the new content. Printed per app: save->served
@@ -270,7 +271,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30, help="timed edits per reloader and app (default 30)")
     parser.add_argument("--reloads", type=int, default=100, help="reloads under traffic (default 100)")
-    parser.add_argument("--apps", default="tiny,heavy", help="which apps: tiny, heavy (default both)")
+    parser.add_argument("--apps", default="tiny,heavy,realistic",
+                        help="which apps: tiny, heavy, realistic (default all three)")
     parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
     args = parser.parse_args()
     base = os.environ.get("BASE_IMAGE") or default_base_image()
@@ -283,7 +285,7 @@ def main() -> int:
         image = build(client, REPO, tags[0], {"BASE_IMAGE": base})
         heavy_image = build(client, HERE, tags[1], {"IMAGE": image})
         bench = Bench(client, heavy_image, workdir)
-        apps = {"tiny": REPO / "app", "heavy": HERE / "heavy_app"}
+        apps = {"tiny": REPO / "app", "heavy": HERE / "heavy_app", "realistic": HERE / "realistic_app"}
         for name in filter(None, args.apps.split(",")):
             print(f"measuring {name} ...", flush=True)
             result = bench_app(bench, name, apps[name], args.edits, args.reloads)

@@ -1,0 +1,1 @@
+"""Business rules that are not database access."""
