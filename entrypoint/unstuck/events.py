@@ -69,6 +69,7 @@ class Served:
 
     gen: int
     at: float
+    modules: tuple[str, ...] = ()  # including those the first request imported
 
 
 @dataclass(frozen=True)

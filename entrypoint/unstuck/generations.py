@@ -379,6 +379,8 @@ class Generations:
         gen = self._phase(event.gen, "served", event.at)
         if gen is not None:
             self._update_record(gen.id, "served", event.at)
+            if event.modules and gen is self.current:
+                self.ops.learn_modules(event.modules)
 
     def on_exit(self, event: ev.Exited) -> None:
         gen = self.live.pop(event.gen, None)

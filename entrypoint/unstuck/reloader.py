@@ -208,7 +208,7 @@ class Reloader:
         elif kind == "failed":
             self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at))
         elif kind == "served":
-            self.machine.handle(ev.Served(gen, at))
+            self.machine.handle(ev.Served(gen, at, tuple(message.get("modules") or ())))
 
     def _maybe_exited(self, child: Child) -> None:
         """The machine hears of an exit only once every report the child wrote has been handled."""

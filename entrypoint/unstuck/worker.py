@@ -205,7 +205,10 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         serve_error(settings, sock, Failure("import", "TypeError", message, where), reporter)
         return
     probe = LifespanProbe(LiveReload(config.loaded_app) if settings.livereload else config.loaded_app)
-    config.loaded_app = FirstResponse(probe, lambda: reporter.send("served", at=time.monotonic()))
+    # The modules the first request imported lazily (anyio's thread pool, encoders ...) are reported too,
+    # so that the warm process preloads them and the next generation's first answer does not pay them.
+    config.loaded_app = FirstResponse(probe, lambda: reporter.send("served", at=time.monotonic(),
+                                                                   modules=preloadable_modules(settings.app_dir)))
 
     def on_started() -> None:
         reporter.send("ready", at=time.monotonic(), import_s=round(imported, 4),

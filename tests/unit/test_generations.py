@@ -411,7 +411,8 @@ def test_each_reload_records_its_phases(m, ops):
     m.handle(ev.Started(gen.id, 4242, 200.002, forked=True))
     m.handle(ev.Imported(gen.id, 200.010))
     m.handle(ev.Ready(gen.id, 200.015))
-    m.handle(ev.Served(gen.id, 200.020))
+    m.handle(ev.Served(gen.id, 200.020, ("anyio._backends._asyncio",)))
+    assert ops.learned[-1] == ("anyio._backends._asyncio",)  # what the first request imported is preloaded too
     exited(m, old, -TERM)
     phases = m.snapshot()["last_reload"]["phases"]
     assert list(phases) == ["saved", "delivered", "applied", "forked", "imported", "ready", "served", "old_gone"]
