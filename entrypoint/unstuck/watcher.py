@@ -13,8 +13,9 @@ the server then never reloads again; this module handles each:
 - an exception (in watchfiles, the filter or the callback) ends the watching: it is restarted after a short
   backoff, and what changed while it was down is delivered as one batch (catch_up.py).
 - the watched root deleted and recreated (a sync tool replacing the directory): inotify then watches
-  the deleted directory and reports nothing more, without an error. The root's identity is checked about
-  once a second, and a watcher on the new directory is started.
+  the deleted directory and reports nothing more, without an error. The root's deletion (or move) is seen
+  in the events, and its identity is checked about once a second (the new directory may get the old one's
+  inode number); either way a watcher on the new directory is started.
 
 `state()` says which of these is going on, for `unstuck status`.
 """
@@ -112,6 +113,8 @@ class Watcher:
         self._failures = 0  # in a row
         self._session_started: float | None = None  # when the current watcher began to watch
         self._logged_error: str | None = None
+        self._root_names = {name for root in self.roots for name in (str(root), os.path.abspath(root))}
+        self._root_gone: str | None = None  # a root whose deletion or move watchfiles reported
         self._state = {"mode": "polling" if self._decision.poll else "inotify", "reason": self._decision.reason,
                        "since": clock(), "last_change": None, "restarts": 0, "error": None, "watching": False}
 
@@ -158,7 +161,8 @@ class Watcher:
         catch_up_since = self._covered if self._attempts > 1 else None
         identities = [self._identity(root) for root in self.roots]
         beat = _Beat(self._stop, lambda: self._watching(mode, catch_up_since))
-        batches = self._watch(*self.roots, watch_filter=self.watch_filter, stop_event=beat, force_polling=polling,
+        self._root_gone = None
+        batches = self._watch(*self.roots, watch_filter=self._filter, stop_event=beat, force_polling=polling,
                               poll_delay_ms=self.poll_ms, step=self.step_ms, rust_timeout=RUST_TIMEOUT_MS,
                               yield_on_timeout=True, raise_interrupt=False)
         try:
@@ -169,6 +173,8 @@ class Watcher:
                     if not polling:
                         self._check_new_dirs(changes)
                 self._covered = returned_at
+                if self._root_gone is not None:
+                    raise RootGone(f"{self._root_gone} was deleted or moved")
                 for root, identity in zip(self.roots, identities):
                     if self._identity(root) != identity:
                         raise RootGone(f"{root} was replaced by another directory")
@@ -228,6 +234,12 @@ class Watcher:
         self._wait(delay)
 
     # -- helpers ----------------------------------------------------------------------------------------
+
+    def _filter(self, change: Change, path: str) -> bool:
+        # watchfiles reports a root's deletion (or move away) like any path; the user's filter drops it.
+        if change == Change.deleted and path in self._root_names:
+            self._root_gone = path
+        return self.watch_filter(change, path)
 
     def _deliver(self, changes: Changes) -> None:
         self.on_batch(changes)

@@ -1,5 +1,5 @@
 """Which inotify limit an exception from watchfiles 1.3.0 means (the texts below are the ones it raises, seen
-in tests/host/test_watcher.py), and the line that tells how to raise it."""
+in tests/host/test_watcher_real.py), and the line that tells how to raise it."""
 
 import pytest
 

@@ -1,5 +1,5 @@
 """The Watcher's decisions, driven by a fake watchfiles.watch that fails on cue and a fake clock: no thread,
-no sleeping. What real watchfiles does in each case is in tests/host/test_watcher.py."""
+no sleeping. What real watchfiles does in each case is in tests/host/test_watcher_real.py."""
 
 from __future__ import annotations
 
@@ -63,6 +63,17 @@ def fails(exc):
     return session
 
 
+FAKES: list["FakeWatch"] = []
+
+
+@pytest.fixture(autouse=True)
+def no_unplanned_watchers():
+    """run() swallows the fake's complaint like any failure: each test fails here instead."""
+    FAKES.clear()
+    yield
+    assert not any(fake.overrun for fake in FAKES), "the watcher started more watchers than the test planned"
+
+
 class FakeWatch:
     """Stands in for watchfiles.watch: each call plays the next session and is recorded; when they are all
     played, the watcher is stopped."""
@@ -72,11 +83,16 @@ class FakeWatch:
         self.sessions = list(sessions)
         self.calls: list[dict] = []
         self.watcher: Watcher | None = None
+        self.overrun = False
+        FAKES.append(self)
 
     def __call__(self, *paths, stop_event, force_polling, **options):
         self.calls.append({"polling": force_polling, "probe": options.get("watch_filter", 0) is None,
                            "at": self.clock.now})
-        if not self.sessions:
+        self.watch_filter = options.get("watch_filter")
+        if not self.sessions:  # stop it: it would otherwise restart after this failure forever
+            self.overrun = True
+            self.watcher.stop()
             raise AssertionError("the watcher started more watchers than the test planned")
         session = self.sessions.pop(0)(self.clock, stop_event)
         last = not self.sessions
@@ -292,6 +308,16 @@ def test_a_replaced_root_restarts_the_watcher(tmp_path):
     assert watcher.state()["restarts"] == 1 and len(fake.calls) == 2
     assert [s["error"] for s in states if s["mode"] == "restarting"] == [
         f"RootGone: {root} was replaced by another directory"]
+
+
+def test_a_root_reported_deleted_restarts_the_watcher_even_if_it_looks_the_same(tmp_path):
+    # ext4 may give a directory recreated at once the deleted one's inode number: the event is what tells.
+    root = tmp_path / "app"
+    root.mkdir()
+    watcher, fake, clock, waits, batches, states = make(root, starts(Tick()), starts(Tick()))
+    fake.sessions[0] = starts(lambda: fake.watch_filter(Change.deleted, str(root)), Tick())
+    watcher.run()
+    assert [s["error"] for s in states if s["mode"] == "restarting"] == [f"RootGone: {root} was deleted or moved"]
 
 
 def test_stop_during_backoff_ends_the_thread(tmp_path):

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,15 @@ from unstuck.watcher import Watcher
 from waiting import wait_until
 
 PROBE = REPO / "tests" / "host" / "watcher_probe.py"
+
+
+def next_second(*paths: Path) -> None:
+    """Wait until the clock is a second past the newest mtime of `paths`. watchfiles 1.3.0's polling compares
+    mtimes to the second (samuelcolvin/watchfiles#319, open): a write within the second of the version it
+    last saw goes unseen. Tests of other things write after that second, so that this bug fails only its
+    own test (test_polling_sees_a_second_save_within_the_same_second)."""
+    newest = max(int(os.stat(p).st_mtime) for p in paths)
+    wait_until("the next second", lambda: (int(time.time()) > newest, f"{time.time()} vs {newest}"))
 
 
 def tree(root: Path, packages: int = 3) -> Path:
@@ -52,7 +62,7 @@ class Batches:
             if len(self.seen) <= self.fail_first:
                 raise RuntimeError("the callback failed")
 
-    def wait_for(self, path: Path, after: int = 0) -> int:
+    def wait_for(self, path: Path, after: int = 0, timeout: float = 30.0) -> int:
         """Wait until a batch (from the `after`-th on) names `path`; return the index just past it."""
         def probe():
             with self.lock:
@@ -60,7 +70,7 @@ class Batches:
                     if any(p == str(path) for _, p in batch):
                         return True, str(i + 1)
                 return False, f"batches so far: {self.seen}"
-        return int(wait_until(f"a batch with {path}", probe))
+        return int(wait_until(f"a batch with {path}", probe, timeout))
 
 
 @pytest.fixture
@@ -94,6 +104,7 @@ def test_after_the_watcher_died_the_change_that_killed_it_and_later_ones_arrive(
     root = tree(tmp_path / "app")
     batches = Batches(fail_first=1)  # the callback raises on the first batch: the watching thread's loop ends
     watcher = watching(root, batches, poll)
+    next_second(root / "pkg0" / "mod.py")
     (root / "pkg0" / "mod.py").write_text("X = 'first'\n")
     seen = batches.wait_for(root / "pkg0" / "mod.py")  # delivered, and the callback failed
     seen = batches.wait_for(root / "pkg0" / "mod.py", after=seen)  # delivered again after the restart
@@ -107,11 +118,11 @@ def test_a_deleted_and_recreated_root_keeps_being_watched(tmp_path, watching):
     batches = Batches()
     watcher = watching(root, batches)
     shutil.rmtree(root)
-    tree(root, packages=1)  # recreated at once, as by a sync tool: inotify alone would report nothing more
-    seen = batches.wait_for(root / "pkg0" / "mod.py")  # what was written while no watcher watched it
+    tree(root / "fresh", packages=1)  # recreated at once, as by a sync tool: inotify alone would report nothing
+    seen = batches.wait_for(root / "fresh" / "pkg0" / "mod.py")  # written while no watcher watched it
     wait_until("the watcher watches again", lambda: (watcher.state()["watching"], str(watcher.state())))
-    (root / "pkg0" / "new.py").write_text("")
-    batches.wait_for(root / "pkg0" / "new.py", after=seen)
+    (root / "fresh" / "pkg0" / "new.py").write_text("")
+    batches.wait_for(root / "fresh" / "pkg0" / "new.py", after=seen)
     assert watcher.state()["restarts"] >= 1
 
 
@@ -120,9 +131,10 @@ def test_a_root_replaced_by_rename_keeps_being_watched(tmp_path, watching):
     batches = Batches()
     watching(root, batches)
     staged = tree(tmp_path / "app.new", packages=2)
+    (staged / "pkg1" / "extra.py").write_text("")
     os.rename(root, tmp_path / "app.old")
     os.rename(staged, root)
-    seen = batches.wait_for(root / "pkg1" / "mod.py")
+    seen = batches.wait_for(root / "pkg1" / "extra.py")  # in the new directory only
     (root / "pkg1" / "mod.py").write_text("X = 'after the swap'\n")
     batches.wait_for(root / "pkg1" / "mod.py", after=seen)
 
@@ -219,6 +231,7 @@ def test_no_inotify_instance_left_polls_says_why_once_and_takes_inotify_back(tmp
     p = probe(root, "--instances", "0", "--retry", "0.5")  # inotify_init fails with EMFILE
     state = p.wait_state("polling because of the instance limit", lambda s: s["mode"] == "polling" and s["watching"])
     assert state["reason"] == "fs.inotify.max_user_instances reached" and "os error 24" in state["error"]
+    next_second(root / "pkg0" / "mod.py")
     (root / "pkg0" / "mod.py").write_text("X = 'polled'\n")
     seen = p.wait_batch(root / "pkg0" / "mod.py")
     line, = warnings(p)
@@ -239,6 +252,7 @@ def test_too_few_watches_for_the_tree_polls_and_delivers(tmp_path, probe):
     p = probe(root, "--watches", "3")  # inotify_add_watch fails with ENOSPC on the 4th
     state = p.wait_state("polling because of the watch limit", lambda s: s["mode"] == "polling" and s["watching"])
     assert state["reason"] == "fs.inotify.max_user_watches reached"
+    next_second(root / "pkg5" / "mod.py")
     (root / "pkg5" / "mod.py").write_text("X = 'polled'\n")
     p.wait_batch(root / "pkg5" / "mod.py")
     line, = warnings(p)
@@ -257,6 +271,7 @@ def test_watches_running_out_later_do_not_leave_a_new_package_unwatched(tmp_path
     seen = p.wait_batch(package / "mod.py")
     state = p.wait_state("polling", lambda s: s["mode"] == "polling" and s["watching"])
     assert state["reason"] == "fs.inotify.max_user_watches reached"
+    next_second(package / "mod.py")
     (package / "mod.py").write_text("X = 2\n")
     p.wait_batch(package / "mod.py", after=seen)
     assert len(warnings(p)) == 1
@@ -276,3 +291,19 @@ def test_an_unreadable_directory_is_reported_with_a_hint_and_watching_resumes_wh
     p.wait_state("watching again", lambda s: s["mode"] == "inotify" and s["watching"])
     (root / "pkg0" / "mod.py").write_text("X = 'fixed'\n")
     p.wait_batch(root / "pkg0" / "mod.py")
+
+
+@pytest.mark.xfail(strict=True, reason="watchfiles 1.3.0 polls mtimes to the second (samuelcolvin/watchfiles#319); "
+                                       "remove this mark when a release includes notify-rs/notify#981")
+def test_polling_sees_a_second_save_within_the_same_second(tmp_path, watching):
+    root = tree(tmp_path / "app")
+    batches = Batches()
+    watching(root, batches, poll=True)
+    mod = root / "pkg0" / "mod.py"
+    next_second(mod)
+    wait_until("the start of a second", lambda: (time.time() % 1 < 0.3, str(time.time())))
+    mod.write_text("X = 'first save'\n")
+    seen = batches.wait_for(mod)
+    mod.write_text("X = 'second save'\n")  # the same second, as an editor's format-on-save does
+    assert int(os.stat(mod).st_mtime) == int(time.time()) or pytest.skip("the second save fell in the next second")
+    batches.wait_for(mod, after=seen, timeout=5)  # polled every 100 ms: it comes within 5 s or never
