@@ -47,6 +47,15 @@ class Limit:
     def sysctl(self) -> str:
         return SYSCTL[self.kind]
 
+    def too_low_for(self, roots: list[Path]) -> bool:
+        """The watch limit in force is below what `roots` need, whatever other processes release: trying
+        inotify again would only cost a walk that adds thousands of watches and fails (seconds on 100,000
+        files). Counting the directories costs a tenth of that."""
+        if self.kind != "watches":
+            return False
+        value = current_limit("watches")
+        return value is not None and value < count_dirs(roots)
+
     def message(self, roots: list[Path], poll_ms: int, retry_s: float) -> str:
         where = ", ".join(map(str, roots))
         current = f" = {self.value}" if self.value is not None else ""

@@ -179,7 +179,7 @@ class Watcher:
                     if self._identity(root) != identity:
                         raise RootGone(f"{root} was replaced by another directory")
                 if self._limit is not None and returned_at >= self._retry_inotify_at:
-                    if self._inotify_works():
+                    if not self._limit.too_low_for(self.roots) and self._inotify_works():
                         log.info("inotify works again for %s: switching back from polling",
                                  ", ".join(map(str, self.roots)))
                         self._limit = None

@@ -249,7 +249,7 @@ def test_no_inotify_instance_left_polls_says_why_once_and_takes_inotify_back(tmp
 @needs_userns
 def test_too_few_watches_for_the_tree_polls_and_delivers(tmp_path, probe):
     root = tree(tmp_path / "app", packages=6)  # 7 directories
-    p = probe(root, "--watches", "3")  # inotify_add_watch fails with ENOSPC on the 4th
+    p = probe(root, "--watches", "3", "--retry", "0.5")  # inotify_add_watch fails with ENOSPC on the 4th
     state = p.wait_state("polling because of the watch limit", lambda s: s["mode"] == "polling" and s["watching"])
     assert state["reason"] == "fs.inotify.max_user_watches reached"
     next_second(root / "pkg5" / "mod.py")
@@ -258,6 +258,8 @@ def test_too_few_watches_for_the_tree_polls_and_delivers(tmp_path, probe):
     line, = warnings(p)
     assert "fs.inotify.max_user_watches = 3" in line and "7 directories" in line
     assert "sudo sysctl -w fs.inotify.max_user_watches=524288" in line
+    p.send("limits 128 100000")
+    p.wait_state("inotify again", lambda s: s["mode"] == "inotify" and s["watching"])
 
 
 @needs_userns

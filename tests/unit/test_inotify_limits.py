@@ -58,3 +58,14 @@ def test_unwatched_names_the_directories_no_inotify_watch_covers(tmp_path):
         pass
     assert seen == [[str(other)]]  # a directory that is gone needs no watch
 
+
+
+def test_a_watch_limit_below_the_directory_count_is_too_low_whatever_others_release(tmp_path, monkeypatch):
+    from unstuck import inotify_limits
+
+    (tmp_path / "a" / "b").mkdir(parents=True)  # 3 directories
+    monkeypatch.setattr(inotify_limits, "current_limit", lambda kind: 2)
+    assert Limit("watches", 2).too_low_for([tmp_path])
+    monkeypatch.setattr(inotify_limits, "current_limit", lambda kind: 3)
+    assert not Limit("watches", 2).too_low_for([tmp_path])  # raised: worth trying inotify again
+    assert not Limit("instances", 0).too_low_for([tmp_path])  # others may close theirs at any time

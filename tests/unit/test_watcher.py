@@ -195,6 +195,26 @@ def test_inotify_is_tried_again_every_minute_and_taken_back_when_it_works(tmp_pa
     assert sum(line.startswith("WARNING") for line in logs) == 1  # the failed probe says nothing
 
 
+def test_no_retry_while_the_watch_limit_is_below_the_tree_and_one_once_it_is_raised(tmp_path, monkeypatch):
+    from unstuck import inotify_limits
+
+    limit = {"value": 0}  # below the tree's one directory: a try could only fail
+    monkeypatch.setattr(inotify_limits, "current_limit", lambda kind: limit["value"])
+
+    def raise_limit():
+        limit["value"] = 524288
+
+    polling = starts(*[Tick(30.0) for _ in range(4)], raise_limit, *[Tick(30.0) for _ in range(2)])
+    probe_works = lambda clock, stop_event: iter(())  # noqa: E731
+    watcher, fake, clock, waits, batches, states = make(tmp_path, fails(WATCH_LIMIT), polling, probe_works,
+                                                        starts(Tick()))
+    started = clock.now
+    watcher.run()
+    # Due at 60 and 120 s, skipped: the limit was below the tree. Raised at 120 s: tried at 180 s, and it works.
+    assert [round(c["at"] - started) for c in fake.calls if c["probe"]] == [180]
+    assert watcher.state()["mode"] == "inotify"
+
+
 def test_a_failure_restarts_with_growing_backoff_and_counts_restarts(tmp_path, logs):
     boom = RuntimeError("error in underlying watcher: boom")
     watcher, fake, clock, waits, batches, states = make(
