@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-import watchfiles
 
-from unstuck import dependencies, mounts, state
+from unstuck import dependencies, state
 from unstuck import events as ev
 from unstuck.config import Settings
 from unstuck.failure import Failure
@@ -36,12 +35,19 @@ from unstuck.logs import log
 from unstuck.proc_control import ProcControl
 from unstuck.warm_process_client import WarmChildExited, WarmExited, WarmForked, WarmProcesses, WarmReady
 from unstuck.watch_filter import WatchFilter
+from unstuck.watcher import Watcher
 
 # watchfiles yields a batch once no new change came for this long (its default, 50 ms, is most of a
-# warm reload's latency; editors write a file in well under this).
+# warm reload's latency; editors write a file in well under this). While edits come in, watch_stream
+# shortens it further.
 WATCH_STEP_MS = 20
 # How long a fork request may go unanswered before a fresh interpreter is started instead.
 FORK_REPLY_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class WatcherState:
+    state: dict
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class Reloader:
         self.by_pid: dict[int, Child] = {}  # forked children, by the pid the warm process reports
         self.forks: dict[tuple[int, int], Child] = {}  # (warm pid, request id) -> Child waiting for its fork
         self.abandoned: set[tuple[int, int]] = set()
-        self.stop_watching = threading.Event()
+        self.watcher: Watcher | None = None
         self.sock = None
         self.warm: WarmProcesses | None = None
         self.procs = ProcControl(settings)
@@ -280,19 +286,13 @@ class Reloader:
 
     # -- watching ---------------------------------------------------------------------------------------
 
-    def watch(self) -> None:
+    def start_watching(self) -> None:
         roots = [self.settings.app_dir]
-        decision = mounts.decide_here(roots, self.settings.force_polling)
-        if decision.poll:
-            log.info("watching %s by polling every %d ms: %s", ", ".join(map(str, roots)), self.settings.poll_ms,
-                     decision.reason)
-        else:
-            log.info("watching %s with inotify: %s", ", ".join(map(str, roots)), decision.reason)
-        flt = WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns)
-        for changes in watchfiles.watch(*roots, watch_filter=flt, stop_event=self.stop_watching,
-                                        force_polling=decision.poll, poll_delay_ms=self.settings.poll_ms,
-                                        step=WATCH_STEP_MS, raise_interrupt=False):
-            self.events.put(self.describe_batch(changes))
+        self.watcher = Watcher(roots, WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns),
+                               lambda changes: self.events.put(self.describe_batch(changes)),
+                               force_polling=self.settings.force_polling, poll_ms=self.settings.poll_ms,
+                               step_ms=WATCH_STEP_MS, on_state=lambda state: self.events.put(WatcherState(state)))
+        self.watcher.start()
 
     def describe_batch(self, changes) -> ev.Changes:
         """The batch as the machine sees it, with the filesystem facts its settle policy needs."""
@@ -349,9 +349,11 @@ class Reloader:
         elif isinstance(event, WarmReady):
             self.warm.on_ready(event.warm, event.message)
             self.published = -1
+        elif isinstance(event, WatcherState):
+            self.published = -1
         else:
-            if isinstance(event, ev.StopRequested):
-                self.stop_watching.set()
+            if isinstance(event, ev.StopRequested) and self.watcher is not None:
+                self.watcher.stop(timeout=0)  # a daemon thread: the stop never waits for it
             self.machine.handle(event)
 
     def timeout(self) -> float:
@@ -377,7 +379,7 @@ class Reloader:
         try:
             state.write(self.settings.state_file, app_module=self.settings.app_module, port=self.settings.port,
                         warm_modules=len(warm.modules) if warm else None, procfile_error=self.procs.error,
-                        **snapshot)
+                        watcher=self.watcher.state() if self.watcher else None, **snapshot)
         except OSError as exc:
             log.debug("cannot write state file: %s", exc)
 
@@ -388,7 +390,7 @@ class Reloader:
                                   self.settings.warm)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        threading.Thread(target=self.watch, daemon=True, name="watch").start()
+        self.start_watching()
         self.machine.start()
         self.warm.start(self.warm.remembered())
         self.publish()

@@ -7,12 +7,19 @@ with its own copy of the app bind-mounted. Edits are saved from the host, altern
 and timed from the save to the first HTTP 200 carrying the new content. Printed per app: save->served
 p50/p95 and the ratio unstuck/uvicorn; fix-after-broken -> served; failed requests (refused, reset,
 5xx) under a continuous request loop across reloads; container start -> first 200; idle CPU.
+With `--only watcher`, it measures only the file watcher (entrypoint/unstuck/watcher.py) on realistic trees
+of 10,000 and 100,000 files (nested packages of small .py files, a .venv and a node_modules): the time
+until it watches, the watching process's RSS and idle CPU, save -> batch, what a restart's catch-up walk and
+an inotify retry cost, with inotify, with polling, and with inotify's watch limit at 8192 (the default on
+many hosts, set in a user namespace of the container: the host's limit is not touched); then save ->
+served for the first reloads of the whole server on the 100,000-file tree.
 Everything it creates is labelled io.unstuck.test and removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -241,6 +248,175 @@ def bench_polling(bench: Bench, files: int) -> str:
     return "\n".join(lines)
 
 
+# -- the file watcher on large trees (--only watcher) ----------------------------------------------------
+
+WATCHER_DRIVER = HERE / "watcher_driver.py"
+LOW_WATCH_LIMIT = 8192  # fs.inotify.max_user_watches on many hosts (kernels before 5.11, Docker Desktop's VM)
+
+
+def make_tree(root: Path, files: int) -> dict:
+    """The sample app plus `files` files: 70 % source (.py, 15 per package, three levels deep), 15 % in a
+    .venv (10 per directory) and 15 % in node_modules (5 per directory)."""
+    readable_copy(REPO / "app", root / "app")
+    counts = {"source": int(files * 0.70), "venv": int(files * 0.15)}
+    counts["node_modules"] = files - counts["source"] - counts["venv"]
+    made_dirs = set()
+
+    def write(path: Path, text: str) -> None:
+        if path.parent not in made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made_dirs.add(path.parent)
+        path.write_text(text)
+
+    for i in range(counts["source"]):
+        leaf = i // 15
+        package = root / "src" / f"pkg{leaf // 100}" / f"sub{leaf // 10 % 10}" / f"leaf{leaf % 10}"
+        write(package / f"m{i % 15}.py", f"VALUE = {i}\n\ndef f(x):\n    return x + VALUE\n")
+        if i % 15 == 0:
+            write(package / "__init__.py", "")
+    for i in range(counts["venv"]):
+        write(root / ".venv" / "lib" / "python3.11" / "site-packages" / f"dist{i // 10}" / f"mod{i % 10}.py", "X = 1\n")
+    for i in range(counts["node_modules"]):
+        write(root / "node_modules" / f"pkg{i // 5}" / "lib" / f"f{i % 5}.js", "module.exports = 1;\n")
+    dirs = 0
+    for directory, _, names in os.walk(root):  # readable by the container's user whatever the umask
+        dirs += 1
+        os.chmod(directory, 0o755)
+        for name in names:
+            os.chmod(os.path.join(directory, name), 0o644)
+    return {"files": files, "dirs": dirs}
+
+
+def driver_reports(container) -> list[dict]:
+    lines = container.logs().decode(errors="replace").splitlines()
+    return [json.loads(line[3:]) for line in lines if line.startswith("@@ ")]
+
+
+def wait_report(container, key: str, after: int = 0, path: str | None = None, timeout: float = 300) -> tuple[dict, int]:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        reports = driver_reports(container)
+        for i, r in enumerate(reports[after:], after):
+            if key in r and (path is None or path in r.get("paths", [])):
+                return r, i + 1
+        container.reload()
+        if container.status == "exited":
+            break
+        time.sleep(0.02)
+    logs = container.logs().decode(errors="replace")[-3000:]
+    raise TimeoutError(f"watcher driver: no {key!r} report within {timeout:g} s; logs:\n{logs}")
+
+
+def run_driver(bench: Bench, tree: Path, args: list[str], userns: bool = False, saves: int = 5) -> dict:
+    """The watcher driver in a container on `tree`: its figures, and save -> batch from the host."""
+    command = ["python", "/bench/watcher_driver.py", *args]
+    binds = {str(tree): {"bind": "/workspace", "mode": "rw"},
+             str(WATCHER_DRIVER): {"bind": "/bench/watcher_driver.py", "mode": "ro"}}
+    if userns:
+        # A user namespace of its own, whose inotify limits the driver may lower: unshare needs seccomp off,
+        # and /proc/sys must not be read-only (`--security-opt systempaths=unconfined`, which the SDK lacks).
+        # The host's limits are not touched: what is written belongs to the new namespace.
+        api = bench.client.api
+        host_config = api.create_host_config(binds=binds, security_opt=["seccomp=unconfined"])
+        host_config.update(MaskedPaths=[], ReadonlyPaths=[])
+        created = api.create_container(bench.image, ["unshare", "--user", "--map-root-user", *command],
+                                       entrypoint=[], stdin_open=True, labels={LABEL: SESSION},
+                                       host_config=host_config)
+        container = bench.client.containers.get(created["Id"])
+        container.start()
+    else:
+        container = bench.client.containers.run(bench.image, command=command, entrypoint=[], detach=True,
+                                                stdin_open=True, labels={LABEL: SESSION}, volumes=binds)
+    bench.containers.append(container)
+    try:
+        result, seen = wait_report(container, "ready")
+        target = tree / "src" / "pkg0" / "sub0" / "leaf0" / "m1.py"
+        latencies = []
+        for i in range(saves):
+            # watchfiles' polling sees a file's mtime to the second only: a save in the same second as the
+            # previous one would go unseen (see the report), so saves are a second apart.
+            time.sleep(1.1)
+            saved_at = time.time()
+            save(target, f"VALUE = {i}\n")
+            batch, seen = wait_report(container, "batch", seen, "/workspace/src/pkg0/sub0/leaf0/m1.py")
+            latencies.append(batch["batch"] - saved_at)
+        result["save_to_batch"] = statistics.median(latencies)
+        return result
+    finally:
+        container.remove(force=True)
+        bench.containers.remove(container)
+
+
+def wait_watching(container, probe: Path, timeout: float = 300) -> float:
+    """Save a watched file that the app does not import until the server reports it, and its reload is done:
+    the watcher is live then (the server logs no such moment). Returns the monotonic time it was seen."""
+    start = time.monotonic()
+    reloads = container.logs().decode(errors="replace").count("reloaded in")
+    while time.monotonic() - start < timeout:
+        save(probe, f"# {time.time()}\n")
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            logs = container.logs().decode(errors="replace")
+            if "change detected: app/_bench_probe.py" in logs:
+                seen = time.monotonic()
+                wait_logs(container, "reloaded in", reloads + 1, timeout)
+                probe.unlink()
+                wait_logs(container, "reloaded in", reloads + 2, timeout)  # the deletion's reload
+                return seen
+            time.sleep(0.05)
+    raise TimeoutError(f"the server did not report a change within {timeout:g} s")
+
+
+def bench_watcher(bench: Bench, sizes: list[int]) -> str:
+    lines = ["file watcher alone (entrypoint/unstuck/watcher.py in a container, uid 1000):",
+             f"  {'tree':>8} {'dirs':>6} {'how':34} {'start':>8} {'RSS':>8} {'+RSS':>8} {'idle CPU':>9} "
+             f"{'save->batch':>11} {'catch-up':>9} {'retry':>7}"]
+    trees = {}
+    for files in sizes:
+        tree = bench.workdir / f"tree-{files}"
+        print(f"  writing a tree of {files} files ...", flush=True)
+        counts = make_tree(tree, files)
+        trees[files] = tree
+        runs = [("inotify", ["--poll", "0"], False), ("polling (500 ms)", ["--poll", "1"], False),
+                (f"max_user_watches={LOW_WATCH_LIMIT}", ["--watches", str(LOW_WATCH_LIMIT)], True)]
+        for label, args, userns in runs:
+            r = run_driver(bench, tree, args, userns)
+            how = label if label.startswith(r["mode"]) else f"{label}: {r['mode']}"
+            retry = f"{r['retry_s'] * 1000:.0f} ms" if r.get("retry_s") is not None else "-"
+            lines.append(f"  {files:>8} {counts['dirs']:>6} {how:34} {r['start_s']:>6.2f} s {r['rss_mb']:>5.0f} MB "
+                         f"{r['rss_mb'] - r['rss_before_mb']:>5.0f} MB {r['idle_cpu'] * 100:>7.2f} % "
+                         f"{r['save_to_batch']:>9.3f} s {r['catch_up_s']:>7.2f} s {retry:>7}")
+            print(lines[-1], flush=True)
+    largest = max(sizes)
+    lines.append(f"whole server on the {largest}-file tree (current reloader), save -> served:")
+    for label, env in (("inotify", {}), ("polling (500 ms)", {"UNSTUCK_POLL": "1"})):
+        port = free_port()
+        started = time.monotonic()
+        container = bench.client.containers.run(
+            bench.image, detach=True, labels={LABEL: SESSION}, environment=env,
+            ports={"8000/tcp": ("127.0.0.1", port)},
+            volumes={str(trees[largest]): {"bind": "/workspace", "mode": "rw"}})
+        bench.containers.append(container)
+        url = f"http://127.0.0.1:{port}/"
+        main_py = trees[largest] / "app" / "main.py"
+        source = main_py.read_text()
+        with httpx.Client(timeout=10) as client:
+            wait_body(client, url, "Hello from unstuck", timeout=300)
+            first_200 = time.monotonic() - started
+            live = wait_watching(container, trees[largest] / "app" / "_bench_probe.py") - started
+            times = []
+            for i in range(6):
+                time.sleep(1.1)  # a second apart: see run_driver
+                times.append(save_and_time(client, main_py.parent, port, source, f"big-tree-{label}-{i}"))
+        main_py.write_text(source)
+        lines.append(f"  {label:18} first reload {times[0]:.3f} s, next 5 p50 {statistics.median(times[1:]):.3f} s "
+                     f"(container start -> first 200: {first_200:.1f} s, -> watcher live: {live:.1f} s)")
+        print(lines[-1], flush=True)
+        container.remove(force=True)
+        bench.containers.remove(container)
+    return "\n".join(lines)
+
+
 def report(name: str, edits: int, reloads: int, result: dict) -> str:
     u, v = result["unstuck"], result["uvicorn"]
     rows = [
@@ -274,24 +450,35 @@ def main() -> int:
     parser.add_argument("--apps", default="tiny,heavy,realistic",
                         help="which apps: tiny, heavy, realistic (default all three)")
     parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
+    parser.add_argument("--only", help="comma-separated sections to run: apps, polling, watcher (default: all)")
+    parser.add_argument("--watcher-trees", default="10000,100000", help="tree sizes for the watcher section")
     args = parser.parse_args()
+    sections = set(args.only.split(",")) if args.only else {"apps", "polling", "watcher"}
+    unknown = sections - {"apps", "polling", "watcher"}
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; use apps, polling, watcher")
     base = os.environ.get("BASE_IMAGE") or default_base_image()
     client = docker.from_env()
     tags = [f"unstuck-bench:{SESSION}", f"unstuck-bench-heavy:{SESSION}"]
     workdir = Path(tempfile.mkdtemp(prefix="unstuck-bench-"))
     bench = None
     try:
-        print(f"building the image (BASE_IMAGE={base}) and the bench extras ...", flush=True)
+        print(f"building the image (BASE_IMAGE={base}) ...", flush=True)
         image = build(client, REPO, tags[0], {"BASE_IMAGE": base})
-        heavy_image = build(client, HERE, tags[1], {"IMAGE": image})
-        bench = Bench(client, heavy_image, workdir)
+        if sections & {"apps", "polling"}:
+            print("building the bench extras ...", flush=True)
+            image = build(client, HERE, tags[1], {"IMAGE": image})
+        bench = Bench(client, image, workdir)
         apps = {"tiny": REPO / "app", "heavy": HERE / "heavy_app", "realistic": HERE / "realistic_app"}
-        for name in filter(None, args.apps.split(",")):
-            print(f"measuring {name} ...", flush=True)
-            result = bench_app(bench, name, apps[name], args.edits, args.reloads)
-            print(report(name, args.edits, args.reloads, result), flush=True)
-        if args.tree_files:
+        if "apps" in sections:
+            for name in filter(None, args.apps.split(",")):
+                print(f"measuring {name} ...", flush=True)
+                result = bench_app(bench, name, apps[name], args.edits, args.reloads)
+                print(report(name, args.edits, args.reloads, result), flush=True)
+        if "polling" in sections and args.tree_files:
             print(bench_polling(bench, args.tree_files), flush=True)
+        if "watcher" in sections:
+            print(bench_watcher(bench, [int(n) for n in args.watcher_trees.split(",") if n]), flush=True)
     finally:
         if bench is not None:
             bench.cleanup()
