@@ -123,6 +123,8 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"last reload:  {last['seconds']:.3f} s, {outcome}, {now - last['at']:.0f} s ago ({last['trigger']})")
     if data.get("error"):
         lines.append(f"error:        {data['error']}")
+        if (data.get("failure") or {}).get("hint"):
+            lines.append(f"hint:         {data['failure']['hint']}")
     if data.get("installing"):
         lines.append("dependencies: installing")
     if data.get("dependencies_error"):

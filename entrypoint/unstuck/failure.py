@@ -1,15 +1,24 @@
-"""Describe why the app cannot serve: exception, the user's file and line, traceback.
+"""Describe why the app cannot serve: exception, the user's file and line, the stack, a hint.
 
 Tracebacks of a failed import mostly show importlib and unstuck frames; the frame that matters to the
 user is the last one inside their project, which is what the one-line log and the error page lead with.
+A Failure travels as JSON (pipe, command line, one 64 KB forkserver message): its text is capped by
+encoded size here and in frames.py, so `to_dict()` stays under ~24 KB whatever the exception.
 """
 
 from __future__ import annotations
 
-import os
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from unstuck.frames import display_path, extract, from_user_code, is_user_file  # noqa: F401 - used by worker
+from unstuck.sizes import clip, clip_middle
+
+MESSAGE_BYTES = 1500
+TRACEBACK_BYTES = 5000
+FILE_BYTES = 160
+HINT_BYTES = 600
 
 
 @dataclass
@@ -20,6 +29,18 @@ class Failure:
     file: str | None = None
     line: int | None = None
     traceback: str = ""
+    frames: list[dict] = field(default_factory=list)  # see frames.py
+    frames_omitted: int = 0
+    hint: str | None = None  # what to do about it, e.g. which file to declare a missing package in
+
+    def __post_init__(self) -> None:
+        # Whoever builds a Failure (here, the worker, the reloader), it stays within its size budget.
+        self.message = clip(self.message, MESSAGE_BYTES)
+        self.traceback = clip_middle(self.traceback or "", TRACEBACK_BYTES)
+        self.file = clip(self.file, FILE_BYTES, keep="tail")
+        self.hint = clip(self.hint, HINT_BYTES)
+        self.frames = self.frames or []
+        self.frames_omitted = self.frames_omitted or 0
 
     def where(self) -> str:
         if self.file is None:
@@ -31,6 +52,9 @@ class Failure:
         text = f"{self.exc_type}: {self.message}" if self.message else self.exc_type
         return f"{text} ({where})" if where else text
 
+    def failing_frame(self) -> dict | None:
+        return next((f for f in self.frames if f.get("failing")), None)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -39,41 +63,22 @@ class Failure:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 
-def display_path(path: str, app_dir: Path) -> str:
-    try:
-        return os.path.relpath(path, app_dir) if Path(path).is_relative_to(app_dir) else path
-    except ValueError:
-        return path
-
-
-def _is_user_file(path: str, app_dir: Path) -> bool:
-    # The user's code lives under APP_DIR; installed packages, unstuck and "<frozen ...>" never count.
-    if not os.path.isabs(path):
-        return False
-    try:
-        inside = Path(path).resolve().is_relative_to(app_dir.resolve())
-    except (OSError, ValueError):
-        return False
-    return inside and "site-packages" not in path
-
-
 def _user_traceback(exc: BaseException, app_dir: Path) -> str:
-    """The traceback from the first frame in the user's code on: importlib's and unstuck's own frames
-    above it say nothing about the user's mistake."""
-    tb = exc.__traceback__
-    while tb is not None and not _is_user_file(tb.tb_frame.f_code.co_filename, app_dir):
-        tb = tb.tb_next
+    """The traceback from the first frame in the user's code on; all of it when no frame is the user's,
+    except for a SyntaxError, whose own text (file, line, caret) is what matters."""
+    tb = from_user_code(exc.__traceback__, app_dir)
+    if tb is None and not isinstance(exc, SyntaxError):
+        tb = exc.__traceback__
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def from_exception(exc: BaseException, phase: str, app_dir: Path) -> Failure:
-    tb_text = _user_traceback(exc, app_dir)
-    if isinstance(exc, SyntaxError) and exc.filename:
-        # The failing line is in the file being compiled, not in any frame of the traceback.
-        msg = exc.msg or str(exc)
-        return Failure(phase, type(exc).__name__, msg, display_path(exc.filename, app_dir), exc.lineno, tb_text)
-    frames = traceback.extract_tb(exc.__traceback__)
-    user = [f for f in frames if _is_user_file(f.filename, app_dir)]
-    frame = user[-1] if user else (frames[-1] if frames else None)
-    file = display_path(frame.filename, app_dir) if frame else None
-    return Failure(phase, type(exc).__name__, str(exc), file, frame.lineno if frame else None, tb_text)
+    frames, omitted = extract(exc, app_dir)
+    failing = next((f for f in frames if f["failing"]), None)
+    file, line = (failing["file"], failing["line"]) if failing else (None, None)
+    message = (exc.msg or str(exc)) if isinstance(exc, SyntaxError) else str(exc)
+    from unstuck import hints  # here, not at the top: packaging's import is paid only when the app fails
+
+    hint = hints.for_exception(exc, app_dir, near=file if failing and failing["user"] else None)
+    return Failure(phase, type(exc).__name__, message, file, line, _user_traceback(exc, app_dir),
+                   frames, omitted, hint)

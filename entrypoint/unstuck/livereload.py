@@ -1,9 +1,13 @@
-"""Opt-in browser live reload (UNSTUCK_LIVERELOAD=1): HTML pages refresh once a new generation serves.
+"""Opt-in browser live reload (UNSTUCK_LIVERELOAD=1): HTML pages refresh once a new generation serves,
+and a broken save shows its error over the open page.
 
-Every generation (the app, or the error page) answers /__unstuck__/livereload with its own token, and
-a small script is added to HTML responses that polls it with short requests: when the token changes, the
-page reloads. Polling, rather than a server-sent stream or a websocket, keeps no connection open that
-could hold a retiring generation back. The user's app is not changed.
+Every generation (the app, or the error responder) answers /__unstuck__/livereload with its own token,
+and the error responder with the error too. A small script (livereload.js) is added to HTML responses;
+it polls that endpoint with short requests. When the token changes to the app's, the page reloads; when
+it changes to an error, the page stays and an overlay shows the error and its source over it (as Vite's
+does), until the fix reloads the page. On unstuck's own 503 page the script only reloads. Polling, rather
+than a server-sent stream or a websocket, keeps no connection open that could hold a retiring generation
+back. The user's app is not changed.
 """
 
 from __future__ import annotations
@@ -11,30 +15,37 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
+
+from unstuck.error_page import brief
+from unstuck.failure import Failure
 
 ENDPOINT = "/__unstuck__/livereload"
-SCRIPT = (
-    "<script>/* unstuck live reload */(function(){var t=null;function poll(){"
-    "fetch('" + ENDPOINT + "',{cache:'no-store'}).then(function(r){return r.json()}).then(function(d){"
-    "if(t===null){t=d.token}else if(d.token!==t){location.reload();return}"
-    "setTimeout(poll,400)}).catch(function(){setTimeout(poll,400)})}poll()})();</script>"
-).encode()
+_JS = (Path(__file__).with_name("livereload.js")).read_text()
+
+
+def script(on_error_page: bool) -> bytes:
+    js = _JS.replace("__ON_ERROR_PAGE__", "true" if on_error_page else "false")
+    return f"<script>/* unstuck live reload */{js}</script>".encode()
 
 
 class LiveReload:
-    def __init__(self, app) -> None:
+    def __init__(self, app, failure: Failure | None = None) -> None:
+        """`failure`: what `app` (then an ErrorApp) serves; the endpoint tells it to open pages."""
         self.app = app
         self.token = f"{os.getpid()}-{time.time_ns()}"
+        answer = {"token": self.token, **({"error": brief(failure)} if failure is not None else {})}
+        self.answer = json.dumps(answer).encode()
+        self.script = script(on_error_page=failure is not None)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") == "HEAD":
             return await self.app(scope, receive, send)
         if scope.get("path") == ENDPOINT:
-            body = json.dumps({"token": self.token}).encode()
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", b"application/json"), (b"cache-control", b"no-store"),
-                (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+                (b"content-length", str(len(self.answer)).encode())]})
+            await send({"type": "http.response.body", "body": self.answer})
             return
 
         start: dict | None = None
@@ -57,7 +68,7 @@ class LiveReload:
                 return await send(message)
             body = message.get("body", b"")
             index = body.rfind(b"</body>")
-            body = body[:index] + SCRIPT + body[index:] if index >= 0 else body + SCRIPT
+            body = body[:index] + self.script + body[index:] if index >= 0 else body + self.script
             headers = [(k, v) for k, v in held.get("headers") or [] if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
             await send({**held, "headers": headers})

@@ -178,7 +178,7 @@ def import_app(settings: config_mod.Settings):
 
 def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Failure, reporter: Reporter) -> None:
     """Serve the failure on the port; report it once the responder accepts connections."""
-    app = LiveReload(ErrorApp(failure)) if settings.livereload else ErrorApp(failure)
+    app = LiveReload(ErrorApp(failure), failure) if settings.livereload else ErrorApp(failure)
     server = ReportingServer(_uvicorn_config(settings, app, "off"),
                              lambda: reporter.send("failed", failure=failure.to_dict(), at=time.monotonic()))
     server.run(sockets=[sock])

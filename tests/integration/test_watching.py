@@ -1,18 +1,12 @@
 """Watching done right: the right files, polling where a mount raises no events, bursts, editors' saves,
 dependencies installed in place, and browser live reload."""
 
-import contextlib
-import json
 import os
-import shutil
-import subprocess
 import time
 
 import httpx
-import pytest
-from websockets.sync.client import connect as ws_connect
 
-from containers import free_port
+from browser import Browser
 from editor import save_atomic, save_in_place
 from repo import RECOVERIES
 from waiting import has_text, wait_for, wait_until
@@ -124,53 +118,6 @@ def test_failed_dependency_install_keeps_the_previous_environment_serving(start_
 
 
 # -- browser live reload ------------------------------------------------------------------------------
-
-class Browser:
-    """Headless Chromium driven over the DevTools protocol on 127.0.0.1."""
-
-    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]
-
-    def __init__(self, url: str, profile) -> None:
-        binary = shutil.which("chromium") or shutil.which("chromium-browser")
-        if binary is None:
-            pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)", pytrace=False)
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [binary, *self.FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={self.port}",
-             "--remote-debugging-address=127.0.0.1", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.ws = None
-        self.next_id = 0
-        self.stack = contextlib.ExitStack()
-
-    def connect(self) -> None:
-        def page_target():
-            try:
-                targets = httpx.get(f"http://127.0.0.1:{self.port}/json/list", timeout=2).json()
-            except (httpx.HTTPError, ValueError) as exc:
-                return False, str(exc)
-            pages = [t for t in targets if t.get("type") == "page"]
-            return bool(pages), json.dumps(pages[:1] or targets)
-
-        target = json.loads(wait_until("chromium's page target", page_target))[0]
-        self.ws = self.stack.enter_context(ws_connect(target["webSocketDebuggerUrl"], open_timeout=10,
-                                                      max_size=None))
-
-    def text(self) -> str:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": "Runtime.evaluate",
-                                 "params": {"expression": "document.body ? document.body.innerText : ''"}}))
-        while True:
-            reply = json.loads(self.ws.recv(timeout=10))
-            if reply.get("id") == self.next_id:
-                return reply.get("result", {}).get("result", {}).get("value", "") or ""
-
-    def close(self) -> None:
-        self.stack.close()
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
 
 def test_livereload_refreshes_the_page_after_reloads_and_fixes(start_container, tmp_path):
     served = start_container(env={"UNSTUCK_LIVERELOAD": "1"})

@@ -1,0 +1,183 @@
+"""A hint for a ModuleNotFoundError: which file to declare the missing package in, or why it is missing.
+
+unstuck installs what requirements*.txt and pyproject.toml's [project].dependencies declare, in place, as
+soon as the file is saved (dependencies.py): the useful hint is the file and the name to add. A module
+that is the user's own (a file under APP_DIR imported by the wrong name) gets no install hint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from unstuck import dependencies
+
+# Import name -> distribution names, for the well-known packages whose names differ (import yaml,
+# install PyYAML). importlib.metadata.packages_distributions() only knows installed packages, which a
+# missing one is not. The first name is the one suggested; any of them counts as declared.
+DISTRIBUTIONS = {
+    "yaml": ("PyYAML",),
+    "PIL": ("pillow",),
+    "cv2": ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"),
+    "sklearn": ("scikit-learn",),
+    "skimage": ("scikit-image",),
+    "bs4": ("beautifulsoup4",),
+    "dateutil": ("python-dateutil",),
+    "dotenv": ("python-dotenv",),
+    "jwt": ("PyJWT",),
+    "jose": ("python-jose",),
+    "psycopg2": ("psycopg2-binary", "psycopg2"),
+    "MySQLdb": ("mysqlclient",),
+    "attr": ("attrs",),
+    "magic": ("python-magic",),
+    "multipart": ("python-multipart",),
+    "slugify": ("python-slugify",),
+    "docx": ("python-docx",),
+    "pptx": ("python-pptx",),
+    "OpenSSL": ("pyOpenSSL",),
+    "Crypto": ("pycryptodome",),
+    "serial": ("pyserial",),
+    "zmq": ("pyzmq",),
+    "git": ("GitPython",),
+    "fitz": ("PyMuPDF",),
+    "websocket": ("websocket-client",),
+    "socks": ("PySocks",),
+    "telegram": ("python-telegram-bot",),
+    "Bio": ("biopython",),
+}
+
+MAX_DIRS = 5000  # walked when looking for the user's own module elsewhere in APP_DIR
+
+
+def for_exception(exc: BaseException, app_dir: Path, near: str | None = None) -> str | None:
+    """The hint for `exc` (or the ModuleNotFoundError it was raised from), None when there is none.
+    `near`: the failing user file, relative to APP_DIR (where a new requirements.txt would go)."""
+    seen = 0
+    while exc is not None and not isinstance(exc, ModuleNotFoundError) and seen < 10:
+        exc, seen = exc.__cause__, seen + 1  # only explicit `raise ... from`: a handled import is no cause
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    return for_missing_module(exc.name, app_dir, near)
+
+
+def for_missing_module(name: str, app_dir: Path, near: str | None = None) -> str | None:
+    top = name.partition(".")[0]
+    if (app_dir / top).is_dir() or (app_dir / f"{top}.py").is_file():
+        expected = name.replace(".", "/")
+        return f"no module {name!r} under {app_dir}: neither {expected}.py nor {expected}/ exists; check the import"
+    elsewhere = _find_own_module(top, app_dir)
+    if elsewhere is not None:
+        package = ".".join(elsewhere.parent.parts)
+        return (f"there is {elsewhere}, but imports are resolved from {app_dir}: import it as "
+                f"'{package}.{name}' (or with a relative import inside {elsewhere.parent}/)")
+    if top in sys.stdlib_module_names:
+        return None  # part of Python itself: nothing to declare
+    names = DISTRIBUTIONS.get(top, (top,))
+    return _install_hint(names, app_dir, near)
+
+
+def _find_own_module(top: str, app_dir: Path) -> Path | None:
+    """The shallowest `top.py` or `top/` package below APP_DIR's root, relative to APP_DIR."""
+    found: list[Path] = []
+    walked = 0
+    for directory, subdirs, files in os.walk(app_dir):
+        walked += 1
+        subdirs[:] = sorted(d for d in subdirs if d not in dependencies.SKIP_DIRS and not d.startswith("."))
+        rel = Path(directory).relative_to(app_dir)
+        if rel != Path("."):
+            if f"{top}.py" in files:
+                found.append(rel / f"{top}.py")
+            if top in subdirs and (Path(directory, top, "__init__.py")).is_file():
+                found.append(rel / top)
+        if walked >= MAX_DIRS:
+            break
+    return min(found, key=lambda p: (len(p.parts), str(p))) if found else None
+
+
+def _install_hint(names: tuple[str, ...], app_dir: Path, near: str | None) -> str:
+    wanted = [canonicalize_name(n) for n in names]
+    files = dependencies.find(app_dir)
+    for path in files:
+        declared = _declared(path)
+        found = next((n for n in wanted if n in declared), None)
+        if found is None:
+            continue
+        shown = path.relative_to(app_dir)
+        if declared[found] == "[dependency-groups]":
+            return (f"{found!r} is declared in {shown} [dependency-groups], which unstuck does not install: "
+                    f"move it to [project].dependencies (unstuck installs it in place)")
+        return f"{found!r} is declared in {shown} but not installed: see the install error in `unstuck status` or the log"
+    name = names[0]
+    by_depth = sorted(files, key=lambda p: (len(p.parts), str(p)))
+    pyproject = next((p for p in by_depth if p.name == "pyproject.toml" and _takes_dependencies(p)), None)
+    if pyproject is not None:
+        return (f"add {name!r} to [project].dependencies in {pyproject.relative_to(app_dir)} "
+                f"(or `uv add {name}`); unstuck installs it in place")
+    requirements = ([p for p in by_depth if p.name == "requirements.txt"]
+                    or [p for p in by_depth if p.name != "pyproject.toml"])
+    if requirements:
+        return f"add {name!r} to {requirements[0].relative_to(app_dir)}; unstuck installs it in place"
+    folder = Path(near).parent if near and not os.path.isabs(near) else Path(".")
+    return f"create {folder / 'requirements.txt'} with the line {name!r}; unstuck installs it in place"
+
+
+def _declared(path: Path) -> dict[str, str]:
+    """Canonical names the file declares -> where: "" (a requirements file, pyproject's
+    [project].dependencies) or "[dependency-groups]" (PEP 735, which unstuck does not install)."""
+    if path.name != "pyproject.toml":
+        try:
+            return dict.fromkeys(_names(_requirement_lines(path.read_text(errors="replace"))), "")
+        except OSError:
+            return {}
+    data = _toml(path)
+    out: dict[str, str] = {}
+    groups = data.get("dependency-groups")
+    for group in groups.values() if isinstance(groups, dict) else []:
+        out.update(dict.fromkeys(_names(group), "[dependency-groups]"))
+    project = data.get("project")
+    if isinstance(project, dict):
+        out.update(dict.fromkeys(_names(project.get("dependencies")), ""))
+    return out
+
+
+def _takes_dependencies(path: Path) -> bool:
+    """A pyproject.toml with a [project] table whose dependencies are listed in it (not `dynamic`,
+    i.e. read by the build backend from elsewhere)."""
+    project = _toml(path).get("project")
+    return isinstance(project, dict) and "dependencies" not in (project.get("dynamic") or [])
+
+
+def _toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _names(requirements) -> set[str]:
+    out = set()
+    for text in requirements if isinstance(requirements, list) else []:
+        if isinstance(text, str):  # dependency groups may also hold {include-group = ...} tables
+            try:
+                out.add(canonicalize_name(Requirement(text).name))
+            except InvalidRequirement:
+                continue
+    return out
+
+
+def _requirement_lines(text: str) -> list[str]:
+    # pip offers no public API to read a requirements file, and a package name is all a hint needs: each
+    # logical line is a comment, an option (-r, -e, --index-url ...) or a PEP 508 requirement, which
+    # packaging parses; per-requirement options (--hash=...) are cut off, anything else is skipped.
+    out = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
+        if line and not line.startswith("-"):
+            out.append(re.split(r"\s+--?\w", line, maxsplit=1)[0])
+    return out
