@@ -18,6 +18,7 @@ _TITLES = {
     "startup": "The app's startup (lifespan) failed",
     "crash": "The app crashed",
     "starting": "The app is starting",
+    "discovery": "No app found to serve",
 }
 
 

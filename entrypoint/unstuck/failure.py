@@ -46,7 +46,7 @@ def display_path(path: str, app_dir: Path) -> str:
         return path
 
 
-def _is_user_file(path: str, app_dir: Path) -> bool:
+def is_user_file(path: str, app_dir: Path) -> bool:
     # The user's code lives under APP_DIR; installed packages, unstuck and "<frozen ...>" never count.
     if not os.path.isabs(path):
         return False
@@ -61,7 +61,7 @@ def _user_traceback(exc: BaseException, app_dir: Path) -> str:
     """The traceback from the first frame in the user's code on: importlib's and unstuck's own frames
     above it say nothing about the user's mistake."""
     tb = exc.__traceback__
-    while tb is not None and not _is_user_file(tb.tb_frame.f_code.co_filename, app_dir):
+    while tb is not None and not is_user_file(tb.tb_frame.f_code.co_filename, app_dir):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
@@ -73,7 +73,7 @@ def from_exception(exc: BaseException, phase: str, app_dir: Path) -> Failure:
         msg = exc.msg or str(exc)
         return Failure(phase, type(exc).__name__, msg, display_path(exc.filename, app_dir), exc.lineno, tb_text)
     frames = traceback.extract_tb(exc.__traceback__)
-    user = [f for f in frames if _is_user_file(f.filename, app_dir)]
+    user = [f for f in frames if is_user_file(f.filename, app_dir)]
     frame = user[-1] if user else (frames[-1] if frames else None)
     file = display_path(frame.filename, app_dir) if frame else None
     return Failure(phase, type(exc).__name__, str(exc), file, frame.lineno if frame else None, tb_text)

@@ -12,7 +12,7 @@ def load(tmp_path: Path, **env):
 
 def test_defaults(tmp_path):
     s = load(tmp_path)
-    assert (s.app_module, s.port, s.host, s.reloader, s.grace) == ("app.main:app", 8000, "0.0.0.0", "unstuck", 2.0)
+    assert (s.app_module, s.port, s.host, s.reloader, s.grace) == ("", 8000, "0.0.0.0", "unstuck", 2.0)
     assert s.force_polling is None
     assert (s.warm, s.livereload, s.debug, s.debug_port) == (True, False, False, 5678)
     assert "*.py" in s.watch_patterns and "*.log" in s.ignore_patterns
