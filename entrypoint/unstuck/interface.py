@@ -50,8 +50,8 @@ def describe(obj) -> str:
         params = _signature(obj) or []
         kind = "an async function" if inspect.iscoroutinefunction(obj) else "a function"
         return f"{kind} taking ({', '.join(p.name for p in params)})"
-    article = "an" if name[:1].lower() in "aeiou" else "a"
-    return f"{article} {type(obj).__module__}.{type(obj).__qualname__} object"
+    text = name if type(obj).__module__ == "builtins" else f"{type(obj).__module__}.{type(obj).__qualname__} object"
+    return f"{'an' if text[:1].lower() in 'aeiou' else 'a'} {text}"
 
 
 def detect(obj) -> Kind:
