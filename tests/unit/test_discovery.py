@@ -154,6 +154,7 @@ def test_two_app_objects_are_ambiguous(tmp_path):
     ({"wsgi.py": "from app import create_app\napp = create_app()\n", "app.py": "def create_app():\n    ...\n"},
      "wsgi:app"),
     ({"asgi.py": "app = object()\n", "wsgi.py": "app = object()\n"}, "asgi:app"),
+    ({"wsgi.py": "app = object()\n", "main.py": FASTAPI_APP}, "wsgi:app"),
     # fastapi-cli: main.py, app.py, api.py.
     ({"main.py": FASTAPI_APP, "app.py": FASTAPI_APP, "api.py": FASTAPI_APP}, "main:app"),
     ({"app.py": FASTAPI_APP, "api.py": FASTAPI_APP}, "app:app"),
