@@ -133,8 +133,7 @@ def _as_runserver_would(app, kind: str):
     (its system checks do), so a broken urls.py or views.py is a load failure with its file and line
     rather than a 500 on every request; and, with DEBUG and staticfiles, static files served (the
     admin's CSS)."""
-    handlers = [sys.modules.get("django.core.handlers.asgi"), sys.modules.get("django.core.handlers.wsgi")]
-    if not any(m and isinstance(app, (getattr(m, "ASGIHandler", ()), getattr(m, "WSGIHandler", ()))) for m in handlers):
+    if not _is_django_handler(app):
         return app
     from django.conf import settings
     from django.urls import get_resolver
@@ -149,6 +148,12 @@ def _as_runserver_would(app, kind: str):
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     return ASGIStaticFilesHandler(app)
+
+
+def _is_django_handler(app) -> bool:
+    # Looked up in sys.modules: Django is imported only if the user's app imported it.
+    asgi, wsgi = sys.modules.get("django.core.handlers.asgi"), sys.modules.get("django.core.handlers.wsgi")
+    return bool((asgi and isinstance(app, asgi.ASGIHandler)) or (wsgi and isinstance(app, wsgi.WSGIHandler)))
 
 
 def _is_the_module_missing(exc: ModuleNotFoundError, module_name: str, app_dir: Path) -> bool:
