@@ -114,6 +114,13 @@ def resolve(app_module: str, app_dir: Path, environ: Mapping[str, str] | None = 
     return discover(app_dir, os.environ if environ is None else environ)
 
 
+def target(app_module: str, app_dir: Path) -> str:
+    """What the next generation will load, for the reloader's log lines and its "starting" page before the
+    worker reports: `app.main:app`, `pkg:create_app()`, or `no app found`."""
+    found = resolve(app_module, app_dir)
+    return found.to_dict()["import"] if isinstance(found, Found) else "no app found"
+
+
 def discover(app_dir: Path, environ: Mapping[str, str] | None = None) -> Found | NotFound:
     environ = {} if environ is None else environ
     notes: list[str] = []

@@ -207,3 +207,10 @@ def test_app_module_factory_call_syntax(tmp_path):
 
 def test_empty_app_module_discovers(tmp_path):
     assert discovery.resolve("  ", tree(tmp_path, {"main.py": FASTAPI_APP}), {}).import_string == "main:app"
+
+
+def test_target_names_what_the_next_generation_loads(tmp_path):
+    assert discovery.target("", tmp_path) == "no app found"
+    tree(tmp_path, {"app/__init__.py": "", "app/main.py": FASTAPI_APP})
+    assert discovery.target("", tmp_path) == "app.main:app"
+    assert discovery.target("pkg:create_app()", tmp_path) == "pkg:create_app()"
