@@ -13,7 +13,7 @@ ENV VIRTUAL_ENV=/opt/unstuck/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     APP_DIR=/workspace \
-    APP_MODULE=app.main:app \
+    APP_MODULE="" \
     HOST=0.0.0.0 \
     PORT=8000
 

@@ -116,7 +116,10 @@ def find_state() -> tuple[dict | None, Path]:
 
 
 def format_status(data: dict, now: float) -> str:
-    lines = [f"state:        {data['state']}", f"app:          {data.get('app_module')} on port {data.get('port')}"]
+    app = data.get("app") or {}
+    name = app.get("import") or data.get("app_module") or "not found yet"
+    found = f" ({app.get('interface')}; {app.get('reason')})" if app.get("interface") else ""
+    lines = [f"state:        {data['state']}", f"app:          {name} on port {data.get('port')}{found}"]
     last = data.get("last_reload")
     if last:
         outcome = "ok" if last.get("ok") else "failed"

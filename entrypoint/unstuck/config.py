@@ -19,7 +19,8 @@ class ConfigError(ValueError):
 
 RELOADERS = ("unstuck", "uvicorn")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-_MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+# module:attribute, or module:factory() as Flask's CLI writes an app factory (called with no arguments).
+_MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(\(\))?$")
 
 # Directories and files that never trigger a reload: virtualenvs, VCS data, caches, logs and editor
 # droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
@@ -30,7 +31,7 @@ DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*.html", "*.jinj
 
 @dataclass(frozen=True)
 class Settings:
-    app_module: str
+    app_module: str  # "" = find the app in app_dir (unstuck.discovery), in each worker generation
     app_dir: Path
     host: str
     port: int
@@ -113,10 +114,11 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
     """Read and validate the settings; raise ConfigError with a one-line message on the first problem."""
     env = os.environ if env is None else env
 
-    app_module = env.get("APP_MODULE", "app.main:app").strip()
-    if not _MODULE_RE.match(app_module):
+    app_module = env.get("APP_MODULE", "").strip()
+    if app_module and not _MODULE_RE.match(app_module):
         raise ConfigError(
-            f"APP_MODULE={app_module!r} is not an import string; use 'package.module:attribute', e.g. app.main:app"
+            f"APP_MODULE={app_module!r} is not an import string; use 'package.module:attribute' (e.g. app.main:app), "
+            "'package.module:factory()', or leave it empty to find the app"
         )
 
     port = _port(env, "PORT", 8000)

@@ -20,6 +20,7 @@ TITLES = {
     "startup": "The app's startup (lifespan) failed",
     "crash": "The app crashed",
     "starting": "The app is starting",
+    "discovery": "No app found to serve",
 }
 
 

@@ -61,6 +61,7 @@ class Failed:
     gen: int
     failure: Failure
     at: float
+    app: dict | None = None  # what it tried to serve, when that was found
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ class Ops(Protocol):
     def install(self) -> None: ...  # install them; an ev.Installed comes back
     def learn_modules(self, modules: tuple[str, ...]) -> None: ...
     def rebuild_warm(self) -> None: ...
+    def app_label(self) -> str: ...  # the app being loaded, for the "starting" page
     def restart_procs(self, reason: str) -> None: ...
 
 
@@ -87,10 +88,9 @@ def describe_changes(paths: frozenset[tuple[str, str]] | set) -> str:
 
 
 class Generations:
-    def __init__(self, ops: Ops, policy: Policy, app_label: str = "the app") -> None:
+    def __init__(self, ops: Ops, policy: Policy) -> None:
         self.ops = ops
         self.policy = policy
-        self.app_label = app_label
         self.current: Generation | None = None
         self.pending: Generation | None = None
         self.retiring: list[Generation] = []
@@ -166,7 +166,7 @@ class Generations:
             self.counters["restarts"] += 1
             self.start_app("restart after crash", procs=False)
         if "slow_start" in due and self.current is None and self.pending is not None:
-            self.show(Failure("starting", "Starting", f"importing {self.app_label} "
+            self.show(Failure("starting", "Starting", f"importing {self.ops.app_label()} "
                               f"(for more than {self.policy.slow_start_s:g} s)"))
         for gen in list(self.retiring):
             if gen.kill_at is not None and now >= gen.kill_at and not gen.exited:
@@ -352,11 +352,14 @@ class Generations:
         self.ops.learn_modules(event.modules)
         was_broken = self.current is not None and self.current.failure is not None
         self.promote(gen)
+        changed = bool(event.app) and (self.app or {}).get("import") != event.app.get("import")
         self.app = event.app or self.app
         self.counters["reloads"] += 1
         took = self._record(gen, ok=True)
-        if gen.trigger == "startup":
-            log.info("serving %s (started in %.3f s)", self._app_name(), took)
+        if gen.trigger == "startup" or changed:
+            # What was found and why, once, and again whenever it changes.
+            found = f" ({self.app.get('interface')}; {self.app.get('reason')})" if self.app else ""
+            log.info("serving %s%s, started in %.3f s", self._app_name(), found, took)
         else:
             log.info("reloaded in %.3f s%s (%s)", took, ", app fixed" if was_broken else "", gen.trigger)
 
@@ -369,6 +372,8 @@ class Generations:
         if gen is not self.pending or self.stopping:
             return
         self.promote(gen)
+        if event.app:
+            self.app = event.app
         self.counters["failures"] += 1
         self._record(gen, ok=False)
         log.error("app broken after %s: %s; serving the error page (503) until a fix is saved", gen.trigger,
@@ -432,7 +437,7 @@ class Generations:
     # -- reporting ----------------------------------------------------------------------------------
 
     def _app_name(self) -> str:
-        return (self.app or {}).get("import") or self.app_label
+        return (self.app or {}).get("import") or self.ops.app_label()
 
     def _record(self, gen: Generation, ok: bool) -> float:
         start = gen.phases["spawned"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import uvicorn
 
-from unstuck import dependencies, state
+from unstuck import dependencies, discovery, state
 from unstuck import events as ev
 from unstuck.config import Settings
 from unstuck.failure import Failure
@@ -103,8 +103,7 @@ class Reloader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe from signal handlers
-        self.machine = Generations(self, Policy(grace=settings.grace, backoff_max=settings.backoff_max),
-                                   settings.app_module or "the app")
+        self.machine = Generations(self, Policy(grace=settings.grace, backoff_max=settings.backoff_max))
         self.children: dict[int, Child] = {}  # generation id -> its (latest) Child
         self.by_pid: dict[int, Child] = {}  # forked children, by the pid the warm process reports
         self.forks: dict[tuple[int, int], Child] = {}  # (warm pid, request id) -> Child waiting for its fork
@@ -180,6 +179,9 @@ class Reloader:
             return
         dependencies.install(paths, self.settings.app_dir, done)
 
+    def app_label(self) -> str:
+        return discovery.target(self.settings.app_module, self.settings.app_dir)
+
     def learn_modules(self, modules) -> None:
         self.warm.learn(modules)
 
@@ -212,7 +214,7 @@ class Reloader:
         elif kind == "ready":
             self.machine.handle(ev.Ready(gen, at, tuple(message.get("modules") or ()), message.get("app")))
         elif kind == "failed":
-            self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at))
+            self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at, message.get("app")))
         elif kind == "served":
             self.machine.handle(ev.Served(gen, at, tuple(message.get("modules") or ())))
 

@@ -11,14 +11,28 @@ from __future__ import annotations
 import shlex
 import sys
 
+from unstuck import discovery
 from unstuck.config import Settings
+
+# What plain uvicorn is pointed at when discovery finds nothing: it then says itself what it cannot import.
+UVICORN_FALLBACK_APP = "app.main:app"
+
+
+def uvicorn_target(settings: Settings) -> list[str]:
+    """The app arguments for plain uvicorn: APP_MODULE, else what discovery finds once, at container start
+    (plain uvicorn cannot look again at a reload, nor serve WSGI apps without being told)."""
+    found = discovery.resolve(settings.app_module, settings.app_dir)
+    if isinstance(found, discovery.NotFound):
+        return [UVICORN_FALLBACK_APP, "--app-dir", str(settings.app_dir)]
+    app_dir = found.sys_path[0] if found.sys_path else str(settings.app_dir)
+    return [found.import_string, *(["--factory"] if found.factory else []), "--app-dir", app_dir]
 
 
 def server_command(settings: Settings) -> list[str]:
     if settings.reloader == "uvicorn":
         # Plain `uvicorn --reload`: the fallback and the benchmark's anchor.
-        return [sys.executable, "-m", "uvicorn", settings.app_module, "--reload", "--reload-dir",
-                str(settings.app_dir), "--app-dir", str(settings.app_dir), "--host", settings.host,
+        return [sys.executable, "-m", "uvicorn", *uvicorn_target(settings), "--reload", "--reload-dir",
+                str(settings.app_dir), "--host", settings.host,
                 "--port", str(settings.port), "--log-level", settings.log_level,
                 "--timeout-graceful-shutdown", f"{settings.grace:g}"]
     return [sys.executable, "-m", "unstuck", "serve"]

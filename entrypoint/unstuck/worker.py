@@ -17,11 +17,11 @@ import sys
 import time
 
 import uvicorn
-from uvicorn.importer import ImportFromStringError, import_from_string
 
 from unstuck import config as config_mod
 from unstuck import debugger
 from unstuck import failure as failure_mod
+from unstuck import loading
 from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
 from unstuck.failure import Failure
@@ -146,6 +146,7 @@ class ReportingServer(uvicorn.Server):
 def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicorn.Config:
     return uvicorn.Config(
         app,
+        interface="asgi3",  # every app arrives adapted to ASGI3 (unstuck.interface)
         host=settings.host,
         port=settings.port,
         lifespan=lifespan,
@@ -155,64 +156,49 @@ def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicor
     )
 
 
-def import_app(settings: config_mod.Settings):
-    """Import APP_MODULE; return (app, None) or (None, Failure)."""
-    module, _, attr = settings.app_module.partition(":")
-    try:
-        return import_from_string(settings.app_module), None
-    except ImportFromStringError as exc:
-        # uvicorn's message names the module or attribute; add where we looked and how to fix it.
-        text = str(exc)
-        if text.startswith("Attribute"):
-            spec_file = getattr(sys.modules.get(module), "__file__", None)
-            where = failure_mod.display_path(spec_file, settings.app_dir) if spec_file else None
-            msg = f"APP_MODULE={settings.app_module}: module {module!r} has no attribute {attr!r}; define it or fix APP_MODULE"
-            return None, Failure("import", "ImportError", msg, where, None, text)
-        expected = module.replace(".", "/") + ".py"
-        msg = (f"APP_MODULE={settings.app_module}: no module {module!r} under {settings.app_dir} "
-               f"(expected {expected}); create it or fix APP_MODULE")
-        return None, Failure("import", "ModuleNotFoundError", msg, expected, None, text)
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt from user code are failures too
-        return None, failure_mod.from_exception(exc, "import", settings.app_dir)
+def import_app(settings: config_mod.Settings) -> loading.Loaded:
+    """Find (APP_MODULE, else discovery), import and adapt the app; a Loaded with the ASGI3 app to serve or
+    the Failure to show, and what was loaded for the reports."""
+    return loading.load(settings.app_module, settings.app_dir)
 
 
-def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Failure, reporter: Reporter) -> None:
-    """Serve the failure on the port; report it once the responder accepts connections."""
+def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Failure, reporter: Reporter,
+                app_info: dict | None = None) -> None:
+    """Serve the failure on the port; report it (and what app it was about, when known) once the responder
+    accepts connections."""
     app = LiveReload(ErrorApp(failure), failure) if settings.livereload else ErrorApp(failure)
+    extra = {"app": app_info} if app_info is not None else {}
     server = ReportingServer(_uvicorn_config(settings, app, "off"),
-                             lambda: reporter.send("failed", failure=failure.to_dict(), at=time.monotonic()))
+                             lambda: reporter.send("failed", failure=failure.to_dict(), at=time.monotonic(), **extra))
     server.run(sockets=[sock])
 
 
 def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Reporter) -> None:
     started = time.monotonic()
-    app, failure = import_app(settings)
-    if failure is not None:
-        serve_error(settings, sock, failure, reporter)
+    loaded = import_app(settings)
+    if loaded.failure is not None:
+        serve_error(settings, sock, loaded.failure, reporter, loaded.info)
         return
     imported = time.monotonic() - started
     reporter.send("imported", at=time.monotonic())
 
-    config = _uvicorn_config(settings, app, "auto")
+    # The probe wraps the app before uvicorn sees it: uvicorn calls what it is given with no arguments to
+    # detect factories, which must never reach the user's object (the interface is already known).
+    probe = LifespanProbe(LiveReload(loaded.app) if settings.livereload else loaded.app)
+    config = _uvicorn_config(settings, probe, loaded.lifespan)
     try:
-        config.load()  # uvicorn logs and exits when APP_MODULE names something that is not an app
-    except BaseException:  # noqa: BLE001 - the port must say so instead
-        module = sys.modules.get(settings.app_module.partition(":")[0])
-        path = getattr(module, "__file__", None)
-        message = (f"APP_MODULE={settings.app_module} is a {type(app).__name__}, not an ASGI application; "
-                   "point APP_MODULE at your app object")
-        where = failure_mod.display_path(path, settings.app_dir) if path else None
-        serve_error(settings, sock, Failure("import", "TypeError", message, where), reporter)
+        config.load()
+    except BaseException as exc:  # noqa: BLE001 - the port must say so instead, with the traceback
+        serve_error(settings, sock, failure_mod.from_exception(exc, "import", settings.app_dir), reporter, loaded.info)
         return
-    probe = LifespanProbe(LiveReload(config.loaded_app) if settings.livereload else config.loaded_app)
     # The modules the first request imported lazily (anyio's thread pool, encoders ...) are reported too,
     # so that the warm process preloads them and the next generation's first answer does not pay them.
-    config.loaded_app = FirstResponse(probe, lambda: reporter.send("served", at=time.monotonic(),
-                                                                   modules=preloadable_modules(settings.app_dir)))
+    config.loaded_app = FirstResponse(config.loaded_app, lambda: reporter.send(
+        "served", at=time.monotonic(), modules=preloadable_modules(settings.app_dir)))
 
     def on_started() -> None:
         reporter.send("ready", at=time.monotonic(), import_s=round(imported, 4),
-                      modules=preloadable_modules(settings.app_dir))
+                      modules=preloadable_modules(settings.app_dir), app=loaded.info)
         if settings.debug:
             debugger.listen_when_free(settings.host, settings.debug_port)
 
@@ -231,7 +217,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         else:
             failure = Failure("startup", "LifespanStartupFailed", probe.failed_message.strip().splitlines()[-1],
                               traceback=probe.failed_message)
-        serve_error(settings, sock, failure, reporter)
+        serve_error(settings, sock, failure, reporter, loaded.info)
 
 
 def preloadable_modules(app_dir) -> list[str]:

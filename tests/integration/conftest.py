@@ -43,6 +43,38 @@ def image(docker_client, base_image):
     docker_client.images.remove(built.id, force=True)
 
 
+def _run(docker_client, image, env: dict | None, volumes: dict, extra_ports: tuple = ()):
+    port = free_port()
+    published = {p: free_port() for p in extra_ports}
+    container = docker_client.containers.run(
+        image.id, detach=True, labels={LABEL: SESSION}, environment=env or {},
+        ports={"8000/tcp": ("127.0.0.1", port), **{f"{p}/tcp": ("127.0.0.1", h) for p, h in published.items()}},
+        volumes=volumes, name=f"unstuck-test-{SESSION}-{uuid.uuid4().hex[:6]}",
+    )
+    return container, port, published
+
+
+@pytest.fixture
+def start_project(docker_client, image, tmp_path):
+    """start_project(project_dir, env=...) -> Served: a detached container with a readable copy of a whole
+    project directory mounted at /workspace (APP_DIR), as users mount theirs; `Served.app_dir` is the copy."""
+    started = []
+
+    def start(project_dir, env: dict | None = None) -> Served:
+        mounted = tmp_path / f"workspace{len(started)}"
+        readable_copy(project_dir, mounted)
+        container, port, _ = _run(docker_client, image, env, {str(mounted): {"bind": "/workspace", "mode": "rw"}})
+        started.append(container)
+        return Served(container, port, mounted)
+
+    yield start
+    for container in started:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
 @pytest.fixture
 def start_container(docker_client, image, tmp_path):
     """start_container(env=..., files=...) -> Served: a detached container with a fresh copy of the sample
@@ -54,14 +86,8 @@ def start_container(docker_client, image, tmp_path):
         readable_copy(REPO / "app", app_dir)
         for name, source in (files or {}).items():
             (app_dir / name).write_text(source)
-        port = free_port()
-        published = {p: free_port() for p in extra_ports}
-        container = docker_client.containers.run(
-            image.id, detach=True, labels={LABEL: SESSION}, environment=env or {},
-            ports={"8000/tcp": ("127.0.0.1", port), **{f"{p}/tcp": ("127.0.0.1", h) for p, h in published.items()}},
-            volumes={str(app_dir): {"bind": "/workspace/app", "mode": "rw"}},
-            name=f"unstuck-test-{SESSION}-{uuid.uuid4().hex[:6]}",
-        )
+        container, port, published = _run(docker_client, image, env,
+                                          {str(app_dir): {"bind": "/workspace/app", "mode": "rw"}}, extra_ports)
         started.append(container)
         return Served(container, port, app_dir, published)
 

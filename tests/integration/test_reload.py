@@ -107,5 +107,5 @@ def test_image_serves_its_copy_of_the_app_without_a_mount(docker_client, image):
 def test_app_module_naming_something_else_than_an_app_says_so(start_container):
     source = (REPO / "app" / "main.py").read_text() + '\nORIGINAL_TEXT = "x"\n'
     served = start_container(env={"APP_MODULE": "app.main:ORIGINAL_TEXT"}, files={"main.py": source})
-    _, broken = wait_for(served.url(), has_text(503, "is a str, not an ASGI application"), on_timeout=served.logs_tail)
+    _, broken = wait_for(served.url(), has_text(503, "is a str ('x'), not an app"), on_timeout=served.logs_tail)
     assert "APP_MODULE=app.main:ORIGINAL_TEXT" in broken.text

@@ -12,7 +12,7 @@ def load(tmp_path: Path, **env):
 
 def test_defaults(tmp_path):
     s = load(tmp_path)
-    assert (s.app_module, s.port, s.host, s.reloader, s.grace) == ("app.main:app", 8000, "0.0.0.0", "unstuck", 2.0)
+    assert (s.app_module, s.port, s.host, s.reloader, s.grace) == ("", 8000, "0.0.0.0", "unstuck", 2.0)
     assert s.force_polling is None
     assert (s.warm, s.livereload, s.debug, s.debug_port) == (True, False, False, 5678)
     assert "*.py" in s.watch_patterns and "*.log" in s.ignore_patterns
@@ -64,3 +64,15 @@ def test_patterns_and_flags_parse(tmp_path):
     assert s.watch_patterns == ("*.py", "*.sql")
     assert s.ignore_patterns == ("data",)
     assert s.force_polling is True and s.grace == 0.5
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("", ""), ("  ", ""), ("app.main:app", "app.main:app"), ("pkg.factory:create_app()", "pkg.factory:create_app()"),
+])
+def test_app_module_may_be_empty_or_a_factory_call(tmp_path, value, expected):
+    assert load(tmp_path, APP_MODULE=value).app_module == expected
+
+
+def test_app_module_factory_call_takes_no_arguments(tmp_path):
+    with pytest.raises(ConfigError, match=r"APP_MODULE='pkg:create_app\(1\)' is not an import string"):
+        load(tmp_path, APP_MODULE="pkg:create_app(1)")

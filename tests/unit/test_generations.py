@@ -58,6 +58,9 @@ class FakeOps:
     def restart_procs(self, reason):
         self.procs.append(reason)
 
+    def app_label(self):
+        return "app.main:app"
+
 
 @pytest.fixture
 def ops():
@@ -66,7 +69,7 @@ def ops():
 
 @pytest.fixture
 def m(ops):
-    return Generations(ops, POLICY, "app.main:app")
+    return Generations(ops, POLICY)
 
 
 def advance(m, ops, seconds):

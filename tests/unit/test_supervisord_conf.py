@@ -44,3 +44,11 @@ def test_uvicorn_fallback_is_plain_uvicorn_reload(tmp_path):
     assert command[1:4] == ["-m", "uvicorn", "app.main:app"]
     assert "--reload" in command and command[command.index("--reload-dir") + 1] == str(tmp_path)
     assert command[command.index("--port") + 1] == "9000"
+
+
+def test_uvicorn_fallback_serves_what_discovery_finds(tmp_path):
+    (tmp_path / "src" / "shop").mkdir(parents=True)
+    (tmp_path / "src" / "shop" / "__init__.py").write_text("def create_app():\n    ...\n")
+    command = shlex.split(rendered(tmp_path, UNSTUCK_RELOADER="uvicorn")["program:server"]["command"])
+    assert command[3:5] == ["shop:create_app", "--factory"]
+    assert command[command.index("--app-dir") + 1] == str(tmp_path / "src")

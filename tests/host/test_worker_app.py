@@ -1,0 +1,95 @@
+"""A real worker process on this machine, no Docker: it finds the app in APP_DIR, serves a WSGI app on the
+inherited socket, and tells the reloader what it loaded (or what it could not find) in its report."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+from repo import REPO
+
+
+@pytest.fixture
+def listening():
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def worker(listening, tmp_path):
+    procs = []
+
+    def start(env: dict | None = None) -> tuple[subprocess.Popen, dict]:
+        read_fd, write_fd = os.pipe()
+        environ = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO / "entrypoint"), "APP_DIR": str(tmp_path),
+                   "UNSTUCK_GRACE": "0.5", **(env or {})}
+        proc = subprocess.Popen([sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(listening.fileno()),
+                                 "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())],
+                                pass_fds=(listening.fileno(), write_fd), env=environ)
+        procs.append(proc)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as reports:
+            line = reports.readline()
+            while line and json.loads(line)["event"] == "imported":  # a phase; the outcome comes next
+                line = reports.readline()
+        assert line, f"the worker exited ({proc.wait(timeout=10)}) without reporting"
+        return proc, json.loads(line)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def url(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+def test_worker_finds_and_serves_a_flask_factory_and_reports_it(worker, listening, tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent("""\
+        from flask import Flask
+
+        def create_app():
+            app = Flask(__name__)
+            app.add_url_rule("/", "index", lambda: "flask through the worker")
+            return app
+    """))
+    _, report = worker()
+    assert report["event"] == "ready"
+    assert report["app"] == {"import": "app:create_app()", "reason": "app.py defines the app factory create_app()",
+                             "interface": "wsgi"}
+    response = httpx.get(url(listening), timeout=10)
+    assert (response.status_code, response.text) == (200, "flask through the worker")
+
+
+def test_worker_with_nothing_to_serve_answers_503_saying_how_to_set_app_module(worker, listening):
+    _, report = worker()
+    assert report["event"] == "failed" and report["failure"]["exc_type"] == "AppNotFound"
+    assert report["app"] == {"import": None, "reason": report["failure"]["message"], "interface": None}
+    response = httpx.get(url(listening), timeout=10)
+    assert response.status_code == 503
+    assert "No app found" in response.text and "set APP_MODULE=package.module:attribute" in response.text
+
+
+def test_worker_names_what_app_module_points_at_when_it_is_not_an_app(worker, listening, tmp_path):
+    (tmp_path / "main.py").write_text("GREETING = 'hello'\n")
+    _, report = worker({"APP_MODULE": "main:GREETING"})
+    assert report["event"] == "failed" and report["app"]["import"] == "main:GREETING"
+    response = httpx.get(url(listening), timeout=10)
+    assert response.status_code == 503
+    assert "APP_MODULE=main:GREETING is a str ('hello'), not an app" in response.text
