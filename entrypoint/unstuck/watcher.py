@@ -76,6 +76,42 @@ class _Beat:
         return self._stop.is_set()
 
 
+class RecentSaves:
+    """Files saved in the last seconds, with their (mtime_ns, size, inode): what watchfiles' polling, which
+    looks at mtimes to the second, may not see change again within the same second."""
+
+    KEEP_S = 2.0
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._files: dict[str, tuple[tuple[int, int, int] | None, float]] = {}
+
+    @staticmethod
+    def _stamp(path: str) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def remember(self, changes: Changes) -> None:
+        until = self._clock() + self.KEEP_S
+        for change, path in changes:
+            if change != Change.deleted:
+                self._files[path] = (self._stamp(path), until)
+
+    def changed(self) -> Changes:
+        now, missed = self._clock(), set()
+        for path, (stamp, until) in list(self._files.items()):
+            if now > until:
+                del self._files[path]
+                continue
+            current = self._stamp(path)
+            if current is not None and current != stamp:
+                missed.add((Change.modified, path))
+        return missed
+
+
 def _hint(exc: BaseException) -> str:
     text = str(exc)
     if "Permission denied" in text:
@@ -162,12 +198,23 @@ class Watcher:
         identities = [self._identity(root) for root in self.roots]
         beat = _Beat(self._stop, lambda: self._watching(mode, catch_up_since))
         self._root_gone = None
+        # Polling wakes up every poll interval at least, so that recently saved files are looked at again.
+        timeout = min(RUST_TIMEOUT_MS, self.poll_ms) if polling else RUST_TIMEOUT_MS
         batches = self._watch(*self.roots, watch_filter=self._filter, stop_event=beat, force_polling=polling,
-                              poll_delay_ms=self.poll_ms, step=self.step_ms, rust_timeout=RUST_TIMEOUT_MS,
+                              poll_delay_ms=self.poll_ms, step=self.step_ms, rust_timeout=timeout,
                               yield_on_timeout=True, raise_interrupt=False)
+        recent = RecentSaves(self._clock)
         try:
             for changes in batches:
                 returned_at = self._clock()
+                if polling:
+                    # watchfiles' poller compares mtimes to the second (samuelcolvin/watchfiles#319): a
+                    # second save within the same second is never reported. Recently saved files are
+                    # compared to the nanosecond here, and such a save delivered as a change of its own.
+                    missed = recent.changed() - changes
+                    if missed:
+                        self._deliver(missed)
+                    recent.remember(changes | missed)
                 if changes:
                     self._deliver(changes)
                     if not polling:

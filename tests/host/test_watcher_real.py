@@ -33,8 +33,9 @@ PROBE = REPO / "tests" / "host" / "watcher_probe.py"
 def next_second(*paths: Path) -> None:
     """Wait until the clock is a second past the newest mtime of `paths`. watchfiles 1.3.0's polling compares
     mtimes to the second (samuelcolvin/watchfiles#319, open): a write within the second of the version it
-    last saw goes unseen. Tests of other things write after that second, so that this bug fails only its
-    own test (test_polling_sees_a_second_save_within_the_same_second)."""
+    last saw goes unseen; the Watcher catches such a save itself (RecentSaves), which its own test checks
+    (test_polling_sees_a_second_save_within_the_same_second). Tests of other things write after that second,
+    so that they test only what they are about."""
     newest = max(int(os.stat(p).st_mtime) for p in paths)
     wait_until("the next second", lambda: (int(time.time()) > newest, f"{time.time()} vs {newest}"))
 
@@ -295,8 +296,6 @@ def test_an_unreadable_directory_is_reported_with_a_hint_and_watching_resumes_wh
     p.wait_batch(root / "pkg0" / "mod.py")
 
 
-@pytest.mark.xfail(strict=True, reason="watchfiles 1.3.0 polls mtimes to the second (samuelcolvin/watchfiles#319); "
-                                       "remove this mark when a release includes notify-rs/notify#981")
 def test_polling_sees_a_second_save_within_the_same_second(tmp_path, watching):
     root = tree(tmp_path / "app")
     batches = Batches()
