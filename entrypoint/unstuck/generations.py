@@ -334,12 +334,14 @@ class Generations:
     def _phase(self, gen_id: int, name: str, at: float) -> Generation | None:
         gen = self.live.get(gen_id)
         if gen is not None:
-            gen.phases.setdefault(name, at)
+            gen.phases[name] = min(at, gen.phases.get(name, at))  # the earliest report of it counts
         return gen
 
     def on_started(self, event: ev.Started) -> None:
+        # Heard twice: from the process itself (the earliest time it ran: the phase) and from whoever
+        # started it (its pid).
         gen = self._phase(event.gen, "forked", event.at)
-        if gen is not None:
+        if gen is not None and event.pid:
             gen.pid = event.pid
 
     def on_ready(self, event: ev.Ready) -> None:

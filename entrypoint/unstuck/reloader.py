@@ -209,7 +209,9 @@ class Reloader:
         if child.abandoned:
             return
         gen, kind, at = child.gen.id, message.get("event"), message.get("at", self.now())
-        if kind == "imported":
+        if kind == "started":
+            self.machine.handle(ev.Started(gen, child.pid or 0, at, forked=child.popen is None))
+        elif kind == "imported":
             self.machine.handle(ev.Imported(gen, at))
         elif kind == "ready":
             self.machine.handle(ev.Ready(gen, at, tuple(message.get("modules") or ()), message.get("app")))

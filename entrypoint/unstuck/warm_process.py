@@ -21,6 +21,7 @@ Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
 from __future__ import annotations
 
 import collections
+import gc
 import importlib
 import json
 import os
@@ -53,6 +54,23 @@ def preload(names: list[str], app_dir: Path) -> int:
     return loaded
 
 
+def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> None:
+    """In a forked child: run one worker generation, then exit with its status (never return)."""
+    code = 1
+    try:
+        code = worker.run(settings, listen_fd, report_fd, os.getppid(), failure)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - report like an uncaught exception would
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -> None:
     from unstuck import worker
     from unstuck.failure import Failure
@@ -68,9 +86,82 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
     def send(**message) -> None:
         control.send(json.dumps(message).encode())
 
+    def become_plain(*closing: socket.socket) -> None:
+        """In a freshly forked child: a plain process again, holding none of this loop's descriptors."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        selector.close()
+        control.close()
+        os.close(wake_r)
+        os.close(wake_w)
+        for sock in closing:
+            sock.close()
+
+    # A fork of this process takes a few milliseconds (its page tables are as large as what it imported):
+    # a child is forked ahead of each request, and waits for it. `spare` is (pid, socket to it). Its
+    # exit is not reported unless it was handed out: the reload server only knows the workers it asked for.
+    spare: tuple[int, socket.socket] | None = None
+    handed_out: set[int] = set()
+
+    def fork_spare() -> None:
+        nonlocal spare
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            become_plain(ours)
+            worker.set_process_name("unstuck-spare")
+            data, fds, _, _ = socket.recv_fds(theirs, 1 << 16, 4)
+            theirs.close()
+            if not data:  # replaced by a fresher one, or the warm process is gone
+                os._exit(0)
+            request = json.loads(data)
+            failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
+            _run_worker(worker, settings, listen_fd, fds[0], failure)
+        theirs.close()
+        spare = (pid, ours)
+
+    def drop_spare() -> None:
+        nonlocal spare
+        if spare is not None:
+            spare[1].close()  # it exits on the end of its socket, and is reaped without a word
+            spare = None
+
+    def hand_out(request: dict, fds: list[int]) -> None:
+        nonlocal spare
+        if spare is not None:
+            pid, sock = spare
+            spare = None
+            socket.send_fds(sock, [json.dumps(request).encode()], fds)
+            sock.close()
+        else:
+            pid = os.fork()
+            if pid == 0:
+                become_plain()
+                failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
+                _run_worker(worker, settings, listen_fd, fds[0], failure)
+        handed_out.add(pid)
+        for fd in fds:
+            os.close(fd)
+        # Opened before this process can reap the child (it only reaps in this loop), so the pidfd
+        # is certainly this child's.
+        try:
+            pidfd = [os.pidfd_open(pid)]
+        except (AttributeError, OSError):  # kernel < 5.3 or a seccomp profile that forbids it
+            pidfd = []
+        socket.send_fds(control, [json.dumps({"event": "forked", "id": request["id"], "pid": pid}).encode()],
+                        pidfd)
+        for fd in pidfd:
+            os.close(fd)
+
     # Modules to import between requests, one at a time, so that a fork is never kept waiting on them.
     to_import: collections.deque[str] = collections.deque()
     imported = 0
+    # Everything imported so far lives as long as this process: out of the garbage collector's sight, a
+    # forked worker's collections neither walk nor write to those objects (fewer copy-on-write faults).
+    gc.freeze()
+    fork_spare()
     while True:
         ready = selector.select(timeout=0 if to_import else None)
         if not ready and to_import:
@@ -78,6 +169,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             if not to_import:
                 send(event="preloaded", modules=imported)
                 imported = 0
+                drop_spare()  # it lacks what was just imported
+                gc.freeze()
+                fork_spare()
             continue
         for key, _ in ready:
             if key.fileobj is wake_r:
@@ -89,52 +183,21 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                         break
                     if pid == 0:
                         break
-                    send(event="exit", pid=pid, code=os.waitstatus_to_exitcode(status))
+                    if pid in handed_out:
+                        handed_out.discard(pid)
+                        send(event="exit", pid=pid, code=os.waitstatus_to_exitcode(status))
                 continue
             message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
             if not message:
+                drop_spare()
                 return  # the reloader is gone
             request = json.loads(message)
             if request.get("op") == "preload":
                 to_import.extend(name for name in listed(preload_file) if name not in sys.modules)
                 continue
-            pid = os.fork()
-            if pid == 0:
-                # The child: a plain process again, then a worker generation.
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGCHLD, signal.SIGTERM):
-                    signal.signal(sig, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                selector.close()
-                control.close()
-                os.close(wake_r)
-                os.close(wake_w)
-                failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
-                code = 1
-                try:
-                    code = worker.run(settings, listen_fd, fds[0], os.getppid(), failure)
-                except SystemExit as exc:
-                    code = exc.code if isinstance(exc.code, int) else 1
-                except BaseException:  # noqa: BLE001 - report like an uncaught exception would
-                    import traceback
-
-                    traceback.print_exc()
-                finally:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
-            for fd in fds:
-                os.close(fd)
-            # Opened before this process can reap the child (it only reaps in this loop), so the pidfd
-            # is certainly this child's.
-            try:
-                pidfd = [os.pidfd_open(pid)]
-            except (AttributeError, OSError):  # kernel < 5.3 or a seccomp profile that forbids it
-                pidfd = []
-            socket.send_fds(control, [json.dumps({"event": "forked", "id": request["id"], "pid": pid}).encode()],
-                            pidfd)
-            for fd in pidfd:
-                os.close(fd)
+            hand_out(request, fds)
+            if spare is None:
+                fork_spare()  # after the reply: off the reload's critical path
 
 
 def main(argv: list[str]) -> int:

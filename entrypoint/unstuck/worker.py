@@ -260,6 +260,8 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
         os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
     sock = socket.socket(fileno=listen_fd)
     reporter = Reporter(report_fd)
+    # The reload's "forked" phase: when this process runs, not when the reload server hears of it.
+    reporter.send("started", at=time.monotonic())
     if failure is not None:
         serve_error(settings, sock, failure, reporter)
         return 0

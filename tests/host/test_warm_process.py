@@ -64,6 +64,7 @@ def test_forked_worker_serves_and_is_signalled_through_its_pidfd(warm, listening
     forked, read_fd = fork(handle, events)
     assert forked.pidfd is not None  # Linux >= 5.3: signals can never reach a recycled pid
     with os.fdopen(read_fd) as reports:
+        assert '"event": "started"' in reports.readline()  # it runs: the reload's "forked" phase
         assert '"event": "failed"' in reports.readline()  # the error responder accepts connections
         response = httpx.get(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=10)
         assert response.status_code == 503 and "SyntaxError" in response.text

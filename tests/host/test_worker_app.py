@@ -40,7 +40,7 @@ def worker(listening, tmp_path):
         os.close(write_fd)
         with os.fdopen(read_fd) as reports:
             line = reports.readline()
-            while line and json.loads(line)["event"] == "imported":  # a phase; the outcome comes next
+            while line and json.loads(line)["event"] in ("started", "imported"):  # phases; the outcome comes next
                 line = reports.readline()
         assert line, f"the worker exited ({proc.wait(timeout=10)}) without reporting"
         return proc, json.loads(line)
