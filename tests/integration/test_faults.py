@@ -230,10 +230,10 @@ PROCESS_TABLE = (
     "    name = stat[stat.index('(') + 1:stat.rindex(')')]\n"
     "    print(stat[stat.rindex(')') + 2], name if name.startswith('unstuck') else ' '.join(cmd[1:4]))\n"
 )
-# One of each, and nothing else: supervisord, its FATAL listener, the reloader, the warm process and
-# the serving worker.
+# One of each, and nothing else: supervisord, its FATAL listener, the reloader, the warm process, the
+# worker it forked ahead of the next reload, and the serving worker.
 STEADY = sorted(["-m unstuck.supervisord_launch --nodaemon", "-m unstuck unfatal", "unstuck-serve", "unstuck-warm",
-                 "unstuck-worker"])
+                 "unstuck-spare", "unstuck-worker"])
 
 
 def processes(served) -> list[tuple[str, str]]:
@@ -247,7 +247,7 @@ def wait_steady_process_table(served) -> list[tuple[str, str]]:
         table = processes(served)
         return sorted(name for _, name in table) == STEADY and all(state != "Z" for state, _ in table), str(table)
 
-    wait_until("the process table is one supervisord, listener, reloader, warm process and worker, no zombies",
+    wait_until("the process table is one supervisord, listener, reloader, warm process, spare and worker, no zombies",
                probe)
     return processes(served)
 
