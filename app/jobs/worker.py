@@ -1,0 +1,46 @@
+"""The sample's job worker, the `worker` entry of app/Procfile: `python -m app.jobs.worker` from /workspace.
+
+It imports the task code before it starts, so a broken save of app/jobs/tasks.py stops it at once with the
+error's file and line (unstuck shows them, and starts the worker again once the file is fixed) instead of
+failing every job later. SIGTERM is a warm shutdown: the job in hand finishes, then the worker exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from app.jobs import broker, settings, tasks  # noqa: F401 - tasks: imported for the reason above
+
+LOG_LEVELS = {"critical": "CRITICAL", "error": "ERROR", "warning": "WARNING", "info": "INFO",
+              "debug": "DEBUG", "trace": "DEBUG"}
+
+
+def main() -> int:
+    try:
+        redis_url = settings.redis_url()
+        settings.database_url()
+    except settings.NotConfigured as exc:
+        print(f"worker: error: {exc}; {settings.START_STACK}", file=sys.stderr)
+        return 2
+    from redis import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from rq import Queue, Worker
+
+    # RQ runs each job in a child forked from this process: imported here once, the database client is
+    # inherited by every job instead of being imported again by each (a few hundred ms).
+    import psycopg.types.json  # noqa: F401
+
+    # No socket timeout: the worker blocks on Redis while it waits for jobs (RQ sets its own limit).
+    connection = Redis.from_url(redis_url)
+    worker = Worker([Queue(broker.QUEUE, connection=connection)], connection=connection)
+    try:
+        worker.work(with_scheduler=True, logging_level=LOG_LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), "INFO"))
+    except RedisConnectionError as exc:
+        print(f"worker: error: cannot reach Redis at {redis_url}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
