@@ -32,3 +32,22 @@ def enqueue(job_id: str, text: str, delay: float) -> None:
         TASK, args=(job_id, text, delay), job_id=job_id,
         retry=Retry(max=len(RETRY_INTERVALS_S), interval=RETRY_INTERVALS_S),
         on_failure=Callback(ON_FAILURE), result_ttl=3600, failure_ttl=86400)
+
+
+def progress(job_id: str) -> dict:
+    """What the queue knows of a job the database still calls queued or running: `queue_status` (RQ's:
+    `scheduled` while a retry waits, for one), and a failure the worker could not record in the database
+    (it was down when the last retry failed). Empty when Redis cannot say."""
+    from redis.exceptions import RedisError
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(job_id, connection=redis())
+        status = job.get_status().value
+    except (RedisError, NoSuchJobError, settings.NotConfigured):
+        return {}
+    if status in ("failed", "stopped", "canceled"):
+        lines = (job.exc_info or status).strip().splitlines()
+        return {"status": "failed", "queue_status": status, "error": lines[-1] if lines else status}
+    return {"queue_status": status}

@@ -80,4 +80,6 @@ def read_job(job_id: uuid.UUID) -> JSONResponse:
         return unreachable("Postgres", exc)
     if job is None:
         return JSONResponse(status_code=404, content={"error": f"no job {job_id}"})
+    if job["status"] in ("queued", "running"):
+        job.update(broker.progress(job["id"]))
     return JSONResponse(content=job)

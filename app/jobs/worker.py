@@ -33,7 +33,11 @@ def main() -> int:
 
     # No socket timeout: the worker blocks on Redis while it waits for jobs (RQ sets its own limit).
     connection = Redis.from_url(redis_url)
-    worker = Worker([Queue(broker.QUEUE, connection=connection)], connection=connection)
+    # The scheduler (a child process that puts retries back on the queue) dies when Redis restarts, and
+    # the worker starts it again only from its maintenance step, which RQ runs every 10 minutes and only
+    # between waits for a job: every 20 s at most (waits of 25 s) brings retries back within half a minute.
+    worker = Worker([Queue(broker.QUEUE, connection=connection)], connection=connection,
+                    worker_ttl=40, maintenance_interval=20)
     try:
         worker.work(with_scheduler=True, logging_level=LOG_LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), "INFO"))
     except RedisConnectionError as exc:

@@ -182,7 +182,7 @@ def stack(tmp_path_factory, base_image, docker_client):
 
 
 def test_plain_compose_is_still_the_app_alone_and_the_stack_adds_unpublished_services():
-    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_IMAGE", "REDIS_IMAGE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_IMAGE", "REDIS_IMAGE", "UNSTUCK_PROCFILE")}
 
     def config(*files: str) -> dict:
         result = subprocess.run(["docker", "compose", *files, "config", "--format", "json"], cwd=REPO, env=env,
@@ -246,9 +246,9 @@ def test_a_postgres_restart_is_survived_by_the_app_and_the_worker(stack):
     assert stack.status()["state"] == "serving"
 
 
-def test_a_job_whose_write_fails_while_postgres_is_down_is_retried(stack):
-    worker = stack.worker_pid()
-    # The job records its attempt, works for 6 s, then writes its result: Postgres is stopped in between.
+def job_written_while_postgres_is_down(stack: Stack) -> dict:
+    """A job that records its attempt, works for 6 s, then writes its result while Postgres is stopped:
+    the write fails, RQ schedules a retry, Postgres comes back, the retry finishes the job."""
     job_id = stack.post_job("one two three", delay=6)
     wait_for(stack.url(f"/jobs/{job_id}"), lambda r: r.status_code == 200 and r.json()["status"] == "running",
              on_timeout=stack.logs)
@@ -259,9 +259,46 @@ def test_a_job_whose_write_fails_while_postgres_is_down_is_retried(stack):
     assert unavailable.status_code == 503 and "Postgres is unreachable" in unavailable.json()["error"], unavailable.text
 
     stack.ok("start", "db", timeout=120)
-    _, job = stack.wait_finished(job_id, timeout=90)
+    _, job = stack.wait_finished(job_id, timeout=120)
     assert job["status"] == "finished" and job["result"] == {"words": 3}, job
     assert job["attempts"] >= 2, job
+    return job
+
+
+def test_a_job_whose_write_fails_while_postgres_is_down_is_retried(stack):
+    worker = stack.worker_pid()
+    job_written_while_postgres_is_down(stack)
+    assert stack.worker_alive(worker) and stack.worker_pid() == worker
+
+
+def test_a_job_out_of_retries_while_postgres_stays_down_fails_cleanly(stack):
+    worker = stack.worker_pid()
+    job_id = stack.post_job("never written", delay=3)
+    wait_for(stack.url(f"/jobs/{job_id}"), lambda r: r.status_code == 200 and r.json()["status"] == "running",
+             on_timeout=stack.logs)
+    stack.ok("stop", "db", timeout=120)
+    # Five retries over about 30 s, all failing: RQ gives the job up.
+    wait_until("RQ gave the job up", lambda: (
+        (status := stack.redis_job_field(job_id, "status")) == "failed", f"status={status!r}"), timeout=120)
+    stack.ok("start", "db", timeout=120)
+    # The database could not be told, but the app says so from the queue, with the last error.
+    _, job = stack.wait_finished(job_id)
+    assert job["status"] == "failed" and job["result"] is None, job
+    assert "OperationalError" in job["error"], job
+    assert stack.worker_alive(worker) and stack.worker_pid() == worker
+
+
+def test_a_redis_outage_is_survived_and_retries_still_run(stack):
+    worker = stack.worker_pid()
+    stack.ok("stop", "redis", timeout=120)
+    refused = httpx.post(stack.url("/jobs"), json={"text": "no queue"}, timeout=10)
+    assert refused.status_code == 503 and "Redis is unreachable" in refused.json()["error"], refused.text
+    stack.ok("start", "redis", timeout=120)
+    # The worker reconnects by itself; the scheduler that puts retries back on the queue died with the
+    # connection and must be running again too.
+    _, job = stack.wait_finished(stack.post_job("queue is back"), timeout=90)
+    assert job["status"] == "finished", job
+    job_written_while_postgres_is_down(stack)
     assert stack.worker_alive(worker) and stack.worker_pid() == worker
 
 
