@@ -33,13 +33,15 @@ def main() -> int:
 
     # No socket timeout: the worker blocks on Redis while it waits for jobs (RQ sets its own limit).
     connection = Redis.from_url(redis_url)
-    # The scheduler (a child process that puts retries back on the queue) dies when Redis restarts, and
-    # the worker starts it again only from its maintenance step, which RQ runs every 10 minutes and only
-    # between waits for a job: every 20 s at most (waits of 25 s) brings retries back within half a minute.
+    # The scheduler (a child process that puts retries back on the queue) dies when Redis is unreachable
+    # for a second or more, and the worker starts it again only from its maintenance step, which RQ runs
+    # every 10 minutes, between waits for a job of 6¾ minutes: maintenance every 20 s at most and waits of
+    # 25 s (the TTL less 15 s) bring retries back within half a minute of Redis.
     worker = Worker([Queue(broker.QUEUE, connection=connection)], connection=connection,
                     worker_ttl=40, maintenance_interval=20)
+    level = LOG_LEVELS.get(os.environ.get("LOG_LEVEL", "info").strip().lower(), "INFO")
     try:
-        worker.work(with_scheduler=True, logging_level=LOG_LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), "INFO"))
+        worker.work(with_scheduler=True, logging_level=level)
     except RedisConnectionError as exc:
         print(f"worker: error: cannot reach Redis at {redis_url}: {exc}", file=sys.stderr)
         return 1
