@@ -3,8 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 COMPOSE ?= docker compose
+STACK ?= $(COMPOSE) -f compose.yaml -f compose.stack.yaml
 
-.PHONY: up down logs shell status build test test-unit bench clean
+.PHONY: up down logs shell status build stack stack-down test test-unit bench clean
 
 up: ## serve ./app on http://127.0.0.1:8000 with reload (foreground)
 	$(COMPOSE) up --build
@@ -24,6 +25,12 @@ status: ## the reload server's state
 build: ## build the image
 	$(COMPOSE) build
 
+stack: ## the app with Postgres, Redis and the job worker (compose.stack.yaml), foreground
+	$(STACK) up --build
+
+stack-down: ## stop and remove the stack's containers and network (its data volumes are kept)
+	$(STACK) down
+
 $(VENV)/.installed: tests/requirements.txt entrypoint/requirements.txt app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
@@ -38,6 +45,6 @@ test-unit: $(VENV)/.installed ## the fast tests that need no Docker
 bench: $(VENV)/.installed ## unstuck vs plain uvicorn --reload, side by side (takes a few minutes)
 	$(VENV)/bin/python tests/bench/bench.py $(BENCH_ARGS)
 
-clean: ## remove containers, the image built by compose and the test virtualenv
-	$(COMPOSE) down --rmi local --volumes --remove-orphans
+clean: ## remove containers, the image built by compose, the stack's data volumes and the test virtualenv
+	$(STACK) down --rmi local --volumes --remove-orphans
 	rm -rf $(VENV) .pytest_cache

@@ -1,10 +1,14 @@
 """The sample app unstuck serves by default. Edit it while `docker compose up` runs: saves are served at once,
-and a broken save shows its error on the page until you fix it."""
+and a broken save shows its error on the page until you fix it. The job routes (`/jobs`, app/jobs/) need the
+services of compose.stack.yaml; without them they answer 503 saying how to start them."""
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from app.jobs.routes import router as jobs_router
+
 app = FastAPI(title="unstuck sample app")
+app.include_router(jobs_router)
 
 
 @app.get("/")
