@@ -15,6 +15,8 @@ from typing import Protocol
 from unstuck.backoff import Backoff
 
 RUNNING, BACKOFF, STOPPING, STOPPED = "running", "backoff", "stopping", "stopped"
+STARTING = "starting"  # shown for RUNNING until it has run this long: a worker that crashes at start is
+STARTED_AFTER_S = 1.0  # never "running" (as supervisord's startsecs)
 
 
 class Ops(Protocol):
@@ -97,6 +99,11 @@ class ProcMachine:
         else:
             self.state, self.restart_at = BACKOFF, self.ops.now() + delay
 
+    def shown_state(self) -> str:
+        if self.state == RUNNING and self.ops.now() - (self.started_at or 0.0) < STARTED_AFTER_S:
+            return STARTING
+        return self.state
+
     def on_timers(self) -> None:
         now = self.ops.now()
         if self.kill_at is not None and now >= self.kill_at:
@@ -106,7 +113,10 @@ class ProcMachine:
             self._spawn()
 
     def next_deadline(self) -> float | None:
-        due = [t for t in (self.kill_at, self.restart_at) if t is not None]
+        started = self.started_at + STARTED_AFTER_S if self.state == RUNNING and self.started_at is not None else None
+        if started is not None and started <= self.ops.now():
+            started = None
+        due = [t for t in (self.kill_at, self.restart_at, started) if t is not None]
         return min(due) if due else None
 
     @property

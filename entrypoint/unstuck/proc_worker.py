@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -29,6 +30,13 @@ from unstuck.proc_states import ProcMachine
 
 PR_SET_PDEATHSIG = 1
 TAIL_LINES = 200
+# A command with none of these is one program: the shell execs it, so the worker's pid is the program's
+# (a `kill` of it reaches the program, not a shell that would leave the program running).
+_SHELL_SYNTAX = re.compile(r"[;&|()<>`$\n]|^\s*\w+=")
+
+
+def shell_command(command: str) -> list[str]:
+    return ["/bin/sh", "-c", command if _SHELL_SYNTAX.search(command) else f"exec {command}"]
 
 
 def state_dir(settings: config_mod.Settings) -> Path:
@@ -63,7 +71,7 @@ class ProcWorker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.settings.app_dir), env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"  # lines reach the log (and the traceback the status) as written
         self.tail.clear()
-        self.proc = subprocess.Popen(["/bin/sh", "-c", self.command], cwd=str(self.settings.app_dir), env=env,
+        self.proc = subprocess.Popen(shell_command(self.command), cwd=str(self.settings.app_dir), env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         os.set_blocking(self.proc.stdout.fileno(), False)
@@ -105,6 +113,11 @@ class ProcWorker:
         if self.proc is None or self.proc.poll() is None:
             return
         proc, code = self.proc, self.proc.returncode
+        try:
+            # What it started and left behind (a queue's scheduler, a job's process) goes with it.
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.drain(final=True)
         self.selector.unregister(proc.stdout)
         proc.stdout.close()
@@ -131,7 +144,7 @@ class ProcWorker:
     def publish(self) -> None:
         m = self.machine
         try:
-            state.write(self.state_file, name=self.name, command=self.command, state=m.state,
+            state.write(self.state_file, name=self.name, command=self.command, state=m.shown_state(),
                         worker_pid=self.proc.pid if self.proc else None, restarts=m.restarts, reloads=m.reloads,
                         crashes=m.backoff.crashes, restart_delay=m.restart_delay, last_exit=m.last_exit,
                         last_error=self.last_error)
@@ -172,9 +185,9 @@ class ProcWorker:
                     self.machine.stop()
                     self.publish()
             self.reap()
-            before = self.machine.state
+            before = self.machine.shown_state()
             self.machine.on_timers()
-            if self.machine.state != before:
+            if self.machine.shown_state() != before:
                 self.publish()
         self.state_file.unlink(missing_ok=True)
         return 0

@@ -90,7 +90,7 @@ class Stack:
         if supervised is not None:
             wait_until("the supervised worker runs", lambda: (
                 (w := self.supervised_worker() or {}).get("state") == "running", str(w)), timeout=60)
-            return int(self.supervised_worker()["pid"])
+            return int(self.supervised_worker()["worker_pid"])
         pid = self.hand_worker_pid()
         if pid is None:
             command = procfile_command(self.dir / "app" / "Procfile", "worker")
@@ -319,11 +319,7 @@ def test_down_then_up_keeps_the_data(stack):
     assert job["status"] == "finished", job
 
 
-# Below: what unstuck's Procfile workers add (UNSTUCK_PROCFILE, the lead's work in progress). Until unstuck
-# runs app/Procfile's entries these fail at their first check; the strict xfail then turns into a failure
-# the moment they pass, as the reminder to delete this mark.
-needs_procfile_workers = pytest.mark.xfail(
-    strict=True, reason="needs unstuck's Procfile workers (UNSTUCK_PROCFILE); delete this mark once they land")
+# Below: what unstuck's Procfile workers add (UNSTUCK_PROCFILE).
 
 
 def supervised(stack: Stack) -> dict:
@@ -332,23 +328,21 @@ def supervised(stack: Stack) -> dict:
     return worker
 
 
-@needs_procfile_workers
 def test_after_a_task_edit_the_next_job_runs_the_new_code(stack):
-    before = supervised(stack)["pid"]
+    before = supervised(stack)["worker_pid"]
     tasks = stack.dir / TASKS
     original = tasks.read_text()
     save_in_place(tasks, original.replace('{"words": len(text.split())}', '{"words": len(text.split()), "edited": True}'))
     try:
         # The save restarts the worker with the web app; the first job after that runs the new code.
         wait_until("the worker restarted after the save", lambda: (
-            (w := supervised(stack))["pid"] != before and w["state"] == "running", str(w)), timeout=60)
+            (w := supervised(stack))["worker_pid"] != before and w["state"] == "running", str(w)), timeout=60)
         _, job = stack.wait_finished(stack.post_job("new code runs"))
         assert job["result"] == {"words": 3, "edited": True}, job
     finally:
         save_in_place(tasks, original)
 
 
-@needs_procfile_workers
 def test_a_broken_task_module_shows_in_status_and_the_fix_brings_the_worker_back(stack):
     supervised(stack)
     tasks = stack.dir / TASKS
@@ -362,7 +356,7 @@ def test_a_broken_task_module_shows_in_status_and_the_fix_brings_the_worker_back
             bool((e := supervised(stack).get("last_error")) and e.get("line") == broken_line), str(supervised(stack))),
             timeout=60)
         worker = supervised(stack)
-        assert worker["state"] in ("backoff", "starting"), error
+        assert worker["state"] in ("backoff", "starting"), error  # restarted, and crashing, never "running"
         assert worker["last_error"]["file"].endswith(str(TASKS)) and "SyntaxError" in worker["last_error"]["headline"], worker
         # The web app does not import the task code: it keeps serving.
         assert httpx.get(stack.url("/health"), timeout=10).status_code == 200
@@ -374,13 +368,12 @@ def test_a_broken_task_module_shows_in_status_and_the_fix_brings_the_worker_back
     assert job["status"] == "finished", job
 
 
-@needs_procfile_workers
 def test_a_killed_worker_comes_back_without_a_save(stack):
     before = supervised(stack)
-    killed = stack.exec("app", "sh", "-c", f"kill -9 {before['pid']}")
+    killed = stack.exec("app", "sh", "-c", f"kill -9 {before['worker_pid']}")
     assert killed.returncode == 0, killed.stderr
     wait_until("a new worker runs", lambda: (
-        (w := supervised(stack))["pid"] != before["pid"] and w["state"] == "running", str(w)), timeout=60)
+        (w := supervised(stack))["worker_pid"] != before["worker_pid"] and w["state"] == "running", str(w)), timeout=60)
     assert supervised(stack)["restarts"] > before["restarts"]
     _, job = stack.wait_finished(stack.post_job("after kill -9"))
     assert job["status"] == "finished", job

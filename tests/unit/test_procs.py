@@ -168,3 +168,17 @@ def test_a_syntax_error_names_the_bad_line():
 
 def test_no_traceback_no_failure():
     assert traceback_text.parse(["worker ready", "Killed"], "/workspace") is None
+
+
+def test_a_worker_is_starting_until_it_has_run_a_second(m, ops):
+    assert m.shown_state() == "starting" and m.next_deadline() == 1.0
+    advance(m, ops, 1.0)
+    assert m.shown_state() == "running" and m.next_deadline() is None
+
+
+def test_a_simple_command_is_execed_by_the_shell_and_a_compound_one_is_not():
+    from unstuck.proc_worker import shell_command
+
+    assert shell_command("python -m app.jobs.worker") == ["/bin/sh", "-c", "exec python -m app.jobs.worker"]
+    assert shell_command("cd app && celery worker") == ["/bin/sh", "-c", "cd app && celery worker"]
+    assert shell_command("FOO=1 rq worker")[2] == "FOO=1 rq worker"
