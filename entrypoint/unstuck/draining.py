@@ -20,6 +20,24 @@ DRAIN_S = 0.5
 class DrainOnShutdown:
     _draining = False
     _cycle = None
+    _partial = False  # a request has begun arriving and its headers are not complete yet
+
+    # httptools' parser callbacks (h11's protocol has none: it never hands a connection over)
+    def on_message_begin(self) -> None:
+        self._partial = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._partial = False
+        super().on_headers_complete()
+
+    def idle(self) -> bool:
+        """Between requests, with nothing read or written half-way: the connection can change owners
+        (handoff.py). Only for httptools' protocol, whose state this can see entirely."""
+        transport = getattr(self, "transport", None)
+        return (hasattr(self, "pipeline") and not self.pipeline and not self._partial and not self._draining
+                and (self._cycle is None or self._cycle.response_complete) and transport is not None
+                and not transport.is_closing() and transport.get_write_buffer_size() == 0)
 
     @property
     def cycle(self):

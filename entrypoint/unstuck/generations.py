@@ -69,6 +69,7 @@ class Ops(Protocol):
     def learn_modules(self, modules: tuple[str, ...]) -> None: ...
     def rebuild_warm(self) -> None: ...
     def app_label(self) -> str: ...  # the app being loaded, for the "starting" page
+    def serving(self, gen: Generation | None) -> None: ...  # gen answers from now on (None: nobody, stopping)
     def restart_procs(self, reason: str) -> None: ...
 
 
@@ -315,6 +316,8 @@ class Generations:
         if self.current is not gen:
             if self.current is not None:
                 gen.replaced = self.current.id
+            # Before the old one is retired: its idle connections go to the new one (handoff.py).
+            self.ops.serving(gen)
             self.retire(self.current)
             self.current = gen
         if self.pending is gen:
@@ -433,6 +436,7 @@ class Generations:
         self.timers.clear()
         self.unsettled.clear()
         self.after_install = None
+        self.ops.serving(None)
         for gen in list(self.live.values()):
             self.retire(gen)
 

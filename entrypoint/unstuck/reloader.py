@@ -26,7 +26,7 @@ from pathlib import Path
 
 import uvicorn
 
-from unstuck import dependencies, discovery, state
+from unstuck import dependencies, discovery, handoff, state
 from unstuck import events as ev
 from unstuck.config import Settings
 from unstuck.failure import Failure
@@ -178,6 +178,9 @@ class Reloader:
             done(dependencies.Outcome(True, [], 0.0))
             return
         dependencies.install(paths, self.settings.app_dir, done)
+
+    def serving(self, gen: Generation | None) -> None:
+        handoff.point_current_at(self.settings.run_dir, gen.pid if gen is not None else None)
 
     def app_label(self) -> str:
         return discovery.target(self.settings.app_module, self.settings.app_dir)

@@ -19,7 +19,7 @@ import time
 import uvicorn
 
 from unstuck import config as config_mod
-from unstuck import debugger
+from unstuck import debugger, handoff
 from unstuck import failure as failure_mod
 from unstuck import loading
 from unstuck.draining import DrainingHTTPProtocol
@@ -112,18 +112,39 @@ class ReportingServer(uvicorn.Server):
     shutdown the moment it is signalled: uvicorn checks for exit every 0.1 s, during which a retiring
     generation would go on accepting new connections with the old code."""
 
-    def __init__(self, config: uvicorn.Config, on_started) -> None:
+    def __init__(self, config: uvicorn.Config, on_started, run_dir=None) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._run_dir = run_dir
+        self._receiver: handoff.Receiver | None = None
         self.signalled = False
 
     async def startup(self, sockets=None) -> None:
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         await super().startup(sockets=sockets)
         if self.started:
+            if self._run_dir is not None:
+                # Ready for its predecessor's idle connections before the reload server hears it is ready.
+                self._receiver = handoff.Receiver(self._run_dir, lambda: self.config.http_protocol_class(
+                    config=self.config, server_state=self.server_state, app_state=self.lifespan.state))
+                self._receiver.start(self._loop)
             self._on_started()
+
+    async def shutdown(self, sockets=None) -> None:
+        if self._receiver is not None:
+            self._receiver.stop()
+        if self._run_dir is not None:
+            # Stop accepting first, then give the idle keep-alive connections to the new generation: the
+            # next request on them is answered with the new code. uvicorn's shutdown does the rest.
+            for server in getattr(self, "servers", []):
+                server.close()
+            idle = {c.transport: c for c in list(self.server_state.connections) if getattr(c, "idle", None) and c.idle()}
+            for transport in handoff.give(self._run_dir, list(idle)):
+                self.server_state.connections.discard(idle[transport])
+                transport.close()  # our descriptor only: the connection lives on in the successor
+        await super().shutdown(sockets=sockets)
 
     async def main_loop(self) -> None:
         counter = 0
@@ -169,7 +190,8 @@ def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Fai
     app = LiveReload(ErrorApp(failure), failure) if settings.livereload else ErrorApp(failure)
     extra = {"app": app_info} if app_info is not None else {}
     server = ReportingServer(_uvicorn_config(settings, app, "off"),
-                             lambda: reporter.send("failed", failure=failure.to_dict(), at=time.monotonic(), **extra))
+                             lambda: reporter.send("failed", failure=failure.to_dict(), at=time.monotonic(), **extra),
+                             settings.run_dir)
     server.run(sockets=[sock])
 
 
@@ -202,7 +224,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         if settings.debug:
             debugger.listen_when_free(settings.host, settings.debug_port)
 
-    server = ReportingServer(config, on_started)
+    server = ReportingServer(config, on_started, settings.run_dir)
     try:
         server.run(sockets=[sock])
     except SystemExit:

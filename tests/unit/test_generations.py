@@ -27,6 +27,7 @@ class FakeOps:
         self.learned = []
         self.rebuilt = 0
         self.procs = []
+        self.serving_order = []
 
     def now(self):
         return self.t
@@ -60,6 +61,10 @@ class FakeOps:
 
     def app_label(self):
         return "app.main:app"
+
+    def serving(self, gen):
+        self.serving_order.append(gen.id if gen else None)
+        self.signals.append(("serving", gen.id if gen else None))
 
 
 @pytest.fixture
@@ -104,6 +109,17 @@ def serving(m, ops):
 
 def signalled(ops, gen):
     return [s for g, s in ops.signals if g == gen.id]
+
+
+def test_the_new_generation_is_named_before_the_old_one_is_signalled(m, ops):
+    old = serving(m, ops)
+    change(m, "app/main.py")
+    new = ops.spawned[-1]
+    ready(m, new)
+    # The old one hands its idle connections to whoever serves when it is told to retire.
+    assert ops.signals[-2:] == [("serving", new.id), (old.id, TERM)]
+    m.handle(ev.StopRequested())
+    assert ops.serving_order[-1] is None
 
 
 # -- start and reload ------------------------------------------------------------------------------

@@ -1,0 +1,132 @@
+"""Idle keep-alive connections move from a retiring generation to the one that replaces it.
+
+A browser (or any HTTP client) keeps its connection open between requests. Without this, the retiring
+generation answers the next request on that connection itself, with the old code (and `Connection:
+close`, so that the one after reaches the new code): a save is not served on the first refresh. Closing
+the idle connection instead would race with a request the client is sending at that moment, which most
+clients do not retry. Handing the socket itself over has neither problem: the TCP connection stays open,
+bytes already sent wait in the kernel, and the new generation reads them.
+
+Each generation listens on `<run dir>/handoff/<pid>.sock`; the reload server points `<run dir>/handoff/
+current` at the current generation's socket before it retires the previous one, which on its way out
+sends the file descriptor of each idle connection there (SCM_RIGHTS), then forgets it without closing
+the connection. Whatever cannot be handed over is drained as before (see draining.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Callable
+
+CURRENT = "current"
+
+
+def directory(run_dir: Path) -> Path:
+    return run_dir / "handoff"
+
+
+def socket_path(run_dir: Path, pid: int) -> Path:
+    return directory(run_dir) / f"{pid}.sock"
+
+
+def point_current_at(run_dir: Path, pid: int | None) -> None:
+    """The reload server: whoever retires from now on hands its idle connections to `pid` (to nobody when
+    None: stopping)."""
+    link = directory(run_dir) / CURRENT
+    try:
+        directory(run_dir).mkdir(mode=0o700, exist_ok=True)
+        if pid is None:
+            link.unlink(missing_ok=True)
+            return
+        tmp = link.with_name(f".{CURRENT}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(socket_path(run_dir, pid).name)
+        os.replace(tmp, link)  # atomic: a retiring generation reads the old target or the new one
+    except OSError:
+        pass  # without it, retiring generations drain their connections instead
+
+
+class Receiver:
+    """In a generation: adopt the connections its predecessor hands over, as if it had accepted them."""
+
+    def __init__(self, run_dir: Path, protocol_factory: Callable[[], asyncio.Protocol]) -> None:
+        self.path = socket_path(run_dir, os.getpid())
+        self.protocol_factory = protocol_factory
+        self.listener: socket.socket | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> bool:
+        try:
+            self.path.parent.mkdir(mode=0o700, exist_ok=True)
+            self.path.unlink(missing_ok=True)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            listener.bind(str(self.path))
+            listener.listen(8)
+        except OSError:
+            return False
+        listener.setblocking(False)
+        self.listener, self.loop = listener, loop
+        loop.add_reader(listener.fileno(), self._accept)
+        return True
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, OSError):
+            return
+        conn.setblocking(True)
+        with conn:
+            while True:
+                try:
+                    _, fds, _, _ = socket.recv_fds(conn, 16, 64)
+                except OSError:
+                    break
+                if not fds:
+                    break
+                for fd in fds:
+                    sock = socket.socket(fileno=fd)
+                    sock.setblocking(False)
+                    self.loop.create_task(self.loop.connect_accepted_socket(self.protocol_factory, sock))
+
+    def stop(self) -> None:
+        """Shutting down: take nothing more (the predecessor drains instead)."""
+        if self.listener is None:
+            return
+        self.loop.remove_reader(self.listener.fileno())
+        self.listener.close()
+        self.listener = None
+        self.path.unlink(missing_ok=True)
+
+
+def give(run_dir: Path, transports: list[asyncio.Transport]) -> list[asyncio.Transport]:
+    """In a retiring generation: send these idle connections to the current generation; return those that
+    were handed over (the caller forgets them without closing them)."""
+    link = directory(run_dir) / CURRENT
+    try:
+        target = directory(run_dir) / os.readlink(link)
+    except OSError:
+        return []
+    if target == socket_path(run_dir, os.getpid()):
+        return []  # we are still the one everything is given to
+    handed = []
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as out:
+            out.settimeout(1.0)
+            out.connect(str(target))
+            for transport in transports:
+                sock = transport.get_extra_info("socket")
+                if sock is None:
+                    continue
+                transport.pause_reading()  # from now on, what the client sends is the successor's to read
+                try:
+                    socket.send_fds(out, [b"c"], [sock.fileno()])
+                except OSError:
+                    transport.resume_reading()
+                    raise
+                handed.append(transport)
+    except OSError:
+        pass
+    return handed

@@ -1,0 +1,136 @@
+"""Idle keep-alive connections move to the new generation: on this machine, two real worker processes on
+one listening socket, and a client that keeps its connection open across the hand-over."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from repo import REPO
+from unstuck import handoff
+
+APP = '''\
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({{"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"{n}")]}})
+    await send({{"type": "http.response.body", "body": b"{body}"}})
+'''
+
+
+@pytest.fixture
+def listening():
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def generation(listening, tmp_path):
+    procs = []
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+
+    def start(body: str) -> subprocess.Popen:
+        app_dir = tmp_path / body
+        app_dir.mkdir()
+        (app_dir / "main.py").write_text(APP.format(body=body, n=len(body)))
+        read_fd, write_fd = os.pipe()
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO / "entrypoint"), "APP_DIR": str(app_dir),
+               "APP_MODULE": "main:app", "UNSTUCK_RUN_DIR": str(run_dir), "UNSTUCK_GRACE": "2", "LOG_LEVEL": "warning"}
+        proc = subprocess.Popen([sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(listening.fileno()),
+                                 "--report-fd", str(write_fd), "--parent-pid", str(os.getpid())],
+                                pass_fds=(listening.fileno(), write_fd), env=env)
+        procs.append(proc)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as reports:
+            for line in reports:
+                if json.loads(line)["event"] in ("ready", "failed"):
+                    break
+        return proc
+
+    start.run_dir = run_dir
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def get(conn: socket.socket) -> bytes:
+    conn.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += conn.recv(4096)
+    return body
+
+
+def test_an_idle_keep_alive_connection_is_answered_by_the_new_generation(generation, listening):
+    old = generation("old")
+    conn = socket.create_connection(listening.getsockname(), timeout=10)
+    assert get(conn) == b"old"
+    new = generation("new")
+    handoff.point_current_at(generation.run_dir, new.pid)
+    old.send_signal(signal.SIGTERM)
+    assert old.wait(timeout=10) == -signal.SIGTERM  # gone: the connection now lives in the new generation only
+    assert get(conn) == b"new"  # the same TCP connection, never closed: no reconnect, no old code
+    assert get(conn) == b"new"
+    conn.close()
+
+
+def test_with_no_successor_the_connection_is_drained_and_closed(generation, listening):
+    old = generation("old")
+    conn = socket.create_connection(listening.getsockname(), timeout=10)
+    assert get(conn) == b"old"
+    handoff.point_current_at(generation.run_dir, None)  # stopping: nobody to hand it to
+    old.send_signal(signal.SIGTERM)
+    assert old.wait(timeout=10) == -signal.SIGTERM
+    with pytest.raises(OSError):
+        get(conn)
+
+
+def server_has_read_everything(conn: socket.socket) -> tuple[bool, str]:
+    """Whether the server's end of `conn` has nothing left in its receive queue (/proc/net/tcp)."""
+    client_port = conn.getsockname()[1]
+    server_port = conn.getpeername()[1]
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+            rx_queue = int(queues.split(":")[1], 16)
+            return rx_queue == 0, f"rx_queue {rx_queue}"
+    return False, "no such connection yet"
+
+
+def test_a_half_received_request_stays_with_the_old_generation(generation, listening):
+    from waiting import wait_until
+
+    old = generation("old")
+    conn = socket.create_connection(listening.getsockname(), timeout=10)
+    assert get(conn) == b"old"
+    new = generation("new")
+    conn.sendall(b"GET / HTTP/1.1\r\nHo")  # the start of a request, read by the old generation's parser
+    wait_until("the old generation has read it", lambda: server_has_read_everything(conn))
+    handoff.point_current_at(generation.run_dir, new.pid)
+    old.send_signal(signal.SIGTERM)
+    conn.sendall(b"st: test\r\n\r\n")
+    data = b""
+    while not data.endswith(b"old"):
+        chunk = conn.recv(4096)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and b"connection: close" in data.lower(), data
