@@ -43,6 +43,10 @@ from unstuck.watcher import Watcher
 WATCH_STEP_MS = 20
 # How long a fork request may go unanswered before a fresh interpreter is started instead.
 FORK_REPLY_TIMEOUT_S = 2.0
+# How long an app generation may wait for a warm process that is still importing (at container start)
+# before a fresh interpreter is started instead. Waiting costs nothing: the warm process imports what a
+# fresh interpreter would, and once it is ready the next reloads are warm too.
+WARM_WAIT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class Child:
     reports_done: bool = False
     code: int | None = None
     abandoned: bool = False
+    write_fd: int | None = None  # while it waits for the warm process to be ready
 
 
 def send_signal(child: Child, signum: int) -> None:
@@ -107,6 +112,7 @@ class Reloader:
         self.children: dict[int, Child] = {}  # generation id -> its (latest) Child
         self.by_pid: dict[int, Child] = {}  # forked children, by the pid the warm process reports
         self.forks: dict[tuple[int, int], Child] = {}  # (warm pid, request id) -> Child waiting for its fork
+        self.waiting: list[Child] = []  # app generations waiting for the warm process to be ready
         self.abandoned: set[tuple[int, int]] = set()
         self.watcher: Watcher | None = None
         self.sock = None
@@ -126,7 +132,16 @@ class Reloader:
         read_fd, write_fd = os.pipe()
         child = Child(gen, read_fd)
         self.children[gen.id] = child
-        failure = gen.failure.to_dict() if gen.failure else None
+        starting = self.warm is not None and self.warm.current is None and self.warm.next is not None
+        if starting and gen.kind == "app":
+            child.write_fd, child.deadline = write_fd, self.now() + WARM_WAIT_S
+            self.waiting.append(child)
+        else:
+            self._request_or_popen(child, write_fd)
+        threading.Thread(target=self._read_reports, args=(child,), daemon=True, name=f"reports-{gen.id}").start()
+
+    def _request_or_popen(self, child: Child, write_fd: int) -> None:
+        failure = child.gen.failure.to_dict() if child.gen.failure else None
         current = self.warm.current if self.warm else None
         request = current.request_fork(write_fd, failure) if current else None
         if request is None:
@@ -135,7 +150,13 @@ class Reloader:
             os.close(write_fd)
             child.warm, child.request, child.deadline = current, request, self.now() + FORK_REPLY_TIMEOUT_S
             self.forks[(current.pid, request)] = child
-        threading.Thread(target=self._read_reports, args=(child,), daemon=True, name=f"reports-{gen.id}").start()
+
+    def _stop_waiting(self) -> None:
+        """The warm process is ready (or waited for long enough): start what waited for it."""
+        waiting, self.waiting = self.waiting, []
+        for child in waiting:
+            write_fd, child.write_fd, child.deadline = child.write_fd, None, None
+            self._request_or_popen(child, write_fd)
 
     def _popen(self, child: Child, write_fd: int, failure: dict | None) -> None:
         args = [sys.executable, "-m", "unstuck", "worker", "--listen-fd", str(self.sock.fileno()),
@@ -157,7 +178,12 @@ class Reloader:
         child = self.children.get(gen.id)
         if child is None:
             return
-        if child.pid is None:
+        if child in self.waiting:  # never started: it simply will not be
+            self.waiting.remove(child)
+            os.close(child.write_fd)  # its reports end here
+            child.write_fd, child.code = None, -signum
+            self._maybe_exited(child)
+        elif child.pid is None:
             child.queued_signals.append(signum)  # its fork reply has not come yet
         else:
             send_signal(child, signum)
@@ -276,6 +302,8 @@ class Reloader:
             if child.warm is event.warm:
                 self._fall_back_to_spawn(key, child)
         self.warm.on_exit(event.warm, self.machine.stopping)
+        if self.warm.current is None and self.warm.next is None:
+            self._stop_waiting()  # nothing to wait for any more
 
     def _fall_back_to_spawn(self, key, child: Child) -> None:
         """The warm process did not answer: start a fresh interpreter with a pipe of its own (the first one
@@ -355,6 +383,7 @@ class Reloader:
             self._on_warm_exited(event)
         elif isinstance(event, WarmReady):
             self.warm.on_ready(event.warm, event.message)
+            self._stop_waiting()
             self.published = -1
         elif isinstance(event, WatcherState):
             self.published = -1
@@ -364,7 +393,7 @@ class Reloader:
             self.machine.handle(event)
 
     def timeout(self) -> float:
-        deadlines = [c.deadline for c in self.forks.values() if c.deadline is not None]
+        deadlines = [c.deadline for c in [*self.forks.values(), *self.waiting] if c.deadline is not None]
         due = self.machine.next_deadline()
         if due is not None:
             deadlines.append(due)
@@ -375,6 +404,9 @@ class Reloader:
         for key, child in list(self.forks.items()):
             if child.deadline is not None and now >= child.deadline:
                 self._fall_back_to_spawn(key, child)
+        if any(now >= child.deadline for child in self.waiting):
+            log.warning("the warm process is not ready after %.0f s; starting a fresh interpreter", WARM_WAIT_S)
+            self._stop_waiting()
         self.machine.on_timers()
 
     def publish(self) -> None:
@@ -398,8 +430,10 @@ class Reloader:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         self.start_watching()
-        self.machine.start()
+        # The warm process first: the first generation is forked from it once it has imported what the
+        # app used last time (see WARM_WAIT_S), and every reload after that is warm from the start.
         self.warm.start(self.warm.remembered())
+        self.machine.start()
         self.publish()
         while not self.machine.finished:
             try:
