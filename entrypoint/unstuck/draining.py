@@ -1,16 +1,21 @@
-"""An HTTP protocol that lets a retiring worker answer requests already on the wire.
+"""An HTTP protocol that lets a retiring worker hand its connections over, or answer what is on the wire.
 
 On shutdown uvicorn closes idle keep-alive connections at once, and closes a busy one right after its
 response. A client can have its next request on the way on such a connection (it has not yet seen the
 close), or a connection the worker just accepted may not have delivered its bytes: the client then gets
-"server disconnected without sending a response". A retiring worker here instead answers every request
-that arrives, with `Connection: close` so the client reconnects (to the next generation, which owns the
-accept queue by then), and closes a connection only after it has stayed idle for a short drain window.
+"server disconnected without sending a response".
+
+Here, when a newer generation serves (handoff.py), a retiring worker gives it each keep-alive connection
+the moment that connection is idle: at once, or right after the response in progress. The client goes on
+using its connection, and its next request gets the new code. When there is nobody to give connections
+to (the container stops), the worker answers every request that arrives with `Connection: close`, so the
+client reconnects, and closes a connection only after it has stayed idle for a short drain window.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
@@ -21,6 +26,7 @@ class DrainOnShutdown:
     _draining = False
     _cycle = None
     _partial = False  # a request has begun arriving and its headers are not complete yet
+    give: Callable[[asyncio.Transport], bool] | None = None  # set by the server: hand the connection over
 
     # httptools' parser callbacks (h11's protocol has none: it never hands a connection over)
     def on_message_begin(self) -> None:
@@ -32,10 +38,10 @@ class DrainOnShutdown:
         super().on_headers_complete()
 
     def idle(self) -> bool:
-        """Between requests, with nothing read or written half-way: the connection can change owners
-        (handoff.py). Only for httptools' protocol, whose state this can see entirely."""
+        """Between requests, with nothing read or written half-way: the connection can change owners.
+        Only httptools' protocol, whose parser state this can see entirely, is ever handed over."""
         transport = getattr(self, "transport", None)
-        return (hasattr(self, "pipeline") and not self.pipeline and not self._partial and not self._draining
+        return (hasattr(self, "pipeline") and not self.pipeline and not self._partial
                 and (self._cycle is None or self._cycle.response_complete) and transport is not None
                 and not transport.is_closing() and transport.get_write_buffer_size() == 0)
 
@@ -45,30 +51,37 @@ class DrainOnShutdown:
 
     @cycle.setter
     def cycle(self, value) -> None:
-        # Every request that starts while draining is answered with `Connection: close`.
-        if value is not None and self._draining:
+        # Every request that starts while draining, with nobody to hand the connection to, is answered
+        # with `Connection: close`.
+        if value is not None and self._draining and self.give is None:
             value.keep_alive = False
         self._cycle = value
+
+    def _hand_over(self) -> bool:
+        return self.give is not None and self.idle() and self.give(self.transport)
 
     def shutdown(self) -> None:
         self._draining = True
         cycle = self._cycle
         if cycle is not None and not cycle.response_complete:
-            if not cycle.response_started:
+            if self.give is None and not cycle.response_started:
                 cycle.keep_alive = False  # uvicorn closes the connection after this response
-            return
-        self._close_later()
+            return  # on_response_complete decides, once the answer is out
+        if not self._hand_over():
+            self._close_later()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # A response that had already promised keep-alive: the client may send one more request.
-        if self._draining and not self.transport.is_closing():
+        if self._draining and not self.transport.is_closing() and not self._hand_over():
             self._close_later()
 
     def _close_later(self) -> None:
         asyncio.get_running_loop().call_later(DRAIN_S, self._close_if_idle)
 
     def _close_if_idle(self) -> None:
+        if self._hand_over():
+            return
         cycle = self._cycle
         if (cycle is None or cycle.response_complete) and not self.transport.is_closing():
             self.transport.close()

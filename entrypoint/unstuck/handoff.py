@@ -101,16 +101,18 @@ class Receiver:
         self.path.unlink(missing_ok=True)
 
 
-def give(run_dir: Path, transports: list[asyncio.Transport]) -> list[asyncio.Transport]:
-    """In a retiring generation: send these idle connections to the current generation; return those that
-    were handed over (the caller forgets them without closing them)."""
-    link = directory(run_dir) / CURRENT
+def successor(run_dir: Path) -> Path | None:
+    """In a retiring generation: the socket of the generation that serves now, if it is not this one."""
     try:
-        target = directory(run_dir) / os.readlink(link)
+        target = directory(run_dir) / os.readlink(directory(run_dir) / CURRENT)
     except OSError:
-        return []
-    if target == socket_path(run_dir, os.getpid()):
-        return []  # we are still the one everything is given to
+        return None
+    return None if target == socket_path(run_dir, os.getpid()) else target
+
+
+def give(target: Path, transports: list[asyncio.Transport]) -> list[asyncio.Transport]:
+    """Send these idle connections to the generation listening on `target`; return those handed over (the
+    caller forgets them without closing the connections)."""
     handed = []
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as out:

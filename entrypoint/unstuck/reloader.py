@@ -441,7 +441,8 @@ class Reloader:
             except queue.Empty:
                 pass
             self.on_timers()
-            self.publish()
+            if self.events.empty():  # the state file once the burst of events is handled, not after each
+                self.publish()
         self.warm.close()
         log.info("stopped")
         return 0

@@ -21,7 +21,6 @@ Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
 from __future__ import annotations
 
 import collections
-import gc
 import importlib
 import json
 import os
@@ -31,6 +30,8 @@ import socket
 import sys
 import time
 from pathlib import Path
+
+from unstuck import warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -52,6 +53,9 @@ def preload(names: list[str], app_dir: Path) -> int:
         except BaseException:  # noqa: BLE001 - a module that fails here is simply imported by the worker
             continue
     return loaded
+
+
+SPARE_DELAY_S = 0.2
 
 
 def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> None:
@@ -112,6 +116,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
         if pid == 0:
             become_plain(ours)
             worker.set_process_name("unstuck-spare")
+            warmup.run_requests()
             data, fds, _, _ = socket.recv_fds(theirs, 1 << 16, 4)
             theirs.close()
             if not data:  # replaced by a fresher one, or the warm process is gone
@@ -158,19 +163,23 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
     # Modules to import between requests, one at a time, so that a fork is never kept waiting on them.
     to_import: collections.deque[str] = collections.deque()
     imported = 0
-    # Everything imported so far lives as long as this process: out of the garbage collector's sight, a
-    # forked worker's collections neither walk nor write to those objects (fewer copy-on-write faults).
-    gc.freeze()
+    spare_due: float | None = None
     fork_spare()
     while True:
-        ready = selector.select(timeout=0 if to_import else None)
+        timeout = 0 if to_import else None
+        if spare_due is not None:
+            timeout = max(0.0, min(timeout if timeout is not None else 1e9, spare_due - time.monotonic()))
+        ready = selector.select(timeout=timeout)
+        if spare_due is not None and time.monotonic() >= spare_due:
+            spare_due = None
+            if spare is None:
+                fork_spare()
         if not ready and to_import:
             imported += preload([to_import.popleft()], settings.app_dir)
             if not to_import:
-                send(event="preloaded", modules=imported)
+                send(event="preloaded", modules=imported, warmed=warmup.run())
                 imported = 0
                 drop_spare()  # it lacks what was just imported
-                gc.freeze()
                 fork_spare()
             continue
         for key, _ in ready:
@@ -196,8 +205,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                 to_import.extend(name for name in listed(preload_file) if name not in sys.modules)
                 continue
             hand_out(request, fds)
-            if spare is None:
-                fork_spare()  # after the reply: off the reload's critical path
+            # The next spare a little later: forking takes a core for milliseconds, which the worker just
+            # handed out needs for importing the app. A save before then is forked at once instead.
+            spare_due = time.monotonic() + SPARE_DELAY_S
 
 
 def main(argv: list[str]) -> int:
@@ -225,7 +235,9 @@ def main(argv: list[str]) -> int:
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
     loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload)], settings.app_dir)
-    control.send(json.dumps({"event": "ready", "modules": loaded, "seconds": round(time.monotonic() - started, 3)})
+    warmed = warmup.run()
+    control.send(json.dumps({"event": "ready", "modules": loaded, "warmed": warmed,
+                             "seconds": round(time.monotonic() - started, 3)})
                  .encode())
     serve(control, args.listen_fd, args.preload, settings)
     return 0

@@ -87,7 +87,8 @@ class WarmProcess:
             if event == "ready":
                 self._events.put(WarmReady(self, message))
             elif event == "preloaded":
-                log.debug("warm process %d imported %d more modules", self.pid, message.get("modules", 0))
+                log.debug("warm process %d imported %d more modules, warmed up %s", self.pid, message.get("modules", 0),
+                          ", ".join(message.get("warmed") or []) or "nothing")
             elif event == "forked":
                 self._events.put(WarmForked(self, message["id"], message["pid"], fds[0] if fds else None))
                 fds = fds[1:]

@@ -135,15 +135,15 @@ class ReportingServer(uvicorn.Server):
     async def shutdown(self, sockets=None) -> None:
         if self._receiver is not None:
             self._receiver.stop()
-        if self._run_dir is not None:
-            # Stop accepting first, then give the idle keep-alive connections to the new generation: the
-            # next request on them is answered with the new code. uvicorn's shutdown does the rest.
+        successor = handoff.successor(self._run_dir) if self._run_dir is not None else None
+        if successor is not None:
+            # Stop accepting first; then every keep-alive connection goes to the new generation as soon as
+            # it is idle (now, or after the response in progress): its next request gets the new code.
             for server in getattr(self, "servers", []):
                 server.close()
-            idle = {c.transport: c for c in list(self.server_state.connections) if getattr(c, "idle", None) and c.idle()}
-            for transport in handoff.give(self._run_dir, list(idle)):
-                self.server_state.connections.discard(idle[transport])
-                transport.close()  # our descriptor only: the connection lives on in the successor
+            give = self._giver(successor)
+            for connection in list(self.server_state.connections):
+                connection.give = give
         await super().shutdown(sockets=sockets)
 
     async def main_loop(self) -> None:
@@ -156,6 +156,18 @@ class ReportingServer(uvicorn.Server):
             except asyncio.TimeoutError:
                 pass
             should_exit = await self.on_tick(counter)
+
+    def _giver(self, successor):
+        def give(transport) -> bool:
+            if not handoff.give(successor, [transport]):
+                return False
+            for connection in list(self.server_state.connections):
+                if getattr(connection, "transport", None) is transport:
+                    self.server_state.connections.discard(connection)
+            transport.close()  # our descriptor only: the connection lives on in the successor
+            return True
+
+        return give
 
     def handle_exit(self, sig, frame) -> None:
         self.signalled = True

@@ -1,0 +1,164 @@
+"""Pay the frameworks' first-use costs once, in the warm process, instead of in every reload.
+
+The first FastAPI route a process defines costs tens of milliseconds more than the next ones: pydantic
+builds its schema machinery, FastAPI imports and caches what its dependency analysis needs. A reload
+forked from a warm process that has only *imported* FastAPI pays that again in the user's import (about
+45 of the sample app's 60 ms). Defining a throwaway app here, with the shapes real apps use (path and
+query parameters, a body model, a response model), moves that cost out of every reload. No user code
+runs, nothing is served, and no thread is started (the warm process must stay safe to fork).
+"""
+
+import sys
+
+# No `from __future__ import annotations` here: the throwaway models and routes are local, and their
+# annotations must be real objects when FastAPI and pydantic read them.
+
+
+def _pydantic() -> None:
+    from pydantic import BaseModel, Field
+
+    class Item(BaseModel):
+        name: str = Field(min_length=1)
+        price: float
+        tags: list[str] = []
+        note: str | None = None
+
+    Item.model_validate({"name": "x", "price": 1.0})
+    Item(name="y", price=2).model_dump_json()
+
+
+def _fastapi() -> None:
+    from fastapi import APIRouter, Depends, FastAPI, Query
+    from pydantic import BaseModel
+
+    class Body(BaseModel):
+        text: str
+        count: int = 1
+
+    class Out(BaseModel):
+        id: int
+        text: str | None = None
+
+    def dependency(limit: int = Query(10, ge=1)) -> int:
+        return limit
+
+    router = APIRouter(prefix="/items")
+
+    @router.get("/{item_id}", response_model=Out)
+    def read(item_id: int, q: str | None = None, limit: int = Depends(dependency)) -> Out:
+        return Out(id=item_id)
+
+    @router.post("/", status_code=201)
+    async def create(body: Body) -> Out:
+        return Out(id=1, text=body.text)
+
+    app = FastAPI()
+    app.include_router(router)
+
+    @app.get("/")
+    def index() -> dict:
+        return {}
+
+    app.openapi()
+
+
+def _flask() -> None:
+    from flask import Flask
+
+    app = Flask("unstuck_warmup")
+
+    @app.route("/<int:item_id>")
+    def read(item_id):
+        return {"id": item_id}
+
+
+def _litestar() -> None:
+    from litestar import Litestar, get
+
+    @get("/")
+    async def index() -> dict:
+        return {}
+
+    Litestar(route_handlers=[index])
+
+
+WARMUPS = {"fastapi": _fastapi, "pydantic": _pydantic, "flask": _flask, "litestar": _litestar}
+
+
+def _serve_one(app, path: str) -> None:
+    """One GET through an ASGI app, on the event loop uvicorn will use (uvloop when installed)."""
+    import asyncio
+
+    async def request() -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"unstuck")], "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
+                 "state": {}}
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message) -> None:
+            pass
+
+        await app(scope, receive, send)
+
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(request())
+
+
+def _fastapi_request() -> None:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/sync")
+    def sync_route(q: int = 0) -> dict:
+        return {"q": q}
+
+    @app.get("/async")
+    async def async_route() -> dict:
+        return {}
+
+    _serve_one(app, "/sync")  # a sync route: anyio's thread pool
+    _serve_one(app, "/async")
+
+
+# Run in a worker forked ahead of its request (a spare, never forked again: threads are fine there), on
+# the code paths the first request will take: without them, a new generation's first answer takes about
+# 10 ms more than the next ones.
+REQUEST_WARMUPS = {"fastapi": _fastapi_request}
+
+
+def run_requests() -> list[str]:
+    done = []
+    for name, warm in REQUEST_WARMUPS.items():
+        if name not in sys.modules:
+            continue
+        try:
+            warm()
+            done.append(name)
+        except Exception:  # noqa: BLE001 - a failed warm-up only costs the first request its time
+            continue
+    return done
+
+
+def run() -> list[str]:
+    """Warm up every framework the app has imported (it is in sys.modules after the preload); return
+    their names. A warm-up that fails is skipped: it only costs the next reload the time it would save."""
+    done = []
+    for name, warm in WARMUPS.items():
+        if name not in sys.modules:
+            continue
+        try:
+            warm()
+            done.append(name)
+        except Exception:  # noqa: BLE001 - never a reason for the warm process to fail
+            continue
+    return done
