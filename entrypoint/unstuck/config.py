@@ -24,8 +24,10 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A
 # Directories and files that never trigger a reload: virtualenvs, VCS data, caches, logs and editor
 # droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
 DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*")
-DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
-                 "*.ini", "*.cfg")
+DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "uv.lock", ".python-version", "*.html", "*.jinja", "*.jinja2",
+                 "*.j2", "*.toml", "*.yaml", "*.yml", "*.ini", "*.cfg")
+# The app's own dependencies (see project_env): kept by one named volume at /home/app/.unstuck.
+DEFAULT_PROJECT_ENV = "/home/app/.unstuck/venv"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Settings:
     livereload: bool
     debug: bool
     debug_port: int
+    project_env: Path
 
     @property
     def state_file(self) -> Path:
@@ -143,6 +146,11 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
             f"(compose: volumes: - ./app:{app_dir}/app) or set APP_DIR"
         )
 
+    project_env = Path(env.get("UNSTUCK_PROJECT_ENV", "").strip() or DEFAULT_PROJECT_ENV)
+    if not project_env.is_absolute():
+        raise ConfigError(f"UNSTUCK_PROJECT_ENV={str(project_env)!r} is relative; use an absolute path such as "
+                          "/home/app/.unstuck/venv")
+
     return Settings(
         app_module=app_module,
         app_dir=app_dir,
@@ -161,4 +169,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         livereload=_flag(env, "UNSTUCK_LIVERELOAD", default="0"),
         debug=_flag(env, "UNSTUCK_DEBUG", default="0"),
         debug_port=debug_port,
+        project_env=project_env,
     )

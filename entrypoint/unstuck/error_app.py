@@ -18,6 +18,7 @@ _TITLES = {
     "startup": "The app's startup (lifespan) failed",
     "crash": "The app crashed",
     "starting": "The app is starting",
+    "environment": "The project needs another Python",
 }
 
 

@@ -146,6 +146,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings = config_mod.load(check_dirs=False)
+    from unstuck import project_env
+    project_env.activate(settings.app_dir, settings.project_env)  # the app's packages, before preloading them
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
     loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload)], settings.app_dir)

@@ -20,7 +20,7 @@ import uvicorn
 from uvicorn.importer import ImportFromStringError, import_from_string
 
 from unstuck import config as config_mod
-from unstuck import debugger
+from unstuck import debugger, project_env
 from unstuck import failure as failure_mod
 from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
@@ -230,6 +230,7 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
         os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
     sock = socket.socket(fileno=listen_fd)
     reporter = Reporter(report_fd)
+    failure = failure or project_env.activate(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
         serve_error(settings, sock, failure, reporter)
         return 0
