@@ -6,12 +6,16 @@ with its own copy of the app bind-mounted. Edits are saved from the host, altern
 and timed from the save to the first HTTP 200 carrying the new content. Printed per app: save->served
 p50/p95 and the ratio unstuck/uvicorn; fix-after-broken -> served; failed requests (refused, reset,
 5xx) under a continuous request loop across reloads; container start -> first 200; idle CPU.
+The install section times a realistic dependency set (install-requirements.txt) installed into a fresh
+environment in a container of the image: pip as unstuck used to run it, and uv as it runs now, with a cold
+and with a warm cache (`--only install` runs that section alone).
 Everything it creates is labelled io.unstuck.test and removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -240,6 +244,70 @@ def bench_polling(bench: Bench, files: int) -> str:
     return "\n".join(lines)
 
 
+# Runs inside the container (unstuck's runtime interpreter, as the image's user): each round installs the
+# set into fresh environments, pip first (no cache, bytecode compiled: pip's default), then uv with a new
+# empty cache, then uv again into another fresh environment with that cache warm. uv compiles bytecode as
+# unstuck runs it. Caches and environments share /tmp's filesystem, so uv hardlinks from its cache.
+INSTALL_DRIVER = r"""
+import json, os, re, subprocess, sys, tempfile, time
+requirements, rounds = sys.argv[1], int(sys.argv[2])
+work = tempfile.mkdtemp(prefix="bench-install-")
+reqs = os.path.join(work, "requirements.txt")
+open(reqs, "w").write(requirements)
+uv = os.path.join(os.path.dirname(sys.executable), "uv")
+base = sys._base_executable
+
+def run(cmd, **env):
+    started = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    if done.returncode:
+        sys.exit(f"{' '.join(cmd[:3])} failed: {(done.stdout + done.stderr)[-3000:]}")
+    return time.monotonic() - started, done.stdout + done.stderr
+
+out = {"pip": [], "uv_cold": [], "uv_warm": [], "packages": 0, "pip_version": ""}
+for i in range(rounds):
+    pip_env = os.path.join(work, f"pip-{i}")
+    run([base, "-m", "venv", pip_env])
+    run([pip_env + "/bin/pip", "install", "-q", "--upgrade", "pip"])  # the newest pip, not the base's
+    out["pip_version"] = run([pip_env + "/bin/pip", "--version"])[1].split()[1]
+    out["pip"].append(run([pip_env + "/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check",
+                           "--progress-bar", "off", "-r", reqs])[0])
+    cache = os.path.join(work, f"uv-cache-{i}")
+    for key in ("uv_cold", "uv_warm"):
+        env = os.path.join(work, f"{key}-{i}")
+        run([uv, "venv", "--quiet", "--python", base, env])
+        seconds, text = run([uv, "pip", "install", "--no-progress", "--compile-bytecode", "--python",
+                             env + "/bin/python", "-r", reqs], UV_CACHE_DIR=cache)
+        out[key].append(seconds)
+        found = re.search(r"Installed (\d+) packages", text)
+        out["packages"] = int(found.group(1)) if found else out["packages"]
+print(json.dumps(out))
+"""
+
+
+def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
+    requirements = (HERE / "install-requirements.txt").read_text()
+    container = client.containers.run(image, ["python", "-c", INSTALL_DRIVER, requirements, str(rounds)],
+                                      detach=True, labels={LABEL: SESSION})
+    try:
+        code = container.wait(timeout=3600)["StatusCode"]
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    if code != 0:
+        raise SystemExit(f"bench: the install section failed: {logs[-3000:]}")
+    result = json.loads(logs.strip().splitlines()[-1])
+    pip, cold, warm = (statistics.median(result[k]) for k in ("pip", "uv_cold", "uv_warm"))
+    top = [line.split("==")[0] for line in requirements.splitlines() if line and not line.startswith("#")]
+    lines = [f"dependency install into a fresh environment, in a container ({len(top)} pinned requirements, "
+             f"{result['packages']} packages; median of {rounds}):",
+             f"  {'':46} {'seconds':>9} {'vs pip':>8}",
+             f"  {'pip ' + result['pip_version'] + ' install (no cache, as before)':46} {pip:>9.2f}",
+             f"  {'uv pip install, cold cache':46} {cold:>9.2f} {pip / cold:>7.1f}x",
+             f"  {'uv pip install, warm cache':46} {warm:>9.2f} {pip / warm:>7.1f}x"]
+    return "\n".join(lines)
+
+
 def report(name: str, edits: int, reloads: int, result: dict) -> str:
     u, v = result["unstuck"], result["uvicorn"]
     rows = [
@@ -272,6 +340,8 @@ def main() -> int:
     parser.add_argument("--reloads", type=int, default=100, help="reloads under traffic (default 100)")
     parser.add_argument("--apps", default="tiny,heavy", help="which apps: tiny, heavy (default both)")
     parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
+    parser.add_argument("--install-rounds", type=int, default=3, help="rounds of the install section (0: skip)")
+    parser.add_argument("--only", choices=["install"], help="run only this section")
     args = parser.parse_args()
     base = os.environ.get("BASE_IMAGE") or default_base_image()
     client = docker.from_env()
@@ -279,8 +349,11 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="unstuck-bench-"))
     bench = None
     try:
-        print(f"building the image (BASE_IMAGE={base}) and the bench extras ...", flush=True)
+        print(f"building the image (BASE_IMAGE={base}){'' if args.only else ' and the bench extras'} ...", flush=True)
         image = build(client, REPO, tags[0], {"BASE_IMAGE": base})
+        if args.only == "install":
+            print(bench_install(client, image, max(1, args.install_rounds)), flush=True)
+            return 0
         heavy_image = build(client, HERE, tags[1], {"IMAGE": image})
         bench = Bench(client, heavy_image, workdir)
         apps = {"tiny": REPO / "app", "heavy": HERE / "heavy_app"}
@@ -290,6 +363,9 @@ def main() -> int:
             print(report(name, args.edits, args.reloads, result), flush=True)
         if args.tree_files:
             print(bench_polling(bench, args.tree_files), flush=True)
+        if args.install_rounds:
+            print("measuring dependency installs ...", flush=True)
+            print(bench_install(client, image, args.install_rounds), flush=True)
     finally:
         if bench is not None:
             bench.cleanup()
