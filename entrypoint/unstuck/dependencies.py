@@ -36,7 +36,6 @@ from watchfiles import DefaultFilter
 
 from unstuck import project_env
 from unstuck.logs import log
-from unstuck.python_requirement import preflight
 
 REQUIREMENTS = "requirements*.txt"
 # A change to one of these re-checks what needs installing (.python-version: the Python check).
@@ -169,6 +168,14 @@ def digest(path: Path) -> str:
 
 def _stamp_key(path: Path, root: Path) -> str:
     return os.path.relpath(path, root)
+
+
+def preflight(root: Path) -> str | None:
+    # packaging is imported on first use: the reload server's start (before supervisord's startsecs) is not
+    # delayed by it.
+    from unstuck.python_requirement import preflight as check
+
+    return check(root)
 
 
 def pending(root: Path, env: Path | None = None) -> list[Path]:

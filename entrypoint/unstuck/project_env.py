@@ -24,7 +24,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 from unstuck.config import DEFAULT_PROJECT_ENV
@@ -149,6 +148,8 @@ def activate(app_dir: Path, env: Path | None = None):
 
 
 def _versions(path: Path) -> dict[str, str]:
+    from importlib import metadata  # imported here: the reload server's start does not need it
+
     from packaging.utils import canonicalize_name
 
     found = {}

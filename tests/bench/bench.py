@@ -287,8 +287,9 @@ print(json.dumps(out))
 
 def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
     requirements = (HERE / "install-requirements.txt").read_text()
-    container = client.containers.run(image, ["python", "-c", INSTALL_DRIVER, requirements, str(rounds)],
-                                      detach=True, labels={LABEL: SESSION})
+    # The runtime's interpreter by path: `python` on PATH is the project environment's.
+    command = ["/opt/unstuck/venv/bin/python", "-c", INSTALL_DRIVER, requirements, str(rounds)]
+    container = client.containers.run(image, command, detach=True, labels={LABEL: SESSION})
     try:
         code = container.wait(timeout=3600)["StatusCode"]
         logs = container.logs().decode(errors="replace")

@@ -99,7 +99,8 @@ def test_a_lock_pins_the_whole_environment_and_requirement_files_are_left_out(tm
 
 
 def test_the_shallowest_lock_wins_and_a_lock_without_its_pyproject_does_not_count(tmp_path):
-    write(tmp_path, {"app/pyproject.toml": VIRTUAL, "app/uv.lock": "", "uv.lock": "", "requirements.txt": "six\n"})
+    write(tmp_path, {"app/pyproject.toml": VIRTUAL, "app/uv.lock": "", "app/sub/pyproject.toml": VIRTUAL,
+                     "app/sub/uv.lock": "", "uv.lock": "", "requirements.txt": "six\n"})
     plan = dependencies.plan(tmp_path, tmp_path / "env")
     assert plan.args[0] == "sync" and plan.args[plan.args.index("--project") + 1] == str(tmp_path / "app")
 
