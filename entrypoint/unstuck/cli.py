@@ -103,7 +103,7 @@ def cmd_deps(args: list[str]) -> int:
     except config.ConfigError as exc:
         return fail(str(exc))
     setup(settings.log_level)
-    outcome = dependencies.install_now(settings.app_dir, env=settings.project_env)
+    outcome = dependencies.install_now(settings.app_dir, env=settings.project_env, compile_now=True)
     if not outcome.ok:
         # One line: uv's own lines are in the log above it.
         detail = " ".join(line.strip() for line in outcome.error.splitlines() if line.strip())

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from unstuck.config import DEFAULT_PROJECT_ENV
@@ -108,6 +110,25 @@ def ensure(env: Path) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise EnvError(f"cannot create the project environment at {env}: {detail[-1] if detail else result.returncode}")
+
+
+def compile_in_background(env: Path) -> subprocess.Popen:
+    """Compile the bytecode of what `env` has, at low priority, while the app already runs: compileall
+    skips up-to-date files and writes each .pyc atomically, so an import meanwhile reads either none or a
+    whole one. The interpreter is the environment's own (the same Python as the app's)."""
+    started = time.monotonic()
+    proc = subprocess.Popen([str(python(env)), "-m", "compileall", "-q", "-j", "0", str(site_packages(env))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # behind the app's own start (not preexec_fn: the reloader has threads)
+        os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
+    except OSError:
+        pass
+
+    def reap() -> None:
+        log.debug("bytecode of %s compiled in %.1f s (exit code %s)", env, time.monotonic() - started, proc.wait())
+
+    threading.Thread(target=reap, daemon=True, name="compile").start()
+    return proc
 
 
 def read_stamps(env: Path) -> dict:

@@ -245,9 +245,11 @@ def bench_polling(bench: Bench, files: int) -> str:
 
 
 # Runs inside the container (unstuck's runtime interpreter, as the image's user): each round installs the
-# set into fresh environments, pip first (no cache, bytecode compiled: pip's default), then uv with a new
-# empty cache, then uv again into another fresh environment with that cache warm. uv compiles bytecode as
-# unstuck runs it. Caches and environments share /tmp's filesystem, so uv hardlinks from its cache.
+# set into fresh environments with pip (no cache, as unstuck ran it before) and with uv, first with a new
+# empty cache, then again into another fresh environment with that cache warm; each both with bytecode
+# compiled by the install (pip's default; `unstuck deps`) and without (an install in place: unstuck has it
+# compiled afterwards, in the background, so the app restarts with the new packages at once).
+# Caches and environments share /tmp's filesystem, so uv hardlinks from its cache.
 INSTALL_DRIVER = r"""
 import json, os, re, subprocess, sys, tempfile, time
 requirements, rounds = sys.argv[1], int(sys.argv[2])
@@ -264,23 +266,27 @@ def run(cmd, **env):
         sys.exit(f"{' '.join(cmd[:3])} failed: {(done.stdout + done.stderr)[-3000:]}")
     return time.monotonic() - started, done.stdout + done.stderr
 
-out = {"pip": [], "uv_cold": [], "uv_warm": [], "packages": 0, "pip_version": ""}
+out = {"packages": 0, "pip_version": "", "uv_version": run([uv, "--version"])[1].split()[1]}
 for i in range(rounds):
-    pip_env = os.path.join(work, f"pip-{i}")
-    run([base, "-m", "venv", pip_env])
-    run([pip_env + "/bin/pip", "install", "-q", "--upgrade", "pip"])  # the newest pip, not the base's
-    out["pip_version"] = run([pip_env + "/bin/pip", "--version"])[1].split()[1]
-    out["pip"].append(run([pip_env + "/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check",
-                           "--progress-bar", "off", "-r", reqs])[0])
-    cache = os.path.join(work, f"uv-cache-{i}")
-    for key in ("uv_cold", "uv_warm"):
-        env = os.path.join(work, f"{key}-{i}")
-        run([uv, "venv", "--quiet", "--python", base, env])
-        seconds, text = run([uv, "pip", "install", "--no-progress", "--compile-bytecode", "--python",
-                             env + "/bin/python", "-r", reqs], UV_CACHE_DIR=cache)
-        out[key].append(seconds)
-        found = re.search(r"Installed (\d+) packages", text)
-        out["packages"] = int(found.group(1)) if found else out["packages"]
+    for compiled in (True, False):
+        pip_env = os.path.join(work, f"pip-{i}-{compiled}")
+        run([base, "-m", "venv", pip_env])
+        run([pip_env + "/bin/pip", "install", "-q", "--upgrade", "pip"])  # the newest pip, not the base's
+        out["pip_version"] = run([pip_env + "/bin/pip", "--version"])[1].split()[1]
+        flags = [] if compiled else ["--no-compile"]
+        out.setdefault(f"pip {compiled}", []).append(run(
+            [pip_env + "/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--progress-bar",
+             "off", *flags, "-r", reqs])[0])
+        cache = os.path.join(work, f"uv-cache-{i}-{compiled}")
+        for cold in (True, False):
+            env = os.path.join(work, f"uv-{i}-{compiled}-{cold}")
+            run([uv, "venv", "--quiet", "--python", base, env])
+            flags = ["--compile-bytecode"] if compiled else []
+            seconds, text = run([uv, "pip", "install", "--no-progress", *flags, "--python", env + "/bin/python",
+                                 "-r", reqs], UV_CACHE_DIR=cache)
+            out.setdefault(f"uv {compiled} {cold}", []).append(seconds)
+            found = re.search(r"Installed (\d+) packages", text)
+            out["packages"] = int(found.group(1)) if found else out["packages"]
 print(json.dumps(out))
 """
 
@@ -298,14 +304,18 @@ def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
     if code != 0:
         raise SystemExit(f"bench: the install section failed: {logs[-3000:]}")
     result = json.loads(logs.strip().splitlines()[-1])
-    pip, cold, warm = (statistics.median(result[k]) for k in ("pip", "uv_cold", "uv_warm"))
-    top = [line.split("==")[0] for line in requirements.splitlines() if line and not line.startswith("#")]
+    top = [line for line in requirements.splitlines() if line and not line.startswith("#")]
     lines = [f"dependency install into a fresh environment, in a container ({len(top)} pinned requirements, "
              f"{result['packages']} packages; median of {rounds}):",
-             f"  {'':46} {'seconds':>9} {'vs pip':>8}",
-             f"  {'pip ' + result['pip_version'] + ' install (no cache, as before)':46} {pip:>9.2f}",
-             f"  {'uv pip install, cold cache':46} {cold:>9.2f} {pip / cold:>7.1f}x",
-             f"  {'uv pip install, warm cache':46} {warm:>9.2f} {pip / warm:>7.1f}x"]
+             f"  {'':52} {'seconds':>8} {'vs pip':>7}"]
+    for compiled, title in ((True, "bytecode compiled by the install (pip's default; `unstuck deps`, image build)"),
+                            (False, "no bytecode compiled (in place: unstuck compiles it afterwards, in the background)")):
+        pip = statistics.median(result[f"pip {compiled}"])
+        lines.append(f"  {title}:")
+        lines.append(f"    {'pip ' + result['pip_version'] + ', no cache (as unstuck did before)':50} {pip:>8.2f}")
+        for cold, cache in ((True, "cold cache"), (False, "warm cache")):
+            seconds = statistics.median(result[f"uv {compiled} {cold}"])
+            lines.append(f"    {'uv ' + result['uv_version'] + ', ' + cache:50} {seconds:>8.2f} {pip / seconds:>6.1f}x")
     return "\n".join(lines)
 
 

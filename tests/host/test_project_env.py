@@ -16,6 +16,7 @@ import pytest
 from repo import REPO
 from unstuck import dependencies, project_env
 from uv import find_uv_bin
+from waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +55,10 @@ def deps_cli(root: Path, env: Path) -> subprocess.CompletedProcess:
                                "UNSTUCK_PROJECT_ENV": str(env)})
 
 
+def pyc(env: Path, module: str) -> list[Path]:
+    return list((project_env.site_packages(env) / "__pycache__").glob(f"{module}.*.pyc"))
+
+
 def installed(env: Path) -> dict[str, str]:
     return {d.metadata["Name"].lower(): d.version
             for d in metadata.distributions(path=[str(project_env.site_packages(env))])}
@@ -65,6 +70,8 @@ def test_requirements_install_into_a_new_environment_and_a_second_round_installs
     outcome = dependencies.install_now(root, env=env)
     assert outcome.ok, outcome.error
     assert in_app(root, env, "import six; print(six.__version__, six.__file__)").startswith(f"1.16.0 {env}/")
+    # Bytecode is compiled after the install, in the background (the image runs with PYTHONDONTWRITEBYTECODE).
+    wait_until("six's bytecode is compiled", lambda: (bool(pyc(env, "six")), "no .pyc yet"))
     with caplog.at_level(logging.DEBUG, logger="unstuck"):
         assert dependencies.pending(root, env) == []
     assert [r.levelno for r in caplog.records if "up to date" in r.message] == [logging.DEBUG]
@@ -75,6 +82,7 @@ def test_the_cli_installs_and_says_so_in_one_line_when_it_cannot(project):
     write({"requirements.txt": "six==1.16.0\n"})
     done = deps_cli(root, env)
     assert done.returncode == 0 and "unstuck: installed from requirements.txt" in done.stdout, done.stderr
+    assert pyc(env, "six")  # `unstuck deps` (the image build) compiles before it returns
     write({"requirements.txt": "six==1.16.0\nunstuck-no-such-package-zz==9.9.9\n"})
     failed = deps_cli(root, env)
     assert failed.returncode == 1
