@@ -307,15 +307,18 @@ def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
     top = [line for line in requirements.splitlines() if line and not line.startswith("#")]
     lines = [f"dependency install into a fresh environment, in a container ({len(top)} pinned requirements, "
              f"{result['packages']} packages; median of {rounds}):",
-             f"  {'':52} {'seconds':>8} {'vs pip':>7}"]
-    for compiled, title in ((True, "bytecode compiled by the install (pip's default; `unstuck deps`, image build)"),
-                            (False, "no bytecode compiled (in place: unstuck compiles it afterwards, in the background)")):
+             f"  {'':52} {'seconds':>8} {'vs pip':>7} {'vs before':>10}"]
+    before = statistics.median(result["pip True"])  # pip, bytecode compiled: how unstuck installed in place
+    titles = {True: "bytecode compiled by the install (pip's default; `unstuck deps`, image build)",
+              False: "no bytecode compiled (in place: unstuck compiles it afterwards, in the background)"}
+    for compiled, title in titles.items():
         pip = statistics.median(result[f"pip {compiled}"])
         lines.append(f"  {title}:")
-        lines.append(f"    {'pip ' + result['pip_version'] + ', no cache (as unstuck did before)':50} {pip:>8.2f}")
+        lines.append(f"    {'pip ' + result['pip_version'] + ', no cache':50} {pip:>8.2f} {'':>7} {before / pip:>9.1f}x")
         for cold, cache in ((True, "cold cache"), (False, "warm cache")):
             seconds = statistics.median(result[f"uv {compiled} {cold}"])
-            lines.append(f"    {'uv ' + result['uv_version'] + ', ' + cache:50} {seconds:>8.2f} {pip / seconds:>6.1f}x")
+            name = f"uv {result['uv_version']}, {cache}"
+            lines.append(f"    {name:50} {seconds:>8.2f} {pip / seconds:>6.1f}x {before / seconds:>9.1f}x")
     return "\n".join(lines)
 
 
