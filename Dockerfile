@@ -45,8 +45,13 @@ RUN /opt/unstuck/venv/bin/pip install --no-cache-dir -r /opt/unstuck/requirement
     && mkdir -p /opt/unstuck/venv/etc \
     && ln -s /run/unstuck/supervisord.conf /opt/unstuck/venv/etc/supervisord.conf
 
+# unstuck's code on the runtime's path, and the project environment's packages after the runtime's own in
+# every runtime process (project-env.pth: plain uvicorn --reload runs no unstuck code before the app;
+# its name sorts after unstuck.pth, so a project package named `unstuck` cannot hide unstuck).
 COPY entrypoint/ /opt/unstuck/entrypoint/
-RUN /opt/unstuck/venv/bin/python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'unstuck.pth').write_text('/opt/unstuck/entrypoint\n')" \
+RUN site_packages="$(/opt/unstuck/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')" \
+    && echo /opt/unstuck/entrypoint > "${site_packages}/unstuck.pth" \
+    && cp /opt/unstuck/entrypoint/project-env.pth "${site_packages}/unstuck_project_env.pth" \
     && unstuck --help >/dev/null
 
 # The sample app's dependencies, into the project environment as the runtime user: `unstuck deps` also
