@@ -7,8 +7,18 @@ FROM ${BASE_IMAGE}
 ARG UNSTUCK_UID=1000
 ARG UNSTUCK_GID=1000
 
-ENV VIRTUAL_ENV=/opt/unstuck/venv \
-    PATH=/opt/unstuck/venv/bin:/opt/unstuck/entrypoint/bin:$PATH \
+# Two environments: unstuck's runtime in /opt/unstuck/venv (root-owned, read-only while the container
+# runs), and the project environment with the app's own dependencies under /home/app/.unstuck (owned by
+# the runtime user, and by the host UID when the devcontainer CLI renumbers that user, since it re-owns
+# /home/app), with uv's cache beside it so that one volume keeps both and uv hardlinks from the cache.
+# The project environment's bin comes first on PATH, and VIRTUAL_ENV/UV_PROJECT_ENVIRONMENT point at it,
+# so `python`, `uv pip install` and `uv add` in a shell use the app's environment.
+ENV UNSTUCK_PROJECT_ENV=/home/app/.unstuck/venv \
+    UV_CACHE_DIR=/home/app/.unstuck/cache \
+    UV_PROJECT_ENVIRONMENT=/home/app/.unstuck/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    VIRTUAL_ENV=/home/app/.unstuck/venv \
+    PATH=/home/app/.unstuck/venv/bin:/opt/unstuck/venv/bin:/opt/unstuck/entrypoint/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -17,33 +27,41 @@ ENV VIRTUAL_ENV=/opt/unstuck/venv \
     HOST=0.0.0.0 \
     PORT=8000
 
-# The runtime user, the virtualenv and the private runtime directory (supervisord's control socket).
+# The runtime user, unstuck's virtualenv, the project environment's home and the private runtime
+# directory (supervisord's control socket).
 # tar is how code arrives without a bind mount (kubectl cp, Tilt and Skaffold run `tar x` in the container):
 # a base image without it would build fine and then never receive a sync.
 RUN set -eux; \
     command -v tar >/dev/null || { echo "BASE_IMAGE has no tar, which kubectl cp, Tilt and Skaffold syncs need: pick a base with tar" >&2; exit 1; }; \
     groupadd --gid "${UNSTUCK_GID}" app; \
     useradd --uid "${UNSTUCK_UID}" --gid app --create-home --shell /bin/bash app; \
-    python3 -m venv "${VIRTUAL_ENV}"; \
-    mkdir -p /workspace/app /run/unstuck; \
-    chown app:app /workspace /workspace/app /run/unstuck; \
+    python3 -m venv /opt/unstuck/venv; \
+    mkdir -p /workspace/app /run/unstuck /home/app/.unstuck; \
+    chown app:app /workspace /workspace/app /run/unstuck /home/app/.unstuck; \
     chmod 0700 /run/unstuck
 
-# Dependencies before any code, so a code-only change rebuilds in seconds.
+# unstuck's runtime, before any code so that a code-only change rebuilds in seconds. supervisorctl looks
+# for <venv>/etc/supervisord.conf first: the link (made here, the venv being read-only at run time)
+# points it at the config `unstuck run` writes.
 COPY entrypoint/requirements.txt /opt/unstuck/requirements.txt
-COPY app/requirements.txt /opt/unstuck/app-requirements.txt
-# The venv belongs to the runtime user so that edits to app/requirements.txt install in place (and is
-# writable whatever uid the devcontainer CLI renumbers that user to); the stamp records which
-# requirements the image already has.
-RUN pip install --no-cache-dir -r /opt/unstuck/requirements.txt -r /opt/unstuck/app-requirements.txt \
-    && python -c "import hashlib, pathlib, sys; d = pathlib.Path(sys.prefix, '.unstuck-installed'); d.mkdir(); \
-(d / hashlib.sha256(pathlib.Path('/opt/unstuck/app-requirements.txt').read_bytes()).hexdigest()).touch()" \
-    && chown -R app:app "${VIRTUAL_ENV}" \
-    && chmod -R a+rwX "${VIRTUAL_ENV}" /workspace
+RUN /opt/unstuck/venv/bin/pip install --no-cache-dir -r /opt/unstuck/requirements.txt \
+    && mkdir -p /opt/unstuck/venv/etc \
+    && ln -s /run/unstuck/supervisord.conf /opt/unstuck/venv/etc/supervisord.conf
 
+# unstuck's code on the runtime's path, and the project environment's packages after the runtime's own in
+# every runtime process (project-env.pth: plain uvicorn --reload runs no unstuck code before the app;
+# its name sorts after unstuck.pth, so a project package named `unstuck` cannot hide unstuck).
 COPY entrypoint/ /opt/unstuck/entrypoint/
-RUN python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'unstuck.pth').write_text('/opt/unstuck/entrypoint\n')" \
+RUN site_packages="$(/opt/unstuck/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')" \
+    && echo /opt/unstuck/entrypoint > "${site_packages}/unstuck.pth" \
+    && cp /opt/unstuck/entrypoint/project-env.pth "${site_packages}/unstuck_project_env.pth" \
     && unstuck --help >/dev/null
+
+# The sample app's dependencies, into the project environment as the runtime user: `unstuck deps` also
+# records what it installed, so a container serving this same app installs nothing at start.
+USER app
+COPY --chown=app:app app/requirements.txt /workspace/app/requirements.txt
+RUN unstuck deps
 COPY --chown=app:app app/ /workspace/app/
 
 # The numeric uid, not the name (and not uid:gid): the engine resolves a named USER (or `1000:1000`) through

@@ -20,6 +20,7 @@ USAGE = """usage: unstuck COMMAND
              --live   exit 0 while the reload server runs, whatever your app's state (Kubernetes liveness)
              --ready  exit 0 while the port answers, with your app or its error page (Kubernetes readiness)
   wait     wait until the port answers (the app, or its error page); --timeout SECONDS (default 300)
+  deps     install what the project in APP_DIR declares into the project environment now
   serve    the reload server supervisord runs (internal)
   worker   one app generation (internal)
   warm-process  the warm process that forks workers (internal)
@@ -102,6 +103,27 @@ def cmd_serve(args: list[str]) -> int:
     setup(settings.log_level)
     set_process_name("unstuck-serve")
     return Reloader(settings).run()
+
+
+def cmd_deps(args: list[str]) -> int:
+    """Install the project's dependencies now (the image build pre-installs the sample app's this way)."""
+    from unstuck import dependencies
+    from unstuck.logs import setup
+
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        return fail(str(exc))
+    setup(settings.log_level)
+    outcome = dependencies.install_now(settings.app_dir, env=settings.project_env, compile_now=True)
+    if not outcome.ok:
+        # One line: uv's own lines are in the log above it.
+        detail = " ".join(line.strip() for line in outcome.error.splitlines() if line.strip())
+        detail = f": {detail}" if detail and outcome.error != outcome.summary else ""
+        print(f"unstuck: error: {outcome.summary}{detail}", file=sys.stderr)
+        return 1
+    print(f"unstuck: {outcome.summary}")
+    return 0
 
 
 def find_state() -> tuple[dict | None, Path]:
@@ -278,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         from unstuck import unfatal
 
         return unfatal.main()
-    handlers = {"run": cmd_run, "check": cmd_check, "serve": cmd_serve, "status": cmd_status, "wait": cmd_wait}
+    handlers = {"run": cmd_run, "check": cmd_check, "serve": cmd_serve, "status": cmd_status, "wait": cmd_wait,
+                "deps": cmd_deps}
     if command not in handlers:
         print(f"unstuck: error: unknown command {command!r}; run 'unstuck --help' for the list", file=sys.stderr)
         return 2

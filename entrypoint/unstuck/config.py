@@ -25,8 +25,10 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A
 # Directories and files that never trigger a reload: virtualenvs, VCS data, caches, logs and editor
 # droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
 DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*")
-DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
-                 "*.ini", "*.cfg", "Procfile", "uv.lock", ".python-version")
+DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "uv.lock", ".python-version", "Procfile", "*.html",
+                 "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml", "*.ini", "*.cfg")
+# The app's own dependencies (see project_env): kept by one named volume at /home/app/.unstuck.
+DEFAULT_PROJECT_ENV = "/home/app/.unstuck/venv"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Settings:
     debug_port: int
     procfile: Path
     worker_grace: float
+    project_env: Path
 
     @property
     def state_file(self) -> Path:
@@ -150,6 +153,10 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
     procfile = Path(env.get("UNSTUCK_PROCFILE", "").strip() or app_dir / "Procfile")
     if not procfile.is_absolute():
         procfile = app_dir / procfile
+    project_env = Path(env.get("UNSTUCK_PROJECT_ENV", "").strip() or DEFAULT_PROJECT_ENV)
+    if not project_env.is_absolute():
+        raise ConfigError(f"UNSTUCK_PROJECT_ENV={str(project_env)!r} is relative; use an absolute path such as "
+                          "/home/app/.unstuck/venv")
 
     return Settings(
         app_module=app_module,
@@ -171,4 +178,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         debug_port=debug_port,
         procfile=procfile,
         worker_grace=_number(env, "UNSTUCK_WORKER_GRACE", 5.0, 0.0, 60.0),
+        project_env=project_env,
     )

@@ -21,6 +21,7 @@ TITLES = {
     "crash": "The app crashed",
     "starting": "The app is starting",
     "discovery": "No app found to serve",
+    "environment": "The project needs another Python",
 }
 
 

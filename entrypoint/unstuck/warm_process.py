@@ -232,6 +232,9 @@ def main(argv: list[str]) -> int:
     # it (worker.run unblocks it); an ignored signal would be discarded, and that worker never stopped.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     settings = config_mod.load(check_dirs=False)
+    from unstuck import project_env
+
+    project_env.activate(settings.app_dir, settings.project_env)  # the app's packages, before preloading them
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
     loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload)], settings.app_dir)

@@ -19,7 +19,7 @@ import time
 import uvicorn
 
 from unstuck import config as config_mod
-from unstuck import debugger, handoff
+from unstuck import debugger, handoff, project_env
 from unstuck import failure as failure_mod
 from unstuck import loading
 from unstuck.draining import DrainingHTTPProtocol
@@ -296,6 +296,7 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     reporter = Reporter(report_fd)
     # The reload's "forked" phase: when this process runs, not when the reload server hears of it.
     reporter.send("started", at=time.monotonic())
+    failure = failure or project_env.activate(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
         serve_error(settings, sock, failure, reporter)
         return 0

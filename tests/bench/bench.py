@@ -13,6 +13,9 @@ until it watches, the watching process's RSS and idle CPU, save -> batch, what a
 an inotify retry cost, with inotify, with polling, and with inotify's watch limit at 8192 (the default on
 many hosts, set in a user namespace of the container: the host's limit is not touched); then save ->
 served for the first reloads of the whole server on the 100,000-file tree.
+The install section times a realistic dependency set (install-requirements.txt) installed into a fresh
+environment in a container of the image: pip as unstuck used to run it, and uv as it runs now, with a cold
+and with a warm cache (`--only install` runs that section alone).
 Everything it creates is labelled io.unstuck.test and removed at the end.
 """
 
@@ -414,6 +417,81 @@ def bench_watcher(bench: Bench, sizes: list[int]) -> str:
         print(lines[-1], flush=True)
         container.remove(force=True)
         bench.containers.remove(container)
+# Runs inside the container (unstuck's runtime interpreter, as the image's user): each round installs the
+# set into fresh environments with pip (no cache, as unstuck ran it before) and with uv, first with a new
+# empty cache, then again into another fresh environment with that cache warm; each both with bytecode
+# compiled by the install (pip's default; `unstuck deps`) and without (an install in place: unstuck has it
+# compiled afterwards, in the background, so the app restarts with the new packages at once).
+# Caches and environments share /tmp's filesystem, so uv hardlinks from its cache.
+INSTALL_DRIVER = r"""
+import json, os, re, subprocess, sys, tempfile, time
+requirements, rounds = sys.argv[1], int(sys.argv[2])
+work = tempfile.mkdtemp(prefix="bench-install-")
+reqs = os.path.join(work, "requirements.txt")
+open(reqs, "w").write(requirements)
+uv = os.path.join(os.path.dirname(sys.executable), "uv")
+base = sys._base_executable
+
+def run(cmd, **env):
+    started = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    if done.returncode:
+        sys.exit(f"{' '.join(cmd[:3])} failed: {(done.stdout + done.stderr)[-3000:]}")
+    return time.monotonic() - started, done.stdout + done.stderr
+
+out = {"packages": 0, "pip_version": "", "uv_version": run([uv, "--version"])[1].split()[1]}
+for i in range(rounds):
+    for compiled in (True, False):
+        pip_env = os.path.join(work, f"pip-{i}-{compiled}")
+        run([base, "-m", "venv", pip_env])
+        run([pip_env + "/bin/pip", "install", "-q", "--upgrade", "pip"])  # the newest pip, not the base's
+        out["pip_version"] = run([pip_env + "/bin/pip", "--version"])[1].split()[1]
+        flags = [] if compiled else ["--no-compile"]
+        out.setdefault(f"pip {compiled}", []).append(run(
+            [pip_env + "/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--progress-bar",
+             "off", *flags, "-r", reqs])[0])
+        cache = os.path.join(work, f"uv-cache-{i}-{compiled}")
+        for cold in (True, False):
+            env = os.path.join(work, f"uv-{i}-{compiled}-{cold}")
+            run([uv, "venv", "--quiet", "--python", base, env])
+            flags = ["--compile-bytecode"] if compiled else []
+            seconds, text = run([uv, "pip", "install", "--no-progress", *flags, "--python", env + "/bin/python",
+                                 "-r", reqs], UV_CACHE_DIR=cache)
+            out.setdefault(f"uv {compiled} {cold}", []).append(seconds)
+            found = re.search(r"Installed (\d+) packages", text)
+            out["packages"] = int(found.group(1)) if found else out["packages"]
+print(json.dumps(out))
+"""
+
+
+def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
+    requirements = (HERE / "install-requirements.txt").read_text()
+    # The runtime's interpreter by path: `python` on PATH is the project environment's.
+    command = ["/opt/unstuck/venv/bin/python", "-c", INSTALL_DRIVER, requirements, str(rounds)]
+    container = client.containers.run(image, command, detach=True, labels={LABEL: SESSION})
+    try:
+        code = container.wait(timeout=3600)["StatusCode"]
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    if code != 0:
+        raise SystemExit(f"bench: the install section failed: {logs[-3000:]}")
+    result = json.loads(logs.strip().splitlines()[-1])
+    top = [line for line in requirements.splitlines() if line and not line.startswith("#")]
+    lines = [f"dependency install into a fresh environment, in a container ({len(top)} pinned requirements, "
+             f"{result['packages']} packages; median of {rounds}):",
+             f"  {'':52} {'seconds':>8} {'vs pip':>7} {'vs before':>10}"]
+    before = statistics.median(result["pip True"])  # pip, bytecode compiled: how unstuck installed in place
+    titles = {True: "bytecode compiled by the install (pip's default; `unstuck deps`, image build)",
+              False: "no bytecode compiled (in place: unstuck compiles it afterwards, in the background)"}
+    for compiled, title in titles.items():
+        pip = statistics.median(result[f"pip {compiled}"])
+        lines.append(f"  {title}:")
+        lines.append(f"    {'pip ' + result['pip_version'] + ', no cache':50} {pip:>8.2f} {'':>7} {before / pip:>9.1f}x")
+        for cold, cache in ((True, "cold cache"), (False, "warm cache")):
+            seconds = statistics.median(result[f"uv {compiled} {cold}"])
+            name = f"uv {result['uv_version']}, {cache}"
+            lines.append(f"    {name:50} {seconds:>8.2f} {pip / seconds:>6.1f}x {before / seconds:>9.1f}x")
     return "\n".join(lines)
 
 
@@ -450,13 +528,16 @@ def main() -> int:
     parser.add_argument("--apps", default="tiny,heavy,realistic",
                         help="which apps: tiny, heavy, realistic (default all three)")
     parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
-    parser.add_argument("--only", help="comma-separated sections to run: apps, polling, watcher (default: all)")
+    parser.add_argument("--only", help="comma-separated sections to run: apps, polling, watcher, install "
+                                       "(default: all)")
     parser.add_argument("--watcher-trees", default="10000,100000", help="tree sizes for the watcher section")
+    parser.add_argument("--install-rounds", type=int, default=3, help="rounds of the install section (0: skip)")
     args = parser.parse_args()
-    sections = set(args.only.split(",")) if args.only else {"apps", "polling", "watcher"}
-    unknown = sections - {"apps", "polling", "watcher"}
+    all_sections = {"apps", "polling", "watcher", "install"}
+    sections = set(args.only.split(",")) if args.only else all_sections
+    unknown = sections - all_sections
     if unknown:
-        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; use apps, polling, watcher")
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(all_sections))}")
     base = os.environ.get("BASE_IMAGE") or default_base_image()
     client = docker.from_env()
     tags = [f"unstuck-bench:{SESSION}", f"unstuck-bench-heavy:{SESSION}"]
@@ -467,11 +548,15 @@ def main() -> int:
         image = build(client, REPO, tags[0], {"BASE_IMAGE": base})
         if sections & {"apps", "polling"}:
             print("building the bench extras ...", flush=True)
-            image = build(client, HERE, tags[1], {"IMAGE": image})
-        bench = Bench(client, image, workdir)
-        apps = {"tiny": REPO / "app", "heavy": HERE / "heavy_app", "realistic": HERE / "realistic_app"}
+            bench_image = build(client, HERE, tags[1], {"IMAGE": image})
+        else:
+            bench_image = image
+        bench = Bench(client, bench_image, workdir)
+        apps = {"tiny": HERE / "tiny_app", "heavy": HERE / "heavy_app", "realistic": HERE / "realistic_app"}
         if "apps" in sections:
             for name in filter(None, args.apps.split(",")):
+                if name not in apps:
+                    parser.error(f"--apps: unknown app {name!r}; use {', '.join(apps)}")
                 print(f"measuring {name} ...", flush=True)
                 result = bench_app(bench, name, apps[name], args.edits, args.reloads)
                 print(report(name, args.edits, args.reloads, result), flush=True)
@@ -479,6 +564,9 @@ def main() -> int:
             print(bench_polling(bench, args.tree_files), flush=True)
         if "watcher" in sections:
             print(bench_watcher(bench, [int(n) for n in args.watcher_trees.split(",") if n]), flush=True)
+        if "install" in sections and args.install_rounds:
+            print("measuring dependency installs ...", flush=True)
+            print(bench_install(client, image, max(1, args.install_rounds)), flush=True)
     finally:
         if bench is not None:
             bench.cleanup()

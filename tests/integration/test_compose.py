@@ -58,3 +58,5 @@ def test_compose_up_serves_reloads_and_down_cleans_up(compose_project, docker_cl
     label = {"label": f"com.docker.compose.project={name}"}
     assert docker_client.containers.list(all=True, filters=label) == []
     assert docker_client.networks.list(filters=label) == []
+    # The project environment's volume outlives `down` (the fixture's `down --volumes` removes it).
+    assert [v.name for v in docker_client.volumes.list(filters=label)] == [f"{name}_project-env"]

@@ -99,7 +99,7 @@ def test_dependency_added_to_requirements_is_installed_in_place(start_container)
                lambda: ("dependencies installed from app/requirements.txt" in served.logs(), served.logs_tail(8)),
                timeout=180)
     RECOVERIES.append(("dependency added -> installed (seconds)", time.monotonic() - started))
-    assert "[unstuck] pip: " in served.logs()  # progress is in the logs
+    assert "[unstuck] uv: " in served.logs()  # progress is in the logs
     main = served.app_dir / "main.py"
     save_atomic(main, "import six\n" + main.read_text().replace(f'"{ORIGINAL}"', 'f"six {six.__version__}"'))
     wait_for(served.url(), has_text(200, "six 1.16.0"), on_timeout=served.logs_tail)

@@ -16,6 +16,8 @@ def test_defaults(tmp_path):
     assert s.force_polling is None
     assert (s.warm, s.livereload, s.debug, s.debug_port) == (True, False, False, 5678)
     assert "*.py" in s.watch_patterns and "*.log" in s.ignore_patterns
+    assert {"uv.lock", ".python-version", "requirements*.txt", "*.toml"} <= set(s.watch_patterns)
+    assert s.project_env == Path("/home/app/.unstuck/venv")
 
 
 @pytest.mark.parametrize(
@@ -37,6 +39,7 @@ def test_defaults(tmp_path):
         ({"UNSTUCK_DEBUG_PORT": "debug"}, "UNSTUCK_DEBUG_PORT='debug' is not a port number"),
         ({"UNSTUCK_DEBUG_PORT": "8000"}, "UNSTUCK_DEBUG_PORT=8000 is the app's PORT; use another port"),
         ({"UNSTUCK_LIVERELOAD": "auto"}, "UNSTUCK_LIVERELOAD='auto' is not accepted; use 1 or 0"),
+        ({"UNSTUCK_PROJECT_ENV": ".venv"}, "UNSTUCK_PROJECT_ENV='.venv' is relative; use an absolute path"),
         ({"UNSTUCK_POLL_MS": "10"}, "UNSTUCK_POLL_MS='10' is out of range; set it to milliseconds between 50 and 10000"),
         ({"UNSTUCK_WARM": "2"}, "UNSTUCK_WARM='2' is not accepted; use 1 or 0"),
     ],

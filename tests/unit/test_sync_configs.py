@@ -100,7 +100,7 @@ def test_manifests_pass_the_kubernetes_schema_strictly(version):
 
 def image_uid() -> int:
     dockerfile = (REPO / "Dockerfile").read_text()
-    user = re.search(r"^USER (\S+)", dockerfile, re.M).group(1)
+    user = re.findall(r"^USER (\S+)", dockerfile, re.M)[-1]  # the last one is what the container runs as
     uid = re.search(r"^ARG UNSTUCK_UID=(\d+)", dockerfile, re.M).group(1)
     return int(uid if user == "${UNSTUCK_UID}" else user)
 

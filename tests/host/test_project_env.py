@@ -1,0 +1,204 @@
+"""The real uv installing into a temp project environment on this machine (PyPI must be reachable), and
+the runtime interpreter importing from it the way an app generation does."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from repo import REPO
+from unstuck import dependencies, project_env
+from uv import find_uv_bin
+from waiting import wait_until
+
+
+@pytest.fixture(autouse=True)
+def uv_cache(tmp_path_factory, monkeypatch):
+    """One uv cache for the session, in a temp dir: nothing outside temp dirs is touched."""
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "uv-cache"))
+
+
+@pytest.fixture
+def project(tmp_path):
+    root, env = tmp_path / "project", tmp_path / "env"
+    root.mkdir()
+
+    def write(files: dict[str, str]) -> None:
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+
+    return root, env, write
+
+
+def in_app(root: Path, env: Path, code: str) -> str:
+    """Run `code` in the runtime interpreter after the hook an app generation runs; its stdout."""
+    script = f"from pathlib import Path\nfrom unstuck import project_env\n" \
+             f"assert project_env.activate(Path({str(root)!r}), Path({str(env)!r})) is None\n{code}"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "entrypoint")})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def deps_cli(root: Path, env: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "unstuck", "deps"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "entrypoint"), "APP_DIR": str(root),
+                               "UNSTUCK_PROJECT_ENV": str(env)})
+
+
+def pyc(env: Path, module: str) -> list[Path]:
+    return list((project_env.site_packages(env) / "__pycache__").glob(f"{module}.*.pyc"))
+
+
+def installed(env: Path) -> dict[str, str]:
+    return {d.metadata["Name"].lower(): d.version
+            for d in metadata.distributions(path=[str(project_env.site_packages(env))])}
+
+
+def test_requirements_install_into_a_new_environment_and_a_second_round_installs_nothing(project, caplog):
+    root, env, write = project
+    write({"app/requirements.txt": "six==1.16.0\n"})
+    outcome = dependencies.install_now(root, env=env)
+    assert outcome.ok, outcome.error
+    assert in_app(root, env, "import six; print(six.__version__, six.__file__)").startswith(f"1.16.0 {env}/")
+    # Bytecode is compiled after the install, in the background (the image runs with PYTHONDONTWRITEBYTECODE).
+    wait_until("six's bytecode is compiled", lambda: (bool(pyc(env, "six")), "no .pyc yet"))
+    with caplog.at_level(logging.DEBUG, logger="unstuck"):
+        assert dependencies.pending(root, env) == []
+    assert [r.levelno for r in caplog.records if "up to date" in r.message] == [logging.DEBUG]
+
+
+def test_the_cli_installs_and_says_so_in_one_line_when_it_cannot(project):
+    root, env, write = project
+    write({"requirements.txt": "six==1.16.0\n"})
+    done = deps_cli(root, env)
+    assert done.returncode == 0 and "unstuck: installed from requirements.txt" in done.stdout, done.stderr
+    assert pyc(env, "six")  # `unstuck deps` (the image build) compiles before it returns
+    write({"requirements.txt": "six==1.16.0\nunstuck-no-such-package-zz==9.9.9\n"})
+    failed = deps_cli(root, env)
+    assert failed.returncode == 1
+    assert failed.stderr.count("\n") == 1 and failed.stderr.startswith("unstuck: error: uv pip install failed")
+    assert "unstuck-no-such-package-zz" in failed.stderr
+    write({"pyproject.toml": '[project]\nname = "x"\nversion = "0"\nrequires-python = ">=3.99"\n'})
+    refused = deps_cli(root, env)
+    assert refused.returncode == 1 and refused.stderr.startswith("unstuck: error: pyproject.toml requires Python >=3.99")
+    assert "uv:" not in refused.stdout + refused.stderr  # nothing was attempted
+
+
+def test_a_package_project_is_editable_and_its_dev_group_installed(project):
+    root, env, write = project
+    write({"pyproject.toml": """
+        [project]
+        name = "proj"
+        version = "0.1.0"
+        dependencies = ["six==1.16.0"]
+        [dependency-groups]
+        dev = ["iniconfig==2.0.0"]
+        [build-system]
+        requires = ["uv_build>=0.9,<0.14"]
+        build-backend = "uv_build"
+        """, "src/proj/__init__.py": "X = 1\n"})
+    outcome = dependencies.install_now(root, env=env)
+    assert outcome.ok, outcome.error
+    assert in_app(root, env, "import proj, six, iniconfig; print(proj.X, six.__version__)") == "1 1.16.0"
+    write({"src/proj/__init__.py": "X = 2\n"})  # an edit, no reinstall
+    assert in_app(root, env, "import proj; print(proj.X)") == "2"
+
+
+def lock(root: Path) -> dict:
+    subprocess.run([find_uv_bin(), "lock", "--quiet", "--project", str(root)], check=True,
+                   env={**os.environ, "UV_PYTHON": sys.executable})
+    return {p["name"]: p.get("version") for p in tomllib.loads((root / "uv.lock").read_text())["package"]}
+
+
+def test_a_lock_installs_exactly_its_versions_and_a_stale_lock_changes_nothing(project):
+    root, env, write = project
+    write({"requirements.txt": "six==1.16.0\niniconfig==2.0.0\n"})
+    assert dependencies.install_now(root, env=env).ok
+    write({"pyproject.toml": """
+        [project]
+        name = "svc"
+        version = "0.1.0"
+        requires-python = ">=3.11"
+        dependencies = ["six>=1.16"]
+        """})
+    locked = lock(root)
+    outcome = dependencies.install_now(root, env=env)
+    assert outcome.ok, outcome.error
+    assert installed(env) == {"six": locked["six"]}  # exact: what the lock lacks is removed
+    assert locked["six"] != "1.16.0"  # the lock's newer six replaced the one installed from requirements.txt
+    stamps_before = (env / project_env.STAMPS_FILE).read_text()
+
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"six>=1.16"', '"six>=1.16", "iniconfig"'))
+    assert [p.name for p in dependencies.pending(root, env)] == ["pyproject.toml"]
+    stale = dependencies.install_now(root, env=env)
+    assert not stale.ok and stale.summary == "uv sync --locked failed (exit code 1)"
+    assert "needs to be updated" in stale.error and "uv lock" in stale.error
+    assert installed(env) == {"six": locked["six"]}
+    assert (env / project_env.STAMPS_FILE).read_text() == stamps_before  # still pending: retried on the next change
+
+    locked = lock(root)  # what `uv add iniconfig` does
+    assert dependencies.install_now(root, env=env).ok
+    assert installed(env) == {"six": locked["six"], "iniconfig": locked["iniconfig"]}
+
+
+def test_a_failed_install_keeps_the_environment_and_stays_pending(project):
+    root, env, write = project
+    write({"requirements.txt": "six==1.16.0\n"})
+    assert dependencies.install_now(root, env=env).ok
+    write({"requirements.txt": "six==1.16.0\nunstuck-no-such-package-zz==9.9.9\n"})
+    outcome = dependencies.install_now(root, env=env)
+    assert not outcome.ok and outcome.summary == "uv pip install failed (exit code 1)"
+    assert "unstuck-no-such-package-zz" in outcome.error and "No solution found" in outcome.error
+    assert in_app(root, env, "import six; print(six.__version__)") == "1.16.0"
+    assert [p.name for p in dependencies.pending(root, env)] == ["requirements.txt"]
+
+
+def test_an_environment_made_for_another_python_is_made_anew(project, caplog):
+    root, env, write = project
+    write({"requirements.txt": "six==1.16.0\n"})
+    assert dependencies.install_now(root, env=env).ok
+    cfg = env / "pyvenv.cfg"
+    cfg.write_text("\n".join("version_info = 3.10.0" if line.startswith("version_info") else line
+                             for line in cfg.read_text().splitlines()) + "\n")
+    assert [p.name for p in dependencies.pending(root, env)] == ["requirements.txt"]
+    with caplog.at_level(logging.INFO, logger="unstuck"):
+        assert dependencies.install_now(root, env=env).ok
+    remade = [r.message for r in caplog.records if "making it anew" in r.message]
+    assert remade == [f"the project environment at {env} was made for Python 3.10.0 at "
+                      f"{project_env.base_interpreter().parent}; making it anew for {project_env.current_interpreter()}"]
+    assert project_env.made_for(env) == project_env.current_interpreter()
+    assert in_app(root, env, "import six; print(six.__version__)") == "1.16.0"
+
+
+def test_a_directory_that_is_not_a_virtualenv_is_left_alone(project):
+    root, env, write = project
+    write({"requirements.txt": "six==1.16.0\n"})
+    env.mkdir()
+    (env / "notes.txt").write_text("mine")
+    outcome = dependencies.install_now(root, env=env)
+    assert not outcome.ok and "is a directory that is not a virtualenv" in outcome.summary
+    assert (env / "notes.txt").read_text() == "mine"
+
+
+def test_a_package_the_runtime_has_in_another_version_is_named(project, caplog):
+    root, env, write = project
+    runtime_h11 = metadata.version("h11")  # uvicorn's, in unstuck's runtime
+    other = "0.14.0" if runtime_h11 != "0.14.0" else "0.13.0"
+    write({"requirements.txt": f"h11=={other}\n"})
+    with caplog.at_level(logging.INFO, logger="unstuck"):
+        assert dependencies.install_now(root, env=env).ok
+    warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"the app imports unstuck's runtime copy of h11 {other} (runtime has {runtime_h11}): "
+                        "the project's version is not used"]
+    assert json.loads((env / project_env.STAMPS_FILE).read_text())["sources"]
