@@ -1,8 +1,10 @@
 # unstuck: a Python dev server image whose hot reload never gets stuck.
 # Any official python:3.11+-slim works as the base; where no registry is reachable, pass a local one:
 #   docker compose build --build-arg BASE_IMAGE=my-python-base   (or BASE_IMAGE=... in the environment)
+# Two targets: `unstuck` is the image for any project (`make image`; mount the project at /workspace),
+# and the last one, `sample`, adds this repo's sample app (what `docker compose up` here serves).
 ARG BASE_IMAGE=python:3.13-slim
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS unstuck
 
 ARG UNSTUCK_UID=1000
 ARG UNSTUCK_GID=1000
@@ -57,13 +59,6 @@ RUN site_packages="$(/opt/unstuck/venv/bin/python -c 'import site; print(site.ge
     && cp /opt/unstuck/entrypoint/project-env.pth "${site_packages}/unstuck_project_env.pth" \
     && unstuck --help >/dev/null
 
-# The sample app's dependencies, into the project environment as the runtime user: `unstuck deps` also
-# records what it installed, so a container serving this same app installs nothing at start.
-USER app
-COPY --chown=app:app app/requirements.txt /workspace/app/requirements.txt
-RUN unstuck deps
-COPY --chown=app:app app/ /workspace/app/
-
 # The numeric uid, not the name (and not uid:gid): the engine resolves a named USER (or `1000:1000`) through
 # getent when `docker compose watch` copies a file in, and fails for every sync; `1000` is user `app`.
 USER ${UNSTUCK_UID}
@@ -71,3 +66,11 @@ WORKDIR /workspace
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["unstuck", "status", "--quiet"]
 ENTRYPOINT ["docker-entrypoint"]
+
+
+FROM unstuck AS sample
+# The sample app's dependencies, into the project environment: `unstuck deps` also records what it
+# installed, so a container serving this same app installs nothing at start.
+COPY --chown=app:app app/requirements.txt /workspace/app/requirements.txt
+RUN unstuck deps
+COPY --chown=app:app app/ /workspace/app/

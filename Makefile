@@ -5,7 +5,9 @@ PYTHON ?= python3
 COMPOSE ?= docker compose
 STACK ?= $(COMPOSE) -f compose.yaml -f compose.stack.yaml
 
-.PHONY: up down logs shell status build stack stack-down test test-unit bench clean
+IMAGE ?= unstuck
+
+.PHONY: up down logs shell status build image watch stack stack-down test test-unit bench clean
 
 up: ## serve ./app on http://127.0.0.1:8000 with reload (foreground)
 	$(COMPOSE) up --build
@@ -24,6 +26,14 @@ status: ## the reload server's state
 
 build: ## build the image
 	$(COMPOSE) build
+
+image: ## the image for any project, tagged $(IMAGE):py3.X and $(IMAGE):latest (BASE_IMAGE=... to choose the Python)
+	docker build --target unstuck $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE):latest .
+	version=$$(docker run --rm --entrypoint python $(IMAGE):latest -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+	  && docker tag $(IMAGE):latest $(IMAGE):py$$version && echo "built $(IMAGE):py$$version"
+
+watch: ## no bind mount: files arrive by Compose Watch sync (remote engines, slow shares)
+	$(COMPOSE) -f compose.yaml -f compose.sync.yaml watch
 
 stack: ## the app with Postgres, Redis and the job worker (compose.stack.yaml), foreground
 	$(STACK) up --build

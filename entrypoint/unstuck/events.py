@@ -86,7 +86,8 @@ class Installed:
     ok: bool
     files: tuple[str, ...]
     seconds: float
-    error: str = ""
+    error: str = ""  # the installer's error lines
+    summary: str = ""  # one line: what failed
 
 
 @dataclass(frozen=True)

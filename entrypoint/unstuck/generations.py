@@ -262,7 +262,10 @@ class Generations:
             log.info("dependencies installed from %s in %.1f s; restarting the app", files, outcome.seconds)
             self.ops.rebuild_warm()  # its preloaded modules may be other versions now
         else:
-            self.deps_error = f"install failed for {files}: {outcome.error}"
+            what = outcome.summary or outcome.error.splitlines()[0] if (outcome.summary or outcome.error) else "failed"
+            self.deps_error = f"installing dependencies from {files} failed: {what}"
+            if outcome.error and outcome.error.strip() != what:
+                self.deps_error += "\n" + outcome.error.strip()
             log.error("%s; the previous environment keeps serving", self.deps_error.replace("\n", " | "))
         if self.install_again:
             self.install_again = False

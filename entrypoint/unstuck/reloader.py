@@ -189,16 +189,21 @@ class Reloader:
             send_signal(child, signum)
 
     def preflight(self) -> Failure | None:
-        return None
+        from unstuck.python_requirement import preflight
+
+        problem = preflight(self.settings.app_dir)
+        return Failure("environment", "IncompatiblePython", problem) if problem else None
 
     def dependencies_pending(self) -> tuple[str, ...]:
-        return tuple(str(p.relative_to(self.settings.app_dir)) for p in dependencies.pending(self.settings.app_dir))
+        pending = dependencies.pending(self.settings.app_dir, self.settings.project_env)
+        return tuple(str(p.relative_to(self.settings.app_dir)) for p in pending)
 
     def install(self) -> None:
-        paths = dependencies.pending(self.settings.app_dir)
+        paths = dependencies.pending(self.settings.app_dir, self.settings.project_env)
 
         def done(outcome) -> None:
-            self.events.put(ev.Installed(outcome.ok, tuple(outcome.files), outcome.seconds, outcome.error))
+            self.events.put(ev.Installed(outcome.ok, tuple(outcome.files), outcome.seconds, outcome.error,
+                                         outcome.summary))
 
         if not paths:
             done(dependencies.Outcome(True, [], 0.0))
