@@ -38,8 +38,8 @@ RUN set -eux; \
     groupadd --gid "${UNSTUCK_GID}" app; \
     useradd --uid "${UNSTUCK_UID}" --gid app --create-home --shell /bin/bash app; \
     python3 -m venv /opt/unstuck/venv; \
-    mkdir -p /workspace/app /run/unstuck /home/app/.unstuck; \
-    chown app:app /workspace /workspace/app /run/unstuck /home/app/.unstuck; \
+    mkdir -p /workspace/app /run/unstuck /home/app/.unstuck/cache; \
+    chown app:app /workspace /workspace/app /run/unstuck /home/app/.unstuck /home/app/.unstuck/cache; \
     chmod 0700 /run/unstuck
 
 # unstuck's runtime, before any code so that a code-only change rebuilds in seconds. supervisorctl looks

@@ -146,6 +146,15 @@ def format_status(data: dict, now: float) -> str:
     if last:
         outcome = "ok" if last.get("ok") else "failed"
         lines.append(f"last reload:  {last['seconds']:.3f} s, {outcome}, {now - last['at']:.0f} s ago ({last['trigger']})")
+        if last.get("phases"):
+            lines.append("phases:       " + ", ".join(f"{k} {v:.3f}" for k, v in last["phases"].items())
+                         + " (s after the save)")
+    watcher = data.get("watcher")
+    if watcher:
+        seen = watcher.get("last_change")
+        lines.append(f"watcher:      {watcher.get('mode')} ({watcher.get('reason')})"
+                     + (f", last change {now - seen:.0f} s ago" if seen else ", no change yet")
+                     + (f", {watcher['restarts']} restarts" if watcher.get("restarts") else ""))
     if data.get("error"):
         lines.append(f"error:        {data['error']}")
         if (data.get("failure") or {}).get("hint"):

@@ -104,6 +104,13 @@ def send_signal(child: Child, signum: int) -> None:
         pass
 
 
+def preload_file(settings: Settings) -> Path:
+    """Where the warm process's module list is kept: beside the project environment, whose volume outlives
+    the container (a re-created container is warm from its first reload); else the run directory."""
+    home = settings.project_env.parent
+    return home / "preload.txt" if os.access(home, os.W_OK) else settings.run_dir / "preload.txt"
+
+
 class Reloader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -430,7 +437,7 @@ class Reloader:
     def run(self) -> int:
         self.sock = self.bind()
         self.procs.load()
-        self.warm = WarmProcesses(self.sock.fileno(), self.settings.run_dir / "preload.txt", self.events,
+        self.warm = WarmProcesses(self.sock.fileno(), preload_file(self.settings), self.events,
                                   self.settings.warm)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)

@@ -30,17 +30,45 @@ def base_image() -> str:
     return os.environ.get("BASE_IMAGE") or default_base_image()
 
 
-@pytest.fixture(scope="session")
-def image(docker_client, base_image):
-    tag = f"unstuck-test:{SESSION}"
+def _build(docker_client, base_image: str, tag: str, target: str | None = None):
     try:
         built, _ = docker_client.images.build(path=str(REPO), buildargs={"BASE_IMAGE": base_image}, tag=tag,
-                                              labels={LABEL: SESSION}, rm=True, forcerm=True)
+                                              target=target, labels={LABEL: SESSION}, rm=True, forcerm=True)
     except docker.errors.BuildError as exc:
         tail = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)[-3000:]
         pytest.fail(f"image build failed with BASE_IMAGE={base_image}: {exc}\n{tail}", pytrace=False)
+    return built
+
+
+@pytest.fixture(scope="session")
+def image(docker_client, base_image):
+    """This repo's image: the sample app baked in (what `docker compose up` here builds)."""
+    built = _build(docker_client, base_image, f"unstuck-test:{SESSION}")
     yield built
     docker_client.images.remove(built.id, force=True)
+
+
+@pytest.fixture(scope="session")
+def product_image(docker_client, base_image):
+    """The image for any project (`make image`: the Dockerfile's `unstuck` target), no app inside."""
+    built = _build(docker_client, base_image, f"unstuck-test-product:{SESSION}", target="unstuck")
+    yield built
+    try:
+        docker_client.images.remove(built.id, force=True)
+    except docker.errors.APIError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def uv_cache(docker_client):
+    """One uv cache for the session's project containers, so that each project downloads its packages once
+    (a user's own volume keeps theirs the same way)."""
+    volume = docker_client.volumes.create(f"unstuck-test-{SESSION}-uv-cache", labels={LABEL: SESSION})
+    yield volume.name
+    try:
+        volume.remove(force=True)
+    except docker.errors.APIError:
+        pass
 
 
 def _run(docker_client, image, env: dict | None, volumes: dict, extra_ports: tuple = ()):
@@ -55,7 +83,7 @@ def _run(docker_client, image, env: dict | None, volumes: dict, extra_ports: tup
 
 
 @pytest.fixture
-def start_project(docker_client, image, tmp_path):
+def start_project(docker_client, product_image, uv_cache, tmp_path):
     """start_project(project_dir, env=...) -> Served: a detached container with a readable copy of a whole
     project directory mounted at /workspace (APP_DIR), as users mount theirs; `Served.app_dir` is the copy."""
     started = []
@@ -63,7 +91,8 @@ def start_project(docker_client, image, tmp_path):
     def start(project_dir, env: dict | None = None) -> Served:
         mounted = tmp_path / f"workspace{len(started)}"
         readable_copy(project_dir, mounted)
-        container, port, _ = _run(docker_client, image, env, {str(mounted): {"bind": "/workspace", "mode": "rw"}})
+        container, port, _ = _run(docker_client, product_image, env, {
+            str(mounted): {"bind": "/workspace", "mode": "rw"}, uv_cache: {"bind": "/home/app/.unstuck/cache", "mode": "rw"}})
         started.append(container)
         return Served(container, port, mounted)
 
