@@ -19,6 +19,7 @@ class Changes:
 
     paths: frozenset[tuple[str, str]]  # (change kind name: added/modified/deleted, path relative to APP_DIR)
     dependencies: bool = False  # a dependency or environment file is among them (requirements, pyproject...)
+    code: bool = True  # something else is among them too (the app's code, templates, settings)
     missing: bool = False  # a changed file is gone (vim renames it away before writing the new one)
     new_dir: bool = False  # a directory appeared (its files may raise no events of their own)
     saved_at: float | None = None  # newest mtime of the changed files, on the monotonic clock

@@ -104,6 +104,7 @@ class Generations:
         self.installing = False
         self.install_again = False
         self.after_install: str | None = None  # a reload waiting for the install to finish
+        self.code_waits = False  # ... with code changed in the same batch (reloaded even if the install fails)
         self.deps_error: str | None = None
         self.environment: Failure | None = None  # preflight problem: nothing is imported while it holds
         self.counters = collections.Counter(
@@ -125,6 +126,7 @@ class Generations:
         if self.ops.dependencies_pending():
             # The app cannot import without them: say so on the port and start it once they are in.
             self.after_install = "startup"
+            self.code_waits = True
             self._request_install()
             self.show(Failure("starting", "Installing", "installing the project's dependencies; "
                               "the app starts when they are in"))
@@ -195,6 +197,7 @@ class Generations:
             self.unsettled[path] = kind
         facts = self.unsettled_facts
         facts["dependencies"] = bool(facts.get("dependencies")) or batch.dependencies
+        facts["code"] = bool(facts.get("code")) or batch.code
         for name in ("saved_at", "seen_at"):  # the latest save is the one the user waits for
             value = getattr(batch, name)
             if value is not None:
@@ -223,6 +226,7 @@ class Generations:
             if self.ops.dependencies_pending():
                 # One reload, once they are installed: the new code may need them.
                 self.after_install = what
+                self.code_waits = bool(facts.get("code"))
                 self._request_install()
                 return
         elif self.environment is not None:
@@ -272,10 +276,12 @@ class Generations:
             if self.ops.dependencies_pending():
                 self._request_install()
                 return
-        if outcome.ok or self.after_install is not None:
+        # A failed install changed nothing: the app reloads only if its code changed with the dependencies.
+        if outcome.ok or (self.after_install is not None and self.code_waits):
             trigger = self.after_install or f"dependencies installed from {files}"
             self.after_install = None
             self.start_app(trigger)
+        self.after_install = None
 
     # -- generations --------------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ class ProcWorker:
         self.last_error: dict | None = None
         self.selector = selectors.DefaultSelector()
         self.state_file = state_dir(settings) / f"{name}.json"
+        self.published: str | None = None  # the state last written to the state file
 
     # -- Ops -----------------------------------------------------------------------------------------
 
@@ -143,6 +144,7 @@ class ProcWorker:
 
     def publish(self) -> None:
         m = self.machine
+        self.published = m.shown_state()
         try:
             state.write(self.state_file, name=self.name, command=self.command, state=m.shown_state(),
                         worker_pid=self.proc.pid if self.proc else None, restarts=m.restarts, reloads=m.reloads,
@@ -185,9 +187,8 @@ class ProcWorker:
                     self.machine.stop()
                     self.publish()
             self.reap()
-            before = self.machine.shown_state()
             self.machine.on_timers()
-            if self.machine.shown_state() != before:
+            if self.machine.shown_state() != self.published:  # e.g. "starting" became "running"
                 self.publish()
         self.state_file.unlink(missing_ok=True)
         return 0

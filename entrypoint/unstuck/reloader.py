@@ -357,9 +357,9 @@ class Reloader:
             if os.path.isdir(path):
                 new_dir = True
             newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
-        deps = any(dependencies.is_dependency_file(path) for _, path in changes)
+        kinds = {dependencies.is_dependency_file(path) for _, path in changes}
         saved = min(seen, newest - offset) if newest is not None else None
-        return ev.Changes(frozenset(paths), deps, missing, new_dir, saved, seen)
+        return ev.Changes(frozenset(paths), True in kinds, False in kinds, missing, new_dir, saved, seen)
 
     # -- the loop ----------------------------------------------------------------------------------------
 

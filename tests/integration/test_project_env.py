@@ -125,17 +125,18 @@ def test_a_locked_project_is_served_with_exactly_the_locked_versions(tmp_path, r
 
     # A dependency added to pyproject.toml without `uv lock`: said clearly, and the app keeps serving.
     save_in_place(project / "pyproject.toml", pyproject(["fastapi==0.115.6", "six==1.16.0"]))
-    wait_until("the stale lock is reported", lambda: ("failed for pyproject.toml" in served.logs(),
-                                                      served.logs_tail(8)), timeout=180)
+    reported = served.wait_status("the stale lock is reported", lambda s: "pyproject.toml" in (
+        s.get("dependencies_error") or ""), timeout=180)
+    assert "needs to be updated" in reported["dependencies_error"], reported["dependencies_error"]
     _, status = served.exec("unstuck", "status")
     assert "needs to be updated" in status and "uv lock" in status, status
     assert httpx.get(served.url(), timeout=10).status_code == 200
 
     # `uv lock` (or `uv add six`) on the host: installed in place, importable by the next reload.
-    installs = served.logs().count("dependencies installed from")
+    installs = reported["counters"]["installs"]
     locked = uv_lock(project)
-    wait_until("the new lock is installed", lambda: (served.logs().count("dependencies installed from") > installs,
-                                                     served.logs_tail(8)), timeout=180)
+    served.wait_status("the new lock is installed", lambda s: s["counters"]["installs"] > installs
+                       and not s["installing"] and s["dependencies_error"] is None, timeout=180)
     save_atomic(project / "main.py", "import six\n" + textwrap.dedent(VERSIONS_APP).replace(
         '"from": fastapi.__file__', '"from": fastapi.__file__, "six": six.__version__'))
     wait_for(served.url(), has_text(200, f'"six":"{locked["six"]}"'), timeout=60, on_timeout=served.logs_tail)

@@ -110,7 +110,8 @@ def test_failed_dependency_install_keeps_the_previous_environment_serving(start_
     served = serve_sample(start_container)
     requirements = served.app_dir / "requirements.txt"
     save_in_place(requirements, requirements.read_text() + "unstuck-no-such-package-zz==9.9.9\n")
-    status = served.wait_status("the install fails", lambda s: s.get("dependencies_error"), timeout=180)
+    status = served.wait_status("the install fails", lambda s: s.get("dependencies_error") and s["state"] == "serving",
+                                timeout=180)
     assert "app/requirements.txt" in status["dependencies_error"], status["dependencies_error"]
     assert status["state"] == "serving" and httpx.get(served.url(), timeout=10).status_code == 200
     code, out = served.exec("unstuck", "status")
