@@ -28,6 +28,15 @@ def default_base_image() -> str:
     return match.group(1)
 
 
+def remove_all(containers) -> None:
+    """Remove the containers a test started, even those already gone."""
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

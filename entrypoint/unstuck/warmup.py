@@ -137,28 +137,23 @@ REQUEST_WARMUPS = {"fastapi": _fastapi_request}
 
 
 def run_requests() -> list[str]:
+    return _each(REQUEST_WARMUPS)
+
+
+def _each(table: dict) -> list[str]:
+    """Run the warm-up of every framework the app has imported (it is in sys.modules after the preload);
+    return their names. One that fails is skipped: it only costs the next reload the time it would save."""
     done = []
-    for name, warm in REQUEST_WARMUPS.items():
+    for name, warm in table.items():
         if name not in sys.modules:
             continue
         try:
             warm()
             done.append(name)
-        except Exception:  # noqa: BLE001 - a failed warm-up only costs the first request its time
+        except Exception:  # noqa: BLE001 - never a reason for the warm process or the spare to fail
             continue
     return done
 
 
 def run() -> list[str]:
-    """Warm up every framework the app has imported (it is in sys.modules after the preload); return
-    their names. A warm-up that fails is skipped: it only costs the next reload the time it would save."""
-    done = []
-    for name, warm in WARMUPS.items():
-        if name not in sys.modules:
-            continue
-        try:
-            warm()
-            done.append(name)
-        except Exception:  # noqa: BLE001 - never a reason for the warm process to fail
-            continue
-    return done
+    return _each(WARMUPS)

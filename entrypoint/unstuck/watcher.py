@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import watchfiles
 from watchfiles import Change
 
 from unstuck import catch_up, inotify_limits, mounts, watch_stream

@@ -156,6 +156,7 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
         for reloader in RELOADERS:
             result[reloader]["p50"] = statistics.median(times[reloader])
             result[reloader]["p95"] = pct(times[reloader], 0.95)
+        result["unstuck"]["phases"] = phase_medians(running["unstuck"][0])
 
         # fix after a broken save -> served.
         fixes = {r: [] for r in RELOADERS}
@@ -204,6 +205,8 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
         result[reloader]["requests"] = counts["ok"] + counts["failed"]
         result[reloader]["failed"] = counts["failed"]
 
+    result["unstuck"]["first"] = first_reloads(bench, name, app_src)
+
     # container start (image built) -> first 200.
     for reloader in RELOADERS:
         starts = []
@@ -218,6 +221,34 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
     for container, _, _ in running.values():
         container.remove(force=True)
     return result
+
+
+PHASES = ("delivered", "applied", "forked", "imported", "ready", "served", "old_gone")
+
+
+def phase_medians(container) -> dict:
+    """The median of each phase of unstuck's last reloads of main.py (`unstuck status --json` keeps 20), in
+    seconds after the save."""
+    status = json.loads(container.exec_run(["unstuck", "status", "--json"]).output)
+    records = [r for r in status.get("reloads", []) if r["ok"] and "main.py" in r["trigger"]]
+    return {name: statistics.median(r["phases"][name] for r in records if name in r["phases"])
+            for name in PHASES if any(name in r["phases"] for r in records)}
+
+
+def first_reloads(bench: Bench, name: str, app_src: Path) -> dict:
+    """The first reload right after a container's first 200: in a new container (the warm process knows
+    nothing of the app yet) and after `docker restart` (it has the app's module list)."""
+    container, port, app_dir = bench.start(name, app_src, "unstuck")
+    source = (app_dir / "main.py").read_text()
+    url = f"http://127.0.0.1:{port}/"
+    with httpx.Client(timeout=10) as client:
+        wait_body(client, url, "Hello from unstuck")
+        fresh = save_and_time(client, app_dir, port, source, "first-in-a-new-container")
+        container.restart(timeout=10)
+        wait_body(client, url, "first-in-a-new-container")
+        restarted = save_and_time(client, app_dir, port, source, "first-after-a-restart")
+    container.remove(force=True)
+    return {"fresh": fresh, "restarted": restarted}
 
 
 def bench_polling(bench: Bench, files: int) -> str:
@@ -507,8 +538,17 @@ def report(name: str, edits: int, reloads: int, result: dict) -> str:
         ("idle CPU, file watcher process", f"{u['watcher_cpu'] * 100:.2f} %", f"{v['watcher_cpu'] * 100:.2f} %", ""),
         ("idle CPU, whole container", f"{u['idle_cpu'] * 100:.2f} %", f"{v['idle_cpu'] * 100:.2f} %", ""),
     ]
+    first = u.get("first")
+    if first:
+        rows += [("first reload, new container (vs p50)", f"{first['fresh']:.3f} s", "", f"{first['fresh'] / u['p50']:.2f}"),
+                 ("first reload after a restart (vs p50)", f"{first['restarted']:.3f} s", "",
+                  f"{first['restarted'] / u['p50']:.2f}")]
     lines = [f"app: {name}", f"  {'':40} {'unstuck':>12} {'uvicorn':>12} {'ratio':>6}"]
     lines += [f"  {a:40} {b:>12} {c:>12} {d:>6}" for a, b, c, d in rows]
+    phases = u.get("phases")
+    if phases:
+        lines.append("  unstuck reload phases, median s after the save: "
+                     + "  ".join(f"{k} {v:.3f}" for k, v in phases.items()))
     return "\n".join(lines)
 
 

@@ -23,16 +23,6 @@ async def app(scope, receive, send):
 
 
 @pytest.fixture
-def listening():
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
 def generation(listening, tmp_path):
     procs = []
     run_dir = tmp_path / "run"

@@ -4,7 +4,6 @@ over a pidfd for each, and reports their exits the way subprocess.Popen would; n
 import os
 import queue
 import signal
-import socket
 
 import httpx
 import pytest
@@ -14,16 +13,6 @@ from unstuck.warm_process_client import WarmChildExited, WarmExited, WarmForked,
 
 FAILURE = {"phase": "import", "exc_type": "SyntaxError", "message": "invalid syntax", "file": "app/main.py",
            "line": 3, "traceback": ""}
-
-
-@pytest.fixture
-def listening():
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    yield sock
-    sock.close()
 
 
 def next_event(events, kind, timeout=30):

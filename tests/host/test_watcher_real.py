@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-from watchfiles import Change
 
 from repo import REPO
 from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH

@@ -16,16 +16,6 @@ from repo import REPO
 
 
 @pytest.fixture
-def listening():
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
 def worker(listening, tmp_path):
     procs = []
 

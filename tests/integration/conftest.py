@@ -8,7 +8,7 @@ import uuid
 import docker
 import pytest
 
-from containers import LABEL, SESSION, Served, default_base_image, free_port, readable_copy
+from containers import LABEL, SESSION, Served, default_base_image, free_port, readable_copy, remove_all
 from repo import REPO
 
 
@@ -97,11 +97,7 @@ def start_project(docker_client, product_image, uv_cache, tmp_path):
         return Served(container, port, mounted)
 
     yield start
-    for container in started:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
+    remove_all(started)
 
 
 @pytest.fixture
@@ -121,8 +117,4 @@ def start_container(docker_client, image, tmp_path):
         return Served(container, port, app_dir, published)
 
     yield start
-    for container in started:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
+    remove_all(started)

@@ -15,10 +15,9 @@ import threading
 import uuid
 from pathlib import Path
 
-import docker
 import pytest
 
-from containers import LABEL, SESSION, Served, free_port, readable_copy
+from containers import LABEL, SESSION, Served, free_port, readable_copy, remove_all
 from editor import save_in_place
 from repo import RECOVERIES, REPO
 from sync_examples import NOISE_DIRS, NOISE_FILES
@@ -97,11 +96,7 @@ def start_unmounted(docker_client, image, tmp_path):
         return served
 
     yield start
-    for container in started:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
+    remove_all(started)
 
 
 def then_one_more_edit_is_the_next_reload(served: Served, before: int, deliver) -> None:
