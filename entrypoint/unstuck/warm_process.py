@@ -197,9 +197,15 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                         send(event="exit", pid=pid, code=os.waitstatus_to_exitcode(status))
                 continue
             message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
-            if not message:
-                drop_spare()
-                return  # the reloader is gone
+            if not message:  # the reloader is gone
+                if spare is not None:
+                    pid = spare[0]
+                    drop_spare()
+                    # It exits on the end of its socket: reaped here (within a second), not by PID 1.
+                    deadline = time.monotonic() + 1.0
+                    while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                return
             request = json.loads(message)
             if request.get("op") == "preload":
                 to_import.extend(name for name in listed(preload_file) if name not in sys.modules)
