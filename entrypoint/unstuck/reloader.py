@@ -104,6 +104,26 @@ def send_signal(child: Child, signum: int) -> None:
         pass
 
 
+# Imported by the warm process on a project's very first start, when it does not yet know what the app
+# uses: the heavy, popular libraries, if installed. The first generation (forked once the warm process
+# is ready) and the first reloads then pay only for what the app uses beyond them.
+SEED = ("fastapi", "starlette", "pydantic", "flask", "django", "litestar", "sqlalchemy", "sqlmodel", "jinja2",
+        "httpx", "requests")
+
+
+def seed_modules() -> set[str]:
+    import importlib.util
+
+    found = set()
+    for name in SEED:
+        try:
+            if importlib.util.find_spec(name) is not None:  # looks, does not import
+                found.add(name)
+        except (ImportError, ValueError):
+            continue
+    return found
+
+
 def preload_file(settings: Settings) -> Path:
     """Where the warm process's module list is kept: beside the project environment, whose volume outlives
     the container (a re-created container is warm from its first reload); else the run directory."""
@@ -444,7 +464,7 @@ class Reloader:
         self.start_watching()
         # The warm process first: the first generation is forked from it once it has imported what the
         # app used last time (see WARM_WAIT_S), and every reload after that is warm from the start.
-        self.warm.start(self.warm.remembered())
+        self.warm.start(self.warm.remembered() or seed_modules())
         self.machine.start()
         self.publish()
         while not self.machine.finished:

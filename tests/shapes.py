@@ -1,0 +1,134 @@
+"""Projects of every shape users have, made at test time, for the tests and `make bench`: each declares its
+own dependencies, has the page text its root serves, and knows how to serve other text at `/` (a value
+written as a Python expression, so that a new dependency can be used by the edit that needs it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from editor import save_atomic, save_in_place
+
+DJANGO_ADMIN = Path(sys.executable).parent / "django-admin"
+UV = Path(sys.executable).parent / "uv"
+DEPENDENCY = ("six", "1.16.0")  # what each project adds in place
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def pyproject(name: str, deps: list[str], package: bool = False) -> str:
+    lines = ["[project]", f'name = "{name}"', 'version = "0.1.0"', 'requires-python = ">=3.11"',
+             f"dependencies = {deps!r}".replace("'", '"')]
+    if package:
+        lines += ["", "[build-system]", 'requires = ["uv_build>=0.9,<0.14"]', 'build-backend = "uv_build"']
+    return "\n".join(lines) + "\n"
+
+
+def lock(project: Path) -> None:
+    """`uv lock` on the host, as the user would run it (PyPI is reachable from the host)."""
+    subprocess.run([str(UV), "lock", "--quiet"], cwd=project, check=True, timeout=300)
+
+
+# -- sources: `value` is a Python expression, `imports` extra lines at the top --------------------------
+
+def fastapi_source(value: str, imports: str = "") -> str:
+    return f"{imports}from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/')\ndef root():\n    return {{'page': {value}}}\n"
+
+
+def flask_source(value: str, imports: str = "") -> str:
+    return (f"{imports}from flask import Flask\n\n\ndef create_app():\n    app = Flask(__name__)\n\n"
+            f"    @app.get('/')\n    def index():\n        return {value}\n\n    return app\n")
+
+
+def litestar_source(value: str, imports: str = "") -> str:
+    return (f"{imports}from litestar import Litestar, get\n\n\n@get('/')\nasync def index() -> str:\n"
+            f"    return {value}\n\n\napp = Litestar([index])\n")
+
+
+def django_views(value: str, imports: str = "") -> str:
+    return f"{imports}from django.http import HttpResponse\n\n\ndef index(request):\n    return HttpResponse({value})\n"
+
+
+@dataclass
+class Shape:
+    make: Callable[[Path], Path]  # write the project into an empty directory; return it
+    discovered: str  # the import string unstuck should find
+    first: str  # text of the first page
+    main: str  # the file edits go to, relative to the project
+    source: Callable[[str, str], str]  # value, imports -> the main file's text
+    add_dependency: Callable[[Path], None]  # declare DEPENDENCY as this project declares dependencies
+
+    def serve(self, project: Path, value: str, imports: str = "") -> None:
+        save_atomic(project / self.main, self.source(value, imports))
+
+
+def append_requirement(project: Path) -> None:
+    path = project / "requirements.txt"
+    save_in_place(path, path.read_text() + f"{DEPENDENCY[0]}=={DEPENDENCY[1]}\n")
+
+
+def fastapi_locked(root: Path) -> Path:
+    write(root, {"pyproject.toml": pyproject("locked-api", ["fastapi==0.115.6"]),
+                 "main.py": fastapi_source("'hello from a locked FastAPI project'")})
+    lock(root)
+    return root
+
+
+def add_to_locked(project: Path) -> None:
+    save_in_place(project / "pyproject.toml", pyproject("locked-api", ["fastapi==0.115.6", "==".join(DEPENDENCY)]))
+    lock(project)
+
+
+def src_layout(root: Path) -> Path:
+    return write(root, {"pyproject.toml": pyproject("shop", ["fastapi==0.115.6"], package=True),
+                        "src/shop/__init__.py": "",
+                        "src/shop/main.py": fastapi_source("'hello from a src layout'")})
+
+
+def add_to_pyproject(project: Path) -> None:
+    save_in_place(project / "pyproject.toml", pyproject("shop", ["fastapi==0.115.6", "==".join(DEPENDENCY)],
+                                                        package=True))
+
+
+def flask_factory(root: Path) -> Path:
+    return write(root, {"requirements.txt": "flask==3.1.3\n",
+                        "app/__init__.py": flask_source("'hello from a flask factory'")})
+
+
+def litestar_app(root: Path) -> Path:
+    return write(root, {"requirements.txt": "litestar==2.25.0\n", "app.py": litestar_source("'hello from litestar'")})
+
+
+def django_project(root: Path) -> Path:
+    # The real generator, run on the host from the test venv: the layout `startproject mysite` makes, with
+    # a view at / so that edits show.
+    subprocess.run([str(DJANGO_ADMIN), "startproject", "mysite"], cwd=root, check=True)
+    write(root, {"requirements.txt": "django==5.2.19\n",
+                 "mysite/mysite/views.py": django_views("'hello from django'")})
+    urls = root / "mysite" / "mysite" / "urls.py"
+    urls.write_text(urls.read_text().replace(
+        "urlpatterns = [", "from mysite import views\n\nurlpatterns = [\n    path('', views.index),"))
+    return root
+
+
+SHAPES = {
+    "fastapi-uv-lock": Shape(fastapi_locked, "main:app", "hello from a locked FastAPI project", "main.py",
+                             fastapi_source, add_to_locked),
+    "src-layout": Shape(src_layout, "shop.main:app", "hello from a src layout", "src/shop/main.py",
+                        fastapi_source, add_to_pyproject),
+    "flask-factory": Shape(flask_factory, "app:create_app()", "hello from a flask factory", "app/__init__.py",
+                           flask_source, append_requirement),
+    "django-startproject": Shape(django_project, "mysite.asgi:application", "hello from django",
+                                 "mysite/mysite/views.py", django_views, append_requirement),
+    "litestar": Shape(litestar_app, "app:app", "hello from litestar", "app.py", litestar_source, append_requirement),
+}
