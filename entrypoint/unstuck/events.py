@@ -50,7 +50,6 @@ class Ready:
 
     gen: int
     at: float
-    modules: tuple[str, ...] = ()  # third-party modules the app uses: what the warm process may preload
     app: dict | None = None  # what was served: import string, how it was found, ASGI/WSGI
 
 
@@ -71,7 +70,17 @@ class Served:
 
     gen: int
     at: float
-    modules: tuple[str, ...] = ()  # including those the first request imported
+
+
+@dataclass(frozen=True)
+class Uses:
+    """The third-party modules the generation has imported so far (its first request's lazy imports
+    included): what the warm process may preload. Reported apart from, and after, ready and served:
+    listing them touches every module object, which in a forked child costs milliseconds of copy-on-write
+    that must not stand between a save and its first answer."""
+
+    gen: int
+    modules: tuple[str, ...]
 
 
 @dataclass(frozen=True)

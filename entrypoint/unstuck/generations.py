@@ -147,6 +147,9 @@ class Generations:
             self.on_failed(event)
         elif isinstance(event, ev.Served):
             self.on_served(event)
+        elif isinstance(event, ev.Uses):
+            if self.current is not None and event.gen == self.current.id and not self.stopping:
+                self.ops.learn_modules(event.modules)
         elif isinstance(event, ev.Exited):
             self.on_exit(event)
         elif isinstance(event, ev.Installed):
@@ -363,7 +366,6 @@ class Generations:
         gen.ready = True
         if gen is not self.pending or self.stopping:
             return
-        self.ops.learn_modules(event.modules)
         was_broken = self.current is not None and self.current.failure is not None
         self.promote(gen)
         changed = bool(event.app) and (self.app or {}).get("import") != event.app.get("import")
@@ -398,8 +400,6 @@ class Generations:
         gen = self._phase(event.gen, "served", event.at)
         if gen is not None:
             self._update_record(gen.id, "served", event.at)
-            if event.modules and gen is self.current:
-                self.ops.learn_modules(event.modules)
 
     def on_exit(self, event: ev.Exited) -> None:
         gen = self.live.pop(event.gen, None)

@@ -275,11 +275,13 @@ class Reloader:
         elif kind == "imported":
             self.machine.handle(ev.Imported(gen, at))
         elif kind == "ready":
-            self.machine.handle(ev.Ready(gen, at, tuple(message.get("modules") or ()), message.get("app")))
+            self.machine.handle(ev.Ready(gen, at, message.get("app")))
         elif kind == "failed":
             self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at, message.get("app")))
         elif kind == "served":
-            self.machine.handle(ev.Served(gen, at, tuple(message.get("modules") or ())))
+            self.machine.handle(ev.Served(gen, at))
+        elif kind == "uses":
+            self.machine.handle(ev.Uses(gen, tuple(message.get("modules") or ())))
 
     def _maybe_exited(self, child: Child) -> None:
         """The machine hears of an exit only once every report the child wrote has been handled."""

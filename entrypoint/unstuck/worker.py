@@ -169,6 +169,14 @@ class ReportingServer(uvicorn.Server):
 
         return give
 
+    def run(self, sockets=None) -> None:
+        global _prepared_loop
+        loop, _prepared_loop = _prepared_loop, None
+        if loop is None:
+            return super().run(sockets=sockets)
+        with asyncio.Runner(loop_factory=lambda: loop) as runner:
+            return runner.run(self.serve(sockets=sockets))
+
     def handle_exit(self, sig, frame) -> None:
         self.signalled = True
         super().handle_exit(sig, frame)
@@ -176,9 +184,39 @@ class ReportingServer(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._wake.set)
 
 
+# When a generation reports the modules it uses (see serve_app): after its first answer, and in case no
+# request comes, a while after it is ready.
+USES_AFTER_SERVED_S = 0.2
+USES_AFTER_READY_S = 2.0
+
+
+# True in a process forked from a warm process that configured uvicorn's logging already.
+_logging_configured = False
+# The event loop a spare made ready for the generation it becomes (see prepare_loop).
+_prepared_loop: asyncio.AbstractEventLoop | None = None
+
+
+def prepare_loop() -> None:
+    """In a spare, while it waits: create the event loop its generation will run on (uvloop's took ~2 ms of
+    each reload). (anyio's first thread-pool worker, ~2 ms of the first request to a sync endpoint, cannot
+    be started ahead: anyio stops it with the task that started it.)"""
+    global _prepared_loop
+    factory = uvicorn.Config(None, log_config=None).get_loop_factory()
+    _prepared_loop = factory() if factory is not None else asyncio.new_event_loop()
+
+
+def configure_logging(settings: config_mod.Settings) -> None:
+    """uvicorn configures its logging (a `logging.config.dictConfig`) in every Config it builds: ~2 ms per
+    reload in a fresh fork. The warm process does it once; the workers it forks inherit the result."""
+    global _logging_configured
+    uvicorn.Config(None, log_level=settings.log_level)  # configures logging as every worker's Config would
+    _logging_configured = True
+
+
 def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicorn.Config:
     return uvicorn.Config(
         app,
+        log_config=None if _logging_configured else uvicorn.config.LOGGING_CONFIG,
         interface="asgi3",  # every app arrives adapted to ASGI3 (unstuck.interface)
         host=settings.host,
         port=settings.port,
@@ -225,14 +263,23 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     except BaseException as exc:  # noqa: BLE001 - the port must say so instead, with the traceback
         serve_error(settings, sock, failure_mod.from_exception(exc, "import", settings.app_dir), reporter, loaded.info)
         return
-    # The modules the first request imported lazily (anyio's thread pool, encoders ...) are reported too,
-    # so that the warm process preloads them and the next generation's first answer does not pay them.
-    config.loaded_app = FirstResponse(config.loaded_app, lambda: reporter.send(
-        "served", at=time.monotonic(), modules=preloadable_modules(settings.app_dir)))
+    def report_uses(delay: float) -> None:
+        # The modules it uses, for the warm process to preload, once the answers that matter are out:
+        # listing them touches every module object (copy-on-write after the fork: milliseconds). After the
+        # first request too, whose lazy imports (anyio's thread pool, encoders ...) the next generation's
+        # first answer then does not pay.
+        asyncio.get_running_loop().call_later(delay, lambda: reporter.send(
+            "uses", modules=preloadable_modules(settings.app_dir)))
+
+    def on_served() -> None:
+        reporter.send("served", at=time.monotonic())
+        report_uses(USES_AFTER_SERVED_S)
+
+    config.loaded_app = FirstResponse(config.loaded_app, on_served)
 
     def on_started() -> None:
-        reporter.send("ready", at=time.monotonic(), import_s=round(imported, 4),
-                      modules=preloadable_modules(settings.app_dir), app=loaded.info)
+        reporter.send("ready", at=time.monotonic(), import_s=round(imported, 4), app=loaded.info)
+        report_uses(USES_AFTER_READY_S)
         if settings.debug:
             debugger.listen_when_free(settings.host, settings.debug_port)
 

@@ -3,6 +3,7 @@ inherited socket, and tells the reloader what it loaded (or what it could not fi
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -28,14 +29,19 @@ def worker(listening, tmp_path):
                                 pass_fds=(listening.fileno(), write_fd), env=environ)
         procs.append(proc)
         os.close(write_fd)
-        with os.fdopen(read_fd) as reports:
+        reports = os.fdopen(read_fd)
+        opened.append(reports)
+        start.reports = reports  # what it reports after its outcome, for the tests that read on
+        line = reports.readline()
+        while line and json.loads(line)["event"] in ("started", "imported"):  # phases; the outcome comes next
             line = reports.readline()
-            while line and json.loads(line)["event"] in ("started", "imported"):  # phases; the outcome comes next
-                line = reports.readline()
         assert line, f"the worker exited ({proc.wait(timeout=10)}) without reporting"
         return proc, json.loads(line)
 
+    opened = []
     yield start
+    for reports in opened:
+        reports.close()
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -83,3 +89,28 @@ def test_worker_names_what_app_module_points_at_when_it_is_not_an_app(worker, li
     response = httpx.get(url(listening), timeout=10)
     assert response.status_code == 503
     assert "APP_MODULE=main:GREETING is a str ('hello'), not an app" in response.text
+
+
+def test_the_modules_a_worker_uses_are_reported_after_its_first_answer_not_before(worker, listening, tmp_path):
+    # The report that lists them costs milliseconds in a forked child: it must not delay "ready" or the
+    # first answer, and must include what the first request imported lazily.
+    (tmp_path / "main.py").write_text(textwrap.dedent("""\
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            import colorsys  # first imported by the first request
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+    """))
+    _, report = worker()
+    assert report["event"] == "ready" and "modules" not in report
+    assert httpx.get(url(listening), timeout=10).text == "ok"
+    after = []
+    while not (after and after[-1]["event"] == "uses" and any(r["event"] == "served" for r in after)):
+        ready_to_read, _, _ = select.select([worker.reports], [], [], 30)
+        assert ready_to_read, f"no 'served' then 'uses' report within 30 s: {after}"
+        after.append(json.loads(worker.reports.readline()))
+    served = next(r for r in after if r["event"] == "served")
+    assert "modules" not in served
+    assert "colorsys" in after[-1]["modules"] and "uvicorn" in after[-1]["modules"]
+    assert "main" not in after[-1]["modules"]  # the user's own code is never preloaded

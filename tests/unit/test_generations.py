@@ -127,8 +127,8 @@ def test_the_new_generation_is_named_before_the_old_one_is_signalled(m, ops):
 def test_startup_spawns_one_app_generation_and_promotes_it_when_ready(m, ops):
     m.start()
     assert [g.kind for g in ops.spawned] == ["app"] and m.state() == "starting"
-    ready(m, ops.spawned[0], modules=("fastapi",))
-    assert m.state() == "serving" and m.counters["reloads"] == 1 and ops.learned == [("fastapi",)]
+    ready(m, ops.spawned[0])
+    assert m.state() == "serving" and m.counters["reloads"] == 1
     assert ops.procs == []  # the Procfile workers start by themselves at startup
 
 
@@ -432,13 +432,24 @@ def test_each_reload_records_its_phases(m, ops):
     m.handle(ev.Started(gen.id, 4242, 200.002, forked=True))
     m.handle(ev.Imported(gen.id, 200.010))
     m.handle(ev.Ready(gen.id, 200.015))
-    m.handle(ev.Served(gen.id, 200.020, ("anyio._backends._asyncio",)))
-    assert ops.learned[-1] == ("anyio._backends._asyncio",)  # what the first request imported is preloaded too
+    m.handle(ev.Served(gen.id, 200.020))
     exited(m, old, -TERM)
     phases = m.snapshot()["last_reload"]["phases"]
     assert list(phases) == ["saved", "delivered", "applied", "forked", "imported", "ready", "served", "old_gone"]
     assert phases["saved"] == 0 and phases["ready"] == pytest.approx(0.025) and phases["old_gone"] == pytest.approx(0.01)
     assert m.snapshot()["worker_pid"] == 4242
+
+
+def test_the_modules_the_serving_generation_uses_are_learned_and_a_replaced_ones_are_not(m, ops):
+    old = serving(m, ops)
+    m.handle(ev.Uses(old.id, ("fastapi",)))
+    assert ops.learned == [("fastapi",)]  # the warm process preloads them for the next generation
+    change(m, "app/main.py")
+    new = ops.spawned[-1]
+    ready(m, new)
+    m.handle(ev.Uses(old.id, ("old_only",)))  # late, from the generation being retired
+    m.handle(ev.Uses(new.id, ("anyio._backends._asyncio",)))  # what its first request imported
+    assert ops.learned == [("fastapi",), ("anyio._backends._asyncio",)]
 
 
 def test_events_for_unknown_generations_are_ignored_and_non_events_rejected(m, ops):
