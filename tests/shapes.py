@@ -16,6 +16,8 @@ from editor import save_atomic, save_in_place
 DJANGO_ADMIN = Path(sys.executable).parent / "django-admin"
 UV = Path(sys.executable).parent / "uv"
 DEPENDENCY = ("six", "1.16.0")  # what each project adds in place
+# The framework each project declares (pinned: the figures of `make bench --only shapes` compare like with like).
+FASTAPI, FLASK, DJANGO, LITESTAR = "fastapi==0.115.6", "flask==3.1.3", "django==5.2.19", "litestar==2.25.0"
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -67,6 +69,7 @@ class Shape:
     main: str  # the file edits go to, relative to the project
     source: Callable[[str, str], str]  # value, imports -> the main file's text
     add_dependency: Callable[[Path], None]  # declare DEPENDENCY as this project declares dependencies
+    framework: str = ""  # its pinned framework requirement (what its install is measured by)
 
     def serve(self, project: Path, value: str, imports: str = "") -> None:
         save_atomic(project / self.main, self.source(value, imports))
@@ -78,42 +81,42 @@ def append_requirement(project: Path) -> None:
 
 
 def fastapi_locked(root: Path) -> Path:
-    write(root, {"pyproject.toml": pyproject("locked-api", ["fastapi==0.115.6"]),
+    write(root, {"pyproject.toml": pyproject("locked-api", [FASTAPI]),
                  "main.py": fastapi_source("'hello from a locked FastAPI project'")})
     lock(root)
     return root
 
 
 def add_to_locked(project: Path) -> None:
-    save_in_place(project / "pyproject.toml", pyproject("locked-api", ["fastapi==0.115.6", "==".join(DEPENDENCY)]))
+    save_in_place(project / "pyproject.toml", pyproject("locked-api", [FASTAPI, "==".join(DEPENDENCY)]))
     lock(project)
 
 
 def src_layout(root: Path) -> Path:
-    return write(root, {"pyproject.toml": pyproject("shop", ["fastapi==0.115.6"], package=True),
+    return write(root, {"pyproject.toml": pyproject("shop", [FASTAPI], package=True),
                         "src/shop/__init__.py": "",
                         "src/shop/main.py": fastapi_source("'hello from a src layout'")})
 
 
 def add_to_pyproject(project: Path) -> None:
-    save_in_place(project / "pyproject.toml", pyproject("shop", ["fastapi==0.115.6", "==".join(DEPENDENCY)],
+    save_in_place(project / "pyproject.toml", pyproject("shop", [FASTAPI, "==".join(DEPENDENCY)],
                                                         package=True))
 
 
 def flask_factory(root: Path) -> Path:
-    return write(root, {"requirements.txt": "flask==3.1.3\n",
+    return write(root, {"requirements.txt": f"{FLASK}\n",
                         "app/__init__.py": flask_source("'hello from a flask factory'")})
 
 
 def litestar_app(root: Path) -> Path:
-    return write(root, {"requirements.txt": "litestar==2.25.0\n", "app.py": litestar_source("'hello from litestar'")})
+    return write(root, {"requirements.txt": f"{LITESTAR}\n", "app.py": litestar_source("'hello from litestar'")})
 
 
 def django_project(root: Path) -> Path:
     # The real generator, run on the host from the test venv: the layout `startproject mysite` makes, with
     # a view at / so that edits show.
     subprocess.run([str(DJANGO_ADMIN), "startproject", "mysite"], cwd=root, check=True)
-    write(root, {"requirements.txt": "django==5.2.19\n",
+    write(root, {"requirements.txt": f"{DJANGO}\n",
                  "mysite/mysite/views.py": django_views("'hello from django'")})
     urls = root / "mysite" / "mysite" / "urls.py"
     urls.write_text(urls.read_text().replace(
@@ -123,12 +126,12 @@ def django_project(root: Path) -> Path:
 
 SHAPES = {
     "fastapi-uv-lock": Shape(fastapi_locked, "main:app", "hello from a locked FastAPI project", "main.py",
-                             fastapi_source, add_to_locked),
+                             fastapi_source, add_to_locked, FASTAPI),
     "src-layout": Shape(src_layout, "shop.main:app", "hello from a src layout", "src/shop/main.py",
-                        fastapi_source, add_to_pyproject),
+                        fastapi_source, add_to_pyproject, FASTAPI),
     "flask-factory": Shape(flask_factory, "app:create_app()", "hello from a flask factory", "app/__init__.py",
-                           flask_source, append_requirement),
+                           flask_source, append_requirement, FLASK),
     "django-startproject": Shape(django_project, "mysite.asgi:application", "hello from django",
-                                 "mysite/mysite/views.py", django_views, append_requirement),
-    "litestar": Shape(litestar_app, "app:app", "hello from litestar", "app.py", litestar_source, append_requirement),
+                                 "mysite/mysite/views.py", django_views, append_requirement, DJANGO),
+    "litestar": Shape(litestar_app, "app:app", "hello from litestar", "app.py", litestar_source, append_requirement, LITESTAR),
 }

@@ -56,6 +56,7 @@ def preload(names: list[str], app_dir: Path) -> int:
 
 
 SPARE_DELAY_S = 0.2
+SPARE_READY = b"r"  # a spare's word that its warm-up is done: from then on it takes a request at once
 
 
 def prefault() -> None:
@@ -130,6 +131,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             warmup.run_requests()
             worker.prepare_loop()
             prefault()
+            theirs.send(SPARE_READY)
             data, fds, _, _ = socket.recv_fds(theirs, 1 << 16, 4)
             theirs.close()
             if not data:  # replaced by a fresher one, or the warm process is gone
@@ -146,8 +148,19 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             spare[1].close()  # it exits on the end of its socket, and is reaped without a word
             spare = None
 
+    def spare_is_ready() -> bool:
+        try:
+            return spare[1].recv(len(SPARE_READY), socket.MSG_DONTWAIT) == SPARE_READY
+        except (BlockingIOError, OSError):
+            return False
+
     def hand_out(request: dict, fds: list[int]) -> None:
         nonlocal spare
+        if spare is not None and not spare_is_ready():
+            # Still warming up (a save right after the previous reload, or right after a start): a fresh
+            # fork now beats waiting for it. It is ended, not left to compete for the CPU.
+            os.kill(spare[0], signal.SIGKILL)
+            drop_spare()
         if spare is not None:
             pid, sock = spare
             spare = None

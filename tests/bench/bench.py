@@ -495,8 +495,8 @@ print(json.dumps(out))
 """
 
 
-def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
-    requirements = (HERE / "install-requirements.txt").read_text()
+def install_figures(client: docker.DockerClient, image: str, requirements: str, rounds: int) -> dict:
+    """INSTALL_DRIVER's figures for this requirements text, in a container of the image."""
     # The runtime's interpreter by path: `python` on PATH is the project environment's.
     command = ["/opt/unstuck/venv/bin/python", "-c", INSTALL_DRIVER, requirements, str(rounds)]
     container = client.containers.run(image, command, detach=True, labels={LABEL: SESSION})
@@ -507,7 +507,33 @@ def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
         container.remove(force=True)
     if code != 0:
         raise SystemExit(f"bench: the install section failed: {logs[-3000:]}")
-    result = json.loads(logs.strip().splitlines()[-1])
+    return json.loads(logs.strip().splitlines()[-1])
+
+
+def bench_shapes(client: docker.DockerClient, image: str, rounds: int) -> str:
+    """Each project shape's framework (tests/shapes.py) installed in place, pip vs uv: what a user of
+    that shape waits for at the first start and after adding a dependency."""
+    from shapes import SHAPES
+
+    by_framework: dict[str, list[str]] = {}
+    for name, shape in sorted(SHAPES.items()):
+        by_framework.setdefault(shape.framework, []).append(name)
+    lines = [f"in-place install of each project shape's framework, no bytecode (median of {rounds}):",
+             f"  {'shape':34} {'framework':20} {'packages':>8} {'pip':>7} {'uv cold':>8} {'uv warm':>8} {'pip/uv':>7}"]
+    for framework, names in by_framework.items():
+        result = install_figures(client, image, framework + "\n", rounds)
+        pip = statistics.median(result["pip False"])
+        cold = statistics.median(result["uv False True"])
+        warm = statistics.median(result["uv False False"])
+        lines.append(f"  {', '.join(names):34} {framework:20} {result['packages']:>8} {pip:>6.2f}s {cold:>7.2f}s "
+                     f"{warm:>7.2f}s {pip / cold:>6.1f}x")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
+    requirements = (HERE / "install-requirements.txt").read_text()
+    result = install_figures(client, image, requirements, rounds)
     top = [line for line in requirements.splitlines() if line and not line.startswith("#")]
     lines = [f"dependency install into a fresh environment, in a container ({len(top)} pinned requirements, "
              f"{result['packages']} packages; median of {rounds}):",
@@ -568,12 +594,12 @@ def main() -> int:
     parser.add_argument("--apps", default="tiny,heavy,realistic",
                         help="which apps: tiny, heavy, realistic (default all three)")
     parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
-    parser.add_argument("--only", help="comma-separated sections to run: apps, polling, watcher, install "
+    parser.add_argument("--only", help="comma-separated sections to run: apps, polling, watcher, install, shapes "
                                        "(default: all)")
     parser.add_argument("--watcher-trees", default="10000,100000", help="tree sizes for the watcher section")
     parser.add_argument("--install-rounds", type=int, default=3, help="rounds of the install section (0: skip)")
     args = parser.parse_args()
-    all_sections = {"apps", "polling", "watcher", "install"}
+    all_sections = {"apps", "polling", "watcher", "install", "shapes"}
     sections = set(args.only.split(",")) if args.only else all_sections
     unknown = sections - all_sections
     if unknown:
@@ -607,6 +633,9 @@ def main() -> int:
         if "install" in sections and args.install_rounds:
             print("measuring dependency installs ...", flush=True)
             print(bench_install(client, image, max(1, args.install_rounds)), flush=True)
+        if "shapes" in sections and args.install_rounds:
+            print("measuring each project shape's install ...", flush=True)
+            print(bench_shapes(client, image, max(1, args.install_rounds)), flush=True)
     finally:
         if bench is not None:
             bench.cleanup()

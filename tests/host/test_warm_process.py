@@ -3,7 +3,9 @@ over a pidfd for each, and reports their exits the way subprocess.Popen would; n
 
 import os
 import queue
+import select
 import signal
+import time
 
 import httpx
 import pytest
@@ -91,3 +93,38 @@ def test_a_stop_sent_the_moment_a_worker_is_forked_is_never_lost(warm):
         exited = next_event(events, WarmChildExited, timeout=10)  # a lost stop: no exit, and this times out
         assert exited.pid == forked.pid and exited.code == -signal.SIGTERM
         os.close(read_fd)
+
+
+
+def spare_of(handle) -> int:
+    """The warm process's spare: its one child that was never handed out. Looked for at once (it is forked
+    the moment the warm process reports ready) and found while it is still warming up."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = open(f"/proc/{handle.pid}/task/{handle.pid}/children").read().split()
+        if pids:
+            return int(pids[0])
+        time.sleep(0.001)
+    pytest.fail("the warm process forked no spare within 30 s", pytrace=False)
+
+
+def test_a_spare_that_is_not_ready_never_holds_up_a_reload(warm, listening):
+    # A spare still warming up (a save right after a start or a reload), here one that never will be
+    # ready: the reload is forked fresh instead of waiting for it, and the stuck spare is ended.
+    handle, events = warm
+    stuck = spare_of(handle)
+    os.kill(stuck, signal.SIGSTOP)
+    forked, read_fd = fork(handle, events)
+    assert forked.pid != stuck
+    with os.fdopen(read_fd) as reports:
+        readable, _, _ = select.select([reports], [], [], 30)
+        assert readable, "the forked worker did not start within 30 s"
+        assert '"event": "started"' in reports.readline()
+    response = httpx.get(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=10)
+    assert response.status_code == 503 and "SyntaxError" in response.text
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{stuck}") and time.monotonic() < deadline:  # killed, then reaped
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{stuck}")
+    signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
+    os.close(forked.pidfd)
