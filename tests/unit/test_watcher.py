@@ -302,6 +302,9 @@ def test_a_missing_root_is_waited_for_and_its_content_delivered(tmp_path, logs):
     def recreate_root():
         root.mkdir()
         (root / "main.py").write_text("")
+        # Written "now" on the fake clock the watcher runs on (the real mtime may be seconds behind it, or
+        # a few ms before the clock's start: the kernel stamps files with a coarse clock).
+        os.utime(root / "main.py", (clock.now, clock.now))
 
     watcher, fake, clock, waits, batches, states = make(root, starts(Tick(), delete_root, Tick()), starts(Tick()))
     watcher._wait = lambda seconds: (waits.append(seconds), clock.advance(seconds),
