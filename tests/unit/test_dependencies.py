@@ -1,19 +1,12 @@
 """What needs installing, how, and whether it was installed already: no uv run here (tests/host does that)."""
 
 import platform
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from shapes import write
 from unstuck import dependencies, project_env
-
-
-def write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
 
 
 def rel(paths, root):

@@ -255,13 +255,18 @@ def test_a_crash_after_a_stable_run_restarts_at_once_whatever_came_before(m, ops
     assert len(ops.spawned) == before + 1 and m.backoff.crashes == 1
 
 
-def test_a_save_during_crash_backoff_is_served_without_waiting(m, ops):
+def in_crash_backoff(m, ops):
+    """Serving, then crashed twice in a row: the second restart waits out a backoff."""
     gen = serving(m, ops)
     exited(m, gen, 1)
     gen = ops.spawned[-1]
     ready(m, gen)
     exited(m, gen, 1)
     assert "restart" in m.timers
+
+
+def test_a_save_during_crash_backoff_is_served_without_waiting(m, ops):
+    in_crash_backoff(m, ops)
     change(m, "app/main.py")
     assert "restart" not in m.timers and ops.spawned[-1].trigger == "app/main.py modified"
     assert m.backoff.crashes == 0
@@ -319,12 +324,7 @@ def test_stop_mid_reload_retires_both_generations(m, ops):
 
 
 def test_stop_during_crash_backoff_starts_nothing_after(m, ops):
-    gen = serving(m, ops)
-    exited(m, gen, 1)
-    gen = ops.spawned[-1]
-    ready(m, gen)
-    exited(m, gen, 1)
-    assert "restart" in m.timers
+    in_crash_backoff(m, ops)
     stop_and_finish(m, ops)
 
 

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from repo import REPO
+from shapes import write
 
 DJANGO_ADMIN = Path(sys.executable).parent / "django-admin"
 
@@ -39,14 +40,6 @@ def load(app_dir: Path, *paths: str, app_module: str = "") -> dict:
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 FLASK_FACTORY = """\
