@@ -70,6 +70,18 @@ def prefault() -> None:
     gc.collect()
 
 
+def wait_for_request(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """In a spare: tell the warm process it is ready, then wait for its request. Nothing (b"") when the warm
+    process drops it instead (a fresher spare replaces it, or it is stopping): closing its end with the
+    ready word still unread resets the connection, an ordinary end here, not an error to print."""
+    try:
+        sock.send(SPARE_READY)
+        data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
+    except OSError:
+        return b"", []
+    return data, fds
+
+
 def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> None:
     """In a forked child: run one worker generation, then exit with its status (never return)."""
     code = 1
@@ -131,8 +143,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             warmup.run_requests()
             worker.prepare_loop()
             prefault()
-            theirs.send(SPARE_READY)
-            data, fds, _, _ = socket.recv_fds(theirs, 1 << 16, 4)
+            data, fds = wait_for_request(theirs)
             theirs.close()
             if not data:  # replaced by a fresher one, or the warm process is gone
                 os._exit(0)

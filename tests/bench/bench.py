@@ -4,8 +4,10 @@ For the tiny sample app, a heavy app (FastAPI, pydantic, SQLAlchemy, Jinja2, pan
 one (realistic_app: a small production-shaped service, settings, SQLModel tables, CRUD, a dozen routers), two
 containers run at once from the same image, one per reloader (UNSTUCK_RELOADER=unstuck / uvicorn), each
 with its own copy of the app bind-mounted. Edits are saved from the host, alternating between the two,
-and timed from the save to the first HTTP 200 carrying the new content. Printed per app: save->served
-p50/p95 and the ratio unstuck/uvicorn; fix-after-broken -> served; failed requests (refused, reset,
+each `--think` s (default 1) after the previous answer, and timed from the save to the first HTTP 200
+carrying the new content. Printed per app: save->served p50/p95 and the ratio unstuck/uvicorn; rapid
+saves (each the instant the previous one is served); the first reload after a container start, both
+`--think` s after its first 200 and at once; fix-after-broken -> served; failed requests (refused, reset,
 5xx) under a continuous request loop across reloads; container start -> first 200; idle CPU.
 With `--only watcher`, it measures only the file watcher (entrypoint/unstuck/watcher.py) on realistic trees
 of 10,000 and 100,000 files (nested packages of small .py files, a .venv and a node_modules): the time
@@ -42,7 +44,7 @@ from containers import LABEL, SESSION, default_base_image, free_port, readable_c
 from repo import REPO  # noqa: E402
 
 RELOADERS = ("unstuck", "uvicorn")
-POLL_S = 0.005
+POLL_S = 0.002  # the client polls every 2 ms: the figure is the reload, not the poll interval
 TIMEOUT_S = 60.0
 
 
@@ -138,7 +140,7 @@ def watcher_cpu_seconds(container) -> float:
     return float(out[0]) if out else float("nan")
 
 
-def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) -> dict:
+def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int, think: float) -> dict:
     result = {name: {} for name in RELOADERS}
     running = {r: bench.start(name, app_src, r) for r in RELOADERS}
     with httpx.Client(timeout=10) as client:
@@ -146,17 +148,27 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
             wait_body(client, f"http://127.0.0.1:{port}/", "Hello from unstuck")
         original = {r: (app_dir / "main.py").read_text() for r, (_, _, app_dir) in running.items()}
 
-        # save -> served, alternating between the two reloaders.
+        # save -> served, alternating between the two reloaders, each save `think` s after the previous
+        # answer (a developer reads the page before the next save; without the pause, every other save of
+        # one reloader lands the instant its previous reload is served, while that reload still finishes).
         times = {r: [] for r in RELOADERS}
         for i in range(edits):
             order = RELOADERS if i % 2 == 0 else RELOADERS[::-1]
             for reloader in order:
                 _, port, app_dir = running[reloader]
+                time.sleep(think)
                 times[reloader].append(save_and_time(client, app_dir, port, original[reloader], f"edit-{i}-{reloader}"))
         for reloader in RELOADERS:
             result[reloader]["p50"] = statistics.median(times[reloader])
             result[reloader]["p95"] = pct(times[reloader], 0.95)
         result["unstuck"]["phases"] = phase_medians(running["unstuck"][0])
+
+        # Rapid saves: each the instant the previous one is served, one reloader after the other.
+        for reloader in RELOADERS:
+            _, port, app_dir = running[reloader]
+            rapid = [save_and_time(client, app_dir, port, original[reloader], f"rapid-{i}-{reloader}")
+                     for i in range(max(5, edits // 3))]
+            result[reloader]["rapid"] = statistics.median(rapid)
 
         # fix after a broken save -> served.
         fixes = {r: [] for r in RELOADERS}
@@ -205,7 +217,8 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int) 
         result[reloader]["requests"] = counts["ok"] + counts["failed"]
         result[reloader]["failed"] = counts["failed"]
 
-    result["unstuck"]["first"] = first_reloads(bench, name, app_src)
+    result["unstuck"]["first"] = first_reloads(bench, name, app_src, think)
+    result["unstuck"]["first_at_once"] = first_reloads(bench, name, app_src, 0.0)
 
     # container start (image built) -> first 200.
     for reloader in RELOADERS:
@@ -235,17 +248,19 @@ def phase_medians(container) -> dict:
             for name in PHASES if any(name in r["phases"] for r in records)}
 
 
-def first_reloads(bench: Bench, name: str, app_src: Path) -> dict:
-    """The first reload right after a container's first 200: in a new container (the warm process knows
+def first_reloads(bench: Bench, name: str, app_src: Path, think: float) -> dict:
+    """The first reload, `think` s after a container's first 200: in a new container (the warm process knows
     nothing of the app yet) and after `docker restart` (it has the app's module list)."""
     container, port, app_dir = bench.start(name, app_src, "unstuck")
     source = (app_dir / "main.py").read_text()
     url = f"http://127.0.0.1:{port}/"
     with httpx.Client(timeout=10) as client:
         wait_body(client, url, "Hello from unstuck")
+        time.sleep(think)
         fresh = save_and_time(client, app_dir, port, source, "first-in-a-new-container")
         container.restart(timeout=10)
         wait_body(client, url, "first-in-a-new-container")
+        time.sleep(think)
         restarted = save_and_time(client, app_dir, port, source, "first-after-a-restart")
     container.remove(force=True)
     return {"fresh": fresh, "restarted": restarted}
@@ -552,11 +567,14 @@ def bench_install(client: docker.DockerClient, image: str, rounds: int) -> str:
     return "\n".join(lines)
 
 
-def report(name: str, edits: int, reloads: int, result: dict) -> str:
+def report(name: str, edits: int, reloads: int, think: float, result: dict) -> str:
     u, v = result["unstuck"], result["uvicorn"]
     rows = [
-        (f"save->served p50 ({edits} edits)", f"{u['p50']:.3f} s", f"{v['p50']:.3f} s", f"{u['p50'] / v['p50']:.2f}"),
+        (f"save->served p50 ({edits} edits, {think:g} s apart)", f"{u['p50']:.3f} s", f"{v['p50']:.3f} s",
+         f"{u['p50'] / v['p50']:.2f}"),
         ("save->served p95", f"{u['p95']:.3f} s", f"{v['p95']:.3f} s", f"{u['p95'] / v['p95']:.2f}"),
+        ("rapid saves (each as the last is served) p50", f"{u['rapid']:.3f} s", f"{v['rapid']:.3f} s",
+         f"{u['rapid'] / v['rapid']:.2f}"),
         ("fix after broken -> served p50", f"{u['fix']:.3f} s", f"{v['fix']:.3f} s", f"{u['fix'] / v['fix']:.2f}"),
         (f"failed requests across {reloads} reloads", f"{u['failed']}/{u['requests']}",
          f"{v['failed']}/{v['requests']}", ""),
@@ -564,13 +582,15 @@ def report(name: str, edits: int, reloads: int, result: dict) -> str:
         ("idle CPU, file watcher process", f"{u['watcher_cpu'] * 100:.2f} %", f"{v['watcher_cpu'] * 100:.2f} %", ""),
         ("idle CPU, whole container", f"{u['idle_cpu'] * 100:.2f} %", f"{v['idle_cpu'] * 100:.2f} %", ""),
     ]
-    first = u.get("first")
-    if first:
-        rows += [("first reload, new container (vs p50)", f"{first['fresh']:.3f} s", "", f"{first['fresh'] / u['p50']:.2f}"),
-                 ("first reload after a restart (vs p50)", f"{first['restarted']:.3f} s", "",
-                  f"{first['restarted'] / u['p50']:.2f}")]
-    lines = [f"app: {name}", f"  {'':40} {'unstuck':>12} {'uvicorn':>12} {'ratio':>6}"]
-    lines += [f"  {a:40} {b:>12} {c:>12} {d:>6}" for a, b, c, d in rows]
+    for key, when in (("first", f"{think:g} s after the first 200"), ("first_at_once", "at once")):
+        first = u.get(key)
+        if first:
+            rows += [(f"first reload, new container, {when} (vs p50)", f"{first['fresh']:.3f} s", "",
+                      f"{first['fresh'] / u['p50']:.2f}"),
+                     (f"first reload after a restart, {when} (vs p50)", f"{first['restarted']:.3f} s", "",
+                      f"{first['restarted'] / u['p50']:.2f}")]
+    lines = [f"app: {name}", f"  {'':58} {'unstuck':>12} {'uvicorn':>12} {'ratio':>6}"]
+    lines += [f"  {a:58} {b:>12} {c:>12} {d:>6}" for a, b, c, d in rows]
     phases = u.get("phases")
     if phases:
         lines.append("  unstuck reload phases, median s after the save: "
@@ -591,6 +611,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30, help="timed edits per reloader and app (default 30)")
     parser.add_argument("--reloads", type=int, default=100, help="reloads under traffic (default 100)")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="seconds between an answer and the next timed save (default 1)")
     parser.add_argument("--apps", default="tiny,heavy,realistic",
                         help="which apps: tiny, heavy, realistic (default all three)")
     parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
@@ -624,8 +646,8 @@ def main() -> int:
                 if name not in apps:
                     parser.error(f"--apps: unknown app {name!r}; use {', '.join(apps)}")
                 print(f"measuring {name} ...", flush=True)
-                result = bench_app(bench, name, apps[name], args.edits, args.reloads)
-                print(report(name, args.edits, args.reloads, result), flush=True)
+                result = bench_app(bench, name, apps[name], args.edits, args.reloads, args.think)
+                print(report(name, args.edits, args.reloads, args.think, result), flush=True)
         if "polling" in sections and args.tree_files:
             print(bench_polling(bench, args.tree_files), flush=True)
         if "watcher" in sections:
