@@ -34,6 +34,7 @@ class Started:
     pid: int
     at: float
     forked: bool
+    source: str = ""  # what the warm process made it from: "app layer", "spare" or "fork" (none: spawned)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class Uses:
 
     gen: int
     modules: tuple[str, ...]
+    # The user's own modules (name, file), in the order they were imported: what the warm process's app
+    # layer may import ahead (app_layer.py).
+    app_modules: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class Generation:
     kill_at: float | None = None
     replaced: int | None = None  # the generation it took over from
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> monotonic time
+    changes: frozenset[tuple[str, str]] | None = None  # the saves that caused it: (kind, path under APP_DIR)
+    source: str = ""  # how its process was made (ev.Started.source)
 
     def __repr__(self) -> str:  # short, for logs and test failures
         return f"<gen {self.id} {self.kind} pid={self.pid}{' stopping' if self.stopping else ''}>"
@@ -66,7 +68,7 @@ class Ops(Protocol):
     def preflight(self) -> Failure | None: ...  # an environment problem that forbids importing the app
     def dependencies_pending(self) -> tuple[str, ...]: ...  # dependency files not installed yet
     def install(self) -> None: ...  # install them; an ev.Installed comes back
-    def learn_modules(self, modules: tuple[str, ...]) -> None: ...
+    def learn_modules(self, modules: tuple[str, ...], app_modules: tuple[tuple[str, str], ...]) -> None: ...
     def rebuild_warm(self) -> None: ...
     def app_label(self) -> str: ...  # the app being loaded, for the "starting" page
     def serving(self, gen: Generation | None) -> None: ...  # gen answers from now on (None: nobody, stopping)
@@ -149,7 +151,7 @@ class Generations:
             self.on_served(event)
         elif isinstance(event, ev.Uses):
             if self.current is not None and event.gen == self.current.id and not self.stopping:
-                self.ops.learn_modules(event.modules)
+                self.ops.learn_modules(event.modules, event.app_modules)
         elif isinstance(event, ev.Exited):
             self.on_exit(event)
         elif isinstance(event, ev.Installed):
@@ -234,7 +236,7 @@ class Generations:
                 return
         elif self.environment is not None:
             return  # nothing may be imported until the environment is fixed
-        self.start_app(what, phases)
+        self.start_app(what, phases, changes=paths)
 
     # -- dependencies and environment --------------------------------------------------------------
 
@@ -295,7 +297,8 @@ class Generations:
         self.live[gen.id] = gen
         return gen
 
-    def start_app(self, trigger: str, phases: dict | None = None, procs: bool = True) -> None:
+    def start_app(self, trigger: str, phases: dict | None = None, procs: bool = True,
+                  changes: frozenset[tuple[str, str]] | None = None) -> None:
         """Start a new app generation beside the current one; the newest saved code always wins.
         `procs`: the Procfile workers restart with it, on the same saved code."""
         if self.stopping or self.environment is not None:
@@ -308,6 +311,7 @@ class Generations:
             self.retire(self.pending)
         self.timers.pop("restart", None)
         gen = self._new("app", trigger)
+        gen.changes = changes
         gen.phases.update({k: v for k, v in (phases or {}).items() if v is not None})
         self.pending = gen
         if self.current is None:
@@ -358,6 +362,8 @@ class Generations:
         gen = self._phase(event.gen, "forked", event.at)
         if gen is not None and event.pid:
             gen.pid = event.pid
+        if gen is not None and event.source:
+            gen.source = event.source
 
     def on_ready(self, event: ev.Ready) -> None:
         gen = self._phase(event.gen, "ready", event.at)
@@ -460,6 +466,7 @@ class Generations:
         base = gen.phases.get("saved") or gen.phases.get("delivered") or start
         self.recent.append({"gen": gen.id, "trigger": gen.trigger, "ok": ok, "seconds": round(took, 4),
                             "at": self.ops.wall(), "replaced": gen.replaced, "base": base,
+                            "from": gen.source or ("warm process" if "forked" in gen.phases else "new interpreter"),
                             "phases": {name: round(gen.phases[name] - base, 4) for name in PHASES
                                        if name in gen.phases}})
         return took
@@ -474,8 +481,8 @@ class Generations:
             if record["replaced"] == old_id and "old_gone" not in record["phases"]:
                 record["phases"]["old_gone"] = round(at - record["base"], 4)
                 # The last phase: the whole reload on one line (LOG_LEVEL=debug).
-                log.debug("reload %d (%s) phases, s after the save: %s", record["gen"], record["trigger"],
-                          " ".join(f"{name} {value:.4f}" for name, value in record["phases"].items()))
+                log.debug("reload %d (%s, from %s) phases, s after the save: %s", record["gen"], record["trigger"],
+                          record["from"], " ".join(f"{name} {value:.4f}" for name, value in record["phases"].items()))
 
     def state(self) -> str:
         if self.stopping:

@@ -35,19 +35,26 @@ class Loaded:
         return "off" if self.info.get("interface") == interface.WSGI else "auto"
 
 
-def load(app_module: str, app_dir: Path, environ=None) -> Loaded:
-    """Resolve, import and adapt the app. Puts discovery's sys.path entries and environment defaults in
-    place first (this runs in the worker, which is thrown away with them)."""
+def prepare(app_module: str, app_dir: Path, environ=None) -> discovery.Found | discovery.NotFound:
+    """Resolve the app, and put discovery's sys.path entries and environment defaults in place (this runs
+    in a worker, or the warm process's app layer, which are thrown away with them)."""
     found = discovery.resolve(app_module, app_dir, environ)
+    if not isinstance(found, discovery.NotFound):
+        for path in reversed(found.sys_path):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        for name, value in found.environ:
+            os.environ.setdefault(name, value)
+    return found
+
+
+def load(app_module: str, app_dir: Path, environ=None) -> Loaded:
+    """Resolve, import and adapt the app."""
+    found = prepare(app_module, app_dir, environ)
     if isinstance(found, discovery.NotFound):
         failure = Failure("discovery", "AppNotFound", found.message(), traceback=found.details())
         return Loaded(None, failure, {"import": None, "reason": found.message(), "interface": None})
     info = {"import": found.to_dict()["import"], "reason": found.reason, "interface": None}
-    for path in reversed(found.sys_path):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    for name, value in found.environ:
-        os.environ.setdefault(name, value)
     app, kind, failure = _load_found(found, app_dir)
     info["interface"] = kind
     return Loaded(app, failure, info)

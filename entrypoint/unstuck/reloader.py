@@ -33,7 +33,8 @@ from unstuck.failure import Failure
 from unstuck.generations import Generation, Generations, Policy
 from unstuck.logs import log
 from unstuck.proc_control import ProcControl
-from unstuck.warm_process_client import WarmChildExited, WarmExited, WarmForked, WarmProcesses, WarmReady
+from unstuck.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcesses,
+                                         WarmReady)
 from unstuck.watch_filter import WatchFilter
 from unstuck.watcher import Watcher
 
@@ -140,6 +141,8 @@ class Reloader:
         self.by_pid: dict[int, Child] = {}  # forked children, by the pid the warm process reports
         self.forks: dict[tuple[int, int], Child] = {}  # (warm pid, request id) -> Child waiting for its fork
         self.waiting: list[Child] = []  # app generations waiting for the warm process to be ready
+        # The warm process's app layer (app_layer.py), for the status: ready or not, what it holds or why not.
+        self.app_layer: dict = {"ready": False}
         self.abandoned: set[tuple[int, int]] = set()
         self.watcher: Watcher | None = None
         self.sock = None
@@ -169,8 +172,10 @@ class Reloader:
 
     def _request_or_popen(self, child: Child, write_fd: int) -> None:
         failure = child.gen.failure.to_dict() if child.gen.failure else None
+        changes = ([[kind, os.path.join(self.settings.app_dir, path)] for kind, path in sorted(child.gen.changes)]
+                   if child.gen.changes else None)
         current = self.warm.current if self.warm else None
-        request = current.request_fork(write_fd, failure) if current else None
+        request = current.request_fork(write_fd, failure, changes) if current else None
         if request is None:
             self._popen(child, write_fd, failure)
         else:
@@ -243,8 +248,9 @@ class Reloader:
     def app_label(self) -> str:
         return discovery.target(self.settings.app_module, self.settings.app_dir)
 
-    def learn_modules(self, modules) -> None:
+    def learn_modules(self, modules, app_modules=()) -> None:
         self.warm.learn(modules)
+        self.warm.learn_app(app_modules)
 
     def rebuild_warm(self) -> None:
         self.warm.rebuild()
@@ -281,7 +287,8 @@ class Reloader:
         elif kind == "served":
             self.machine.handle(ev.Served(gen, at))
         elif kind == "uses":
-            self.machine.handle(ev.Uses(gen, tuple(message.get("modules") or ())))
+            self.machine.handle(ev.Uses(gen, tuple(message.get("modules") or ()),
+                                        tuple(tuple(pair) for pair in message.get("app_modules") or ())))
 
     def _maybe_exited(self, child: Child) -> None:
         """The machine hears of an exit only once every report the child wrote has been handled."""
@@ -314,8 +321,10 @@ class Reloader:
                 os.kill(event.pid, signal.SIGKILL)
             return
         child.pid, child.pidfd, child.request, child.deadline = event.pid, event.pidfd, None, None
+        # Every hand-out uses or drops the layer; the next one says when it is ready.
+        self.app_layer = {**self.app_layer, "ready": False}
         self.by_pid[event.pid] = child
-        self.machine.handle(ev.Started(child.gen.id, event.pid, self.now(), forked=True))
+        self.machine.handle(ev.Started(child.gen.id, event.pid, self.now(), forked=True, source=event.source))
         self._deliver_queued(child)
 
     def _on_warm_child_exited(self, event: WarmChildExited) -> None:
@@ -419,6 +428,15 @@ class Reloader:
             self.warm.on_ready(event.warm, event.message)
             self._stop_waiting()
             self.published = -1
+        elif isinstance(event, WarmLayer):
+            if event.message.get("ok"):
+                log.debug("app layer ready: %d of the app's files imported ahead of the next save",
+                          event.message.get("files", 0))
+                self.app_layer = {"ready": True, "files": event.message.get("files", 0)}
+            else:
+                log.debug("no app layer: %s", event.message.get("why"))
+                self.app_layer = {"ready": False, "why": event.message.get("why")}
+            self.published = -1
         elif isinstance(event, WatcherState):
             self.published = -1
         else:
@@ -451,7 +469,8 @@ class Reloader:
         warm = self.warm.current if self.warm else None
         try:
             state.write(self.settings.state_file, app_module=self.settings.app_module, port=self.settings.port,
-                        warm_modules=len(warm.modules) if warm else None, procfile_error=self.procs.error,
+                        warm_modules=len(warm.modules) if warm else None, app_layer=self.app_layer,
+                        procfile_error=self.procs.error,
                         watcher=self.watcher.state() if self.watcher else None, **snapshot)
         except OSError as exc:
             log.debug("cannot write state file: %s", exc)

@@ -9,13 +9,19 @@ that fork is safe. It reports each child's pid and exit status to the reloader, 
 not wait for processes that are not its children.
 
 Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
-  reloader -> here:  {"op": "fork", "id": N, "failure": {...}|null} with the worker's report pipe attached
+  reloader -> here:  {"op": "fork", "id": N, "failure": {...}|null, "changes": [[kind, path], ...]|null}
+                     with the worker's report pipe attached ("changes": the saves that caused it)
                      {"op": "preload"}: import what the preload file now lists too, between forks
+                     {"op": "app"}: the app's own modules were listed anew (app_layer.list_file)
   here -> reloader:  {"event": "ready", "modules": N, "seconds": S}
-                     {"event": "forked", "id": N, "pid": P} with a pidfd of the child attached when the
+                     {"event": "forked", "id": N, "pid": P, "source": "app layer"|"spare"|"fork"} with a pidfd of the child attached when the
                      kernel has pidfd_open: the reload server signals through it, so a signal can never
                      reach another process that was given the pid after this child was reaped
                      {"event": "exit", "pid": P, "code": C}   (C < 0: killed by signal -C, as in Popen)
+                     {"event": "layer", "ok": bool, ...}: an app layer is ready, or why it cannot be used
+
+Besides a spare (third-party modules only), it keeps an app layer: a fork that has imported the user's
+modules a save is unlikely to change, which becomes the next generation when they did not (app_layer.py).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from unstuck import warmup
+from unstuck import app_layer, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -70,16 +76,85 @@ def prefault() -> None:
     gc.collect()
 
 
-def wait_for_request(sock: socket.socket) -> tuple[bytes, list[int]]:
+def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[bytes, list[int]]:
     """In a spare: tell the warm process it is ready, then wait for its request. Nothing (b"") when the warm
     process drops it instead (a fresher spare replaces it, or it is stopping): closing its end with the
     ready word still unread resets the connection, an ordinary end here, not an error to print."""
     try:
-        sock.send(SPARE_READY)
+        sock.send(ready)
         data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
     except OSError:
         return b"", []
     return data, fds
+
+
+# The app layer (app_layer.py) is forked this long after a hand-out: the new generation's startup and first
+# answer come first. A save before it is ready is served from the spare, as without it.
+LAYER_DELAY_S = 0.25
+LAYER_READY_MAX = 1 << 20  # the ready message lists the files it holds: a bigger app does without it
+
+
+def build_layer(names: list[str], settings) -> dict | str:
+    """In the app layer's process: import the user's modules `names` the way a worker finds them; the files
+    it then holds (real path -> stamp), or why it cannot stand in for a fresh worker. What those imports
+    print is dropped: the worker that imported them before said it already, and the layer may be thrown
+    away unused."""
+    import threading
+
+    from unstuck import loading
+
+    os.chdir(settings.app_dir)
+    if str(settings.app_dir) not in sys.path:
+        sys.path.insert(0, str(settings.app_dir))
+    fds_before = set(os.listdir("/proc/self/fd"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        loading.prepare(settings.app_module, settings.app_dir)  # discovery's sys.path and environment
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException as exc:  # noqa: BLE001 - Django's AppRegistryNotReady, a missing setting ...
+                return f"importing {name} alone fails ({type(exc).__name__})"
+    except Exception as exc:  # noqa: BLE001 - discovery itself: never a reason for the layer to crash
+        return f"the app could not be resolved ({type(exc).__name__})"
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+    # A fork has none of its parent's threads, and shares its descriptors: an import that started a thread
+    # (a scheduler, an SDK's sender) or left a file or connection open would not behave as in a fresh worker.
+    if threading.active_count() > 1:
+        return "an import started a thread"
+    if set(os.listdir("/proc/self/fd")) - fds_before:
+        return "an import left a file or socket open"
+    prefix = str(settings.app_dir).rstrip("/") + "/"
+    held = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(prefix):
+            real = os.path.realpath(path)
+            held[real] = app_layer.stamp(real)
+    return held
+
+
+def entry_module(settings) -> str | None:
+    """The module that defines the app (APP_MODULE, or what discovery finds: files are read, nothing is
+    imported)."""
+    from unstuck import discovery
+
+    try:
+        found = discovery.resolve(settings.app_module, settings.app_dir)
+    except Exception:  # noqa: BLE001 - only a guess for the app layer
+        return None
+    return found.import_string.partition(":")[0] if isinstance(found, discovery.Found) else None
 
 
 def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> None:
@@ -165,13 +240,109 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
         except (BlockingIOError, OSError):
             return False
 
+    # The app layer: (pid, socket to it, the files it holds once it said it is ready, else None).
+    layer: list | None = None
+    hot: list[str] = []  # the files saved lately, newest first: the layer leaves them (and their importers) out
+    layer_due: float | None = None
+    unusable: set[tuple[str, ...]] = set()  # plans whose layer could not stand in for a worker
+    app_list = app_layer.list_file(preload_file)
+
+    def fork_layer() -> None:
+        nonlocal layer
+        drop_layer()
+        listed_modules = app_layer.read_list(app_list)
+        # Before any save: the module that defines the app is the likeliest to be edited (in a small app it
+        # is all the routes; in a large one it only includes them, and leaving it out costs little).
+        names = app_layer.plan(listed_modules, hot or app_layer.entry_files(listed_modules, entry_module(settings)))
+        if not names or tuple(names) in unusable:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            become_plain(ours)
+            worker.set_process_name("unstuck-layer")
+            held = build_layer(names, settings)
+            if isinstance(held, str):
+                wait_for_request(theirs, json.dumps({"unusable": held, "names": names}).encode())
+                os._exit(0)
+            warmup.run_requests()
+            worker.prepare_loop()
+            prefault()
+            ready = json.dumps({"held": held}).encode()
+            if len(ready) > LAYER_READY_MAX:
+                ready = json.dumps({"unusable": "too many files", "names": names}).encode()
+            data, fds = wait_for_request(theirs, ready)
+            theirs.close()
+            if not data:
+                os._exit(0)
+            _run_worker(worker, settings, listen_fd, fds[0], None)
+        theirs.close()
+        layer = [pid, ours, None]
+        selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
+
+    def drop_layer(kill: bool = False) -> None:
+        nonlocal layer
+        if layer is not None:
+            if kill:
+                os.kill(layer[0], signal.SIGKILL)  # still importing: it must not compete for the CPU
+            if layer[2] is None:
+                selector.unregister(layer[1])
+            layer[1].close()
+            layer = None
+
+    def layer_held() -> dict | None:
+        """The files the layer holds, once it said it is ready (None before, or if it cannot be used)."""
+        if layer is None:
+            return None
+        if layer[2] is None:
+            try:
+                message = json.loads(layer[1].recv(LAYER_READY_MAX + 1024, socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                return None
+            except (OSError, ValueError):  # it died before it was ready
+                message = {"unusable": "it exited while importing"}
+            if "unusable" in message:
+                unusable.add(tuple(message.get("names") or ()))
+                send(event="layer", ok=False, why=message["unusable"])
+                drop_layer()
+                return None
+            selector.unregister(layer[1])
+            layer[2] = message["held"]
+            send(event="layer", ok=True, pid=layer[0], files=len(layer[2]))
+        return layer[2]
+
+    def hand_out_layer(request: dict, fds: list[int]) -> int | None:
+        """The layer's pid, if it took the request: it is ready and holds nothing the saves changed."""
+        nonlocal layer
+        changes = [(kind, os.path.realpath(path)) for kind, path in request.get("changes") or []]
+        held = layer_held()
+        if held is None or request.get("failure") or not app_layer.usable(held, changes):
+            drop_layer(kill=held is None)
+            return None
+        pid, sock = layer[0], layer[1]
+        layer = None
+        try:
+            socket.send_fds(sock, [json.dumps(request).encode()], fds)
+        except OSError:
+            return None
+        finally:
+            sock.close()
+        return pid
+
     def hand_out(request: dict, fds: list[int]) -> None:
-        nonlocal spare
+        nonlocal spare, hot, layer_due
+        pid = hand_out_layer(request, fds) if layer is not None else None
+        hot = app_layer.hot_after(hot, [(k, os.path.realpath(p)) for k, p in request.get("changes") or []])
+        layer_due = time.monotonic() + LAYER_DELAY_S
+        if pid is not None:
+            hand_out_pid(request, pid, fds, "app layer")
+            return
         if spare is not None and not spare_is_ready():
             # Still warming up (a save right after the previous reload, or right after a start): a fresh
             # fork now beats waiting for it. It is ended, not left to compete for the CPU.
             os.kill(spare[0], signal.SIGKILL)
             drop_spare()
+        source = "spare" if spare is not None else "fork"
         if spare is not None:
             pid, sock = spare
             spare = None
@@ -183,6 +354,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                 become_plain()
                 failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
                 _run_worker(worker, settings, listen_fd, fds[0], failure)
+        hand_out_pid(request, pid, fds, source)
+
+    def hand_out_pid(request: dict, pid: int, fds: list[int], source: str) -> None:
         handed_out.add(pid)
         for fd in fds:
             os.close(fd)
@@ -192,8 +366,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             pidfd = [os.pidfd_open(pid)]
         except (AttributeError, OSError):  # kernel < 5.3 or a seccomp profile that forbids it
             pidfd = []
-        socket.send_fds(control, [json.dumps({"event": "forked", "id": request["id"], "pid": pid}).encode()],
-                        pidfd)
+        socket.send_fds(control, [json.dumps({"event": "forked", "id": request["id"], "pid": pid,
+                                              "source": source}).encode()], pidfd)
         for fd in pidfd:
             os.close(fd)
 
@@ -202,15 +376,20 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
     imported = 0
     spare_due: float | None = None
     fork_spare()
+    layer_due = time.monotonic() + LAYER_DELAY_S  # after a restart, the app's module list is there already
     while True:
         timeout = 0 if to_import else None
-        if spare_due is not None:
-            timeout = max(0.0, min(timeout if timeout is not None else 1e9, spare_due - time.monotonic()))
+        for due in (spare_due, layer_due):
+            if due is not None:
+                timeout = max(0.0, min(timeout if timeout is not None else 1e9, due - time.monotonic()))
         ready = selector.select(timeout=timeout)
         if spare_due is not None and time.monotonic() >= spare_due:
             spare_due = None
             if spare is None:
                 fork_spare()
+        if layer_due is not None and time.monotonic() >= layer_due:
+            layer_due = None
+            fork_layer()
         if not ready and to_import:
             imported += preload([to_import.popleft()], settings.app_dir)
             if not to_import:
@@ -220,6 +399,10 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                 fork_spare()
             continue
         for key, _ in ready:
+            if key.fileobj is not control and key.fileobj is not wake_r:
+                if layer is not None and key.fileobj is layer[1]:
+                    layer_held()
+                continue  # a layer's socket dropped earlier in this round
             if key.fileobj is wake_r:
                 os.read(wake_r, 4096)
                 while True:
@@ -235,17 +418,22 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                 continue
             message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
             if not message:  # the reloader is gone
-                if spare is not None:
-                    pid = spare[0]
-                    drop_spare()
-                    # It exits on the end of its socket: reaped here (within a second), not by PID 1.
-                    deadline = time.monotonic() + 1.0
+                pids = [spare[0]] if spare is not None else []
+                pids += [layer[0]] if layer is not None else []
+                drop_spare()
+                drop_layer(kill=True)  # it serves nothing yet, and may be in the middle of an import
+                # They exit on the end of their sockets: reaped here (within a second), not by PID 1.
+                deadline = time.monotonic() + 1.0
+                for pid in pids:
                     while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
                         time.sleep(0.01)
                 return
             request = json.loads(message)
             if request.get("op") == "preload":
                 to_import.extend(name for name in listed(preload_file) if name not in sys.modules)
+                continue
+            if request.get("op") == "app":  # the app's module list changed: a layer of the new one, soon
+                layer_due = time.monotonic() + LAYER_DELAY_S
                 continue
             hand_out(request, fds)
             # The next spare a little later: forking takes a core for milliseconds, which the worker just

@@ -8,6 +8,7 @@ Events put on `events`:
   WarmReady(warm, message)            it has imported its modules and forks from now on
   WarmForked(warm, request, pid, pidfd)  a worker was forked for request `request` (pidfd may be None)
   WarmChildExited(warm, pid, code)    a worker it forked exited (code as subprocess reports it)
+  WarmLayer(warm, message)            its app layer is ready, or cannot be used (app_layer.py)
   WarmExited(warm)                    the warm process is gone (the workers it forked died with it)
 """
 
@@ -22,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from unstuck import app_layer
 from unstuck.logs import log
 
 
@@ -37,6 +39,7 @@ class WarmForked:
     request: int
     pid: int
     pidfd: int | None
+    source: str = ""  # "app layer", "spare" or "fork"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class WarmChildExited:
     warm: "WarmProcess"
     pid: int
     code: int
+
+
+@dataclass(frozen=True)
+class WarmLayer:
+    warm: "WarmProcess"
+    message: dict  # {"ok": True, "pid": P, "files": N} or {"ok": False, "why": ...}
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,11 @@ class WarmProcess:
             elif event == "preloaded":
                 log.debug("warm process %d imported %d more modules, warmed up %s", self.pid, message.get("modules", 0),
                           ", ".join(message.get("warmed") or []) or "nothing")
+            elif event == "layer":
+                self._events.put(WarmLayer(self, message))
             elif event == "forked":
-                self._events.put(WarmForked(self, message["id"], message["pid"], fds[0] if fds else None))
+                self._events.put(WarmForked(self, message["id"], message["pid"], fds[0] if fds else None,
+                                            message.get("source", "")))
                 fds = fds[1:]
             elif event == "exit":
                 self._events.put(WarmChildExited(self, message["pid"], message["code"]))
@@ -99,13 +111,15 @@ class WarmProcess:
         self.proc.wait()
         self._events.put(WarmExited(self))
 
-    def request_fork(self, report_fd: int, failure: dict | None) -> int | None:
+    def request_fork(self, report_fd: int, failure: dict | None, changes: list | None = None) -> int | None:
         """Ask for a worker that reports on `report_fd`; the request's id, or None if it cannot fork (the
-        caller then starts a fresh interpreter). The answer comes as a WarmForked event."""
+        caller then starts a fresh interpreter). The answer comes as a WarmForked event. `changes`: the
+        saves that caused it, [kind, absolute path] (the app layer is used only for those)."""
         if not self.ready or self.retiring:
             return None
         self._next_request += 1
-        request = json.dumps({"op": "fork", "id": self._next_request, "failure": failure}).encode()
+        request = json.dumps({"op": "fork", "id": self._next_request, "failure": failure,
+                              "changes": changes}).encode()
         try:
             socket.send_fds(self.control, [request], [report_fd])
         except OSError:
@@ -120,6 +134,13 @@ class WarmProcess:
         except OSError:
             return
         self.modules = self.modules | frozenset(modules)
+
+    def learn_app(self) -> None:
+        """Read the app layer's module list again (the file beside the preload file)."""
+        try:
+            self.control.send(json.dumps({"op": "app"}).encode())
+        except OSError:
+            pass
 
     def forked(self) -> None:
         self.children += 1
@@ -189,6 +210,24 @@ class WarmProcesses:
             return
         self.remember(target.modules | new)
         target.preload(new)
+
+    def learn_app(self, app_modules) -> None:
+        """The user's modules the current generation imported (name, file): the warm process's app layer
+        imports those a save is unlikely to change (app_layer.py)."""
+        if not self.enabled or not app_modules:
+            return
+        text = "".join(f"{name}\t{path}\n" for name, path in app_modules)
+        path = Path(app_layer.list_file(self.preload_file))
+        try:
+            if path.exists() and path.read_text() == text:
+                return
+            path.write_text(text)
+        except OSError as exc:
+            log.debug("cannot write %s: %s", path, exc)
+            return
+        for warm in (self.current, self.next):
+            if warm is not None:
+                warm.learn_app()
 
     def remember(self, modules: frozenset[str]) -> None:
         try:

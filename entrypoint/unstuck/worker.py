@@ -269,7 +269,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         # first request too, whose lazy imports (anyio's thread pool, encoders ...) the next generation's
         # first answer then does not pay.
         asyncio.get_running_loop().call_later(delay, lambda: reporter.send(
-            "uses", modules=preloadable_modules(settings.app_dir)))
+            "uses", modules=preloadable_modules(settings.app_dir), app_modules=app_modules(settings.app_dir)))
 
     def on_served() -> None:
         reporter.send("served", at=time.monotonic())
@@ -312,6 +312,18 @@ def preloadable_modules(app_dir) -> list[str]:
             continue
         names.append(name)
     return sorted(names)
+
+
+def app_modules(app_dir) -> list[tuple[str, str]]:
+    """The user's own modules (name, file), in the order they were imported: what the warm process's app
+    layer may import ahead of a reload that does not change them (app_layer.py)."""
+    app_prefix = str(app_dir).rstrip("/") + "/"
+    found = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name != "__main__" and isinstance(path, str) and path.startswith(app_prefix) and path.endswith(".py"):
+            found.append((name, path))
+    return found
 
 
 def _die_by_signal(signum, frame) -> None:

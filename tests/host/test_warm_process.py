@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from repo import REPO
-from unstuck.warm_process_client import WarmChildExited, WarmExited, WarmForked, WarmProcess, WarmReady
+from shapes import write
+from unstuck.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcess,
+                                         WarmReady)
 
 FAILURE = {"phase": "import", "exc_type": "SyntaxError", "message": "invalid syntax", "file": "app/main.py",
            "line": 3, "traceback": ""}
@@ -128,3 +130,82 @@ def test_a_spare_that_is_not_ready_never_holds_up_a_reload(warm, listening):
     assert not os.path.exists(f"/proc/{stuck}")
     signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
     os.close(forked.pidfd)
+
+
+def serve_once(handle, events, listening, changes):
+    """Fork a worker for a reload caused by `changes`; its answer and pid; then stop it."""
+    read_fd, write_fd = os.pipe()
+    handle.request_fork(write_fd, None, changes)
+    os.close(write_fd)
+    forked = next_event(events, WarmForked)
+    handle.forked()
+    with os.fdopen(read_fd) as reports:
+        for line in reports:
+            if '"event": "ready"' in line or '"event": "failed"' in line:
+                break
+        body = httpx.get(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=10).json()
+        signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
+        os.close(forked.pidfd)
+        exited = next_event(events, WarmChildExited)
+        assert exited.pid == forked.pid
+        handle.child_exited()
+    return body, forked.pid
+
+
+def next_layer(events):
+    event = next_event(events, WarmLayer)
+    assert event.message["ok"], event.message
+    return event.message
+
+
+def test_a_save_is_served_from_the_app_layer_when_it_holds_nothing_the_save_changed(listening, tmp_path, monkeypatch):
+    """The app layer has imported the user's modules a save is unlikely to change (app_layer.py): a save of
+    main.py is served by it, and a save of a module it holds is not (that would serve the old code)."""
+    write(tmp_path, {"main.py": MAIN, "models.py": "VALUE = 'models-1'\n", "noise.py": "print('imported noise')\n"})
+    main, models = str(tmp_path / "main.py"), str(tmp_path / "models.py")
+    (tmp_path / "preload.txt").write_text("fastapi\n")
+    # What the reload server lists once a generation reported the modules it uses.
+    (tmp_path / "preload.txt.app").write_text(f"models\t{models}\nnoise\t{tmp_path / 'noise.py'}\nmain\t{main}\n")
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "entrypoint"))
+    monkeypatch.setenv("APP_DIR", str(tmp_path))
+    monkeypatch.setenv("APP_MODULE", "main:app")
+    monkeypatch.setenv("UNSTUCK_GRACE", "0.5")
+    events = queue.SimpleQueue()
+    handle = WarmProcess(listening.fileno(), tmp_path / "preload.txt", frozenset({"fastapi"}), events)
+    try:
+        next_event(events, WarmReady)
+        handle.ready = True
+        # Nothing saved yet: the module that defines the app is left out, as the likeliest to be edited.
+        layer = next_layer(events)
+        assert layer["files"] == 2  # models.py and noise.py
+        (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-2"))
+        body, pid = serve_once(handle, events, listening, [["modified", main]])
+        assert body == {"main": "main-2", "models": "models-1"} and pid == layer["pid"]
+
+        layer = next_layer(events)  # main.py is hot now: the layer leaves it out
+        (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-3"))
+        body, pid = serve_once(handle, events, listening, [["modified", main]])
+        assert body == {"main": "main-3", "models": "models-1"} and pid == layer["pid"]
+
+        layer = next_layer(events)
+        (tmp_path / "models.py").write_text("VALUE = 'models-2'\n")  # held by the layer: never served from it
+        body, pid = serve_once(handle, events, listening, [["modified", models]])
+        assert body == {"main": "main-3", "models": "models-2"} and pid != layer["pid"]
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+MAIN = """\
+from fastapi import FastAPI
+
+import models
+import noise
+
+app = FastAPI()
+
+
+@app.get("/")
+def index():
+    return {"main": "main-1", "models": models.VALUE}
+"""

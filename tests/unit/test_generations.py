@@ -50,7 +50,7 @@ class FakeOps:
     def install(self):
         self.installs += 1
 
-    def learn_modules(self, modules):
+    def learn_modules(self, modules, app_modules=()):
         self.learned.append(modules)
 
     def rebuild_warm(self):
@@ -438,6 +438,22 @@ def test_each_reload_records_its_phases(m, ops):
     assert list(phases) == ["saved", "delivered", "applied", "forked", "imported", "ready", "served", "old_gone"]
     assert phases["saved"] == 0 and phases["ready"] == pytest.approx(0.025) and phases["old_gone"] == pytest.approx(0.01)
     assert m.snapshot()["worker_pid"] == 4242
+
+
+def test_a_reload_carries_the_saves_that_caused_it_and_records_what_its_process_was_made_from(m, ops):
+    serving(m, ops)
+    m.handle(ev.Changes(frozenset({("modified", "app/main.py"), ("added", "app/models.py")})))
+    gen = ops.spawned[-1]
+    # What the warm process needs to know whether its app layer may serve it (app_layer.usable).
+    assert gen.changes == frozenset({("modified", "app/main.py"), ("added", "app/models.py")})
+    m.handle(ev.Started(gen.id, 4243, ops.now(), forked=True, source="app layer"))
+    ready(m, gen)
+    assert m.snapshot()["last_reload"]["from"] == "app layer"
+    # Not caused by saves (a crash, an install): no changes, and the layer is never used for it.
+    m.handle(ev.Exited(gen.id, 1))
+    advance(m, ops, 60)
+    restarted = ops.spawned[-1]
+    assert restarted is not gen and restarted.changes is None
 
 
 def test_the_modules_the_serving_generation_uses_are_learned_and_a_replaced_ones_are_not(m, ops):

@@ -1,0 +1,88 @@
+"""Which of the user's modules the warm process's app layer imports ahead, and when a reload may use it."""
+
+import os
+
+from shapes import write
+from unstuck import app_layer
+
+TREE = {
+    "app/__init__.py": "",
+    "app/main.py": "from fastapi import FastAPI\nfrom app.api.main import router\nfrom app.core import config\n",
+    "app/api/__init__.py": "",
+    "app/api/main.py": "from .routes import items, users\nrouter = [items, users]\n",
+    "app/api/routes/__init__.py": "",
+    "app/api/routes/items.py": "from app.models import Item\n",
+    "app/api/routes/users.py": "import json\n\ndef later():\n    from ...core.config import settings\n",
+    "app/models.py": "import app.core.config\nclass Item: ...\n",
+    "app/core/__init__.py": "",
+    "app/core/config.py": "settings = {}\n",
+    "app/broken.py": "def f(:\n",
+}
+ORDER = ["app", "app.main", "app.api", "app.api.main", "app.api.routes", "app.api.routes.items", "app.models",
+         "app.core", "app.core.config", "app.api.routes.users"]
+
+
+def listed(root, names=ORDER):
+    def file_of(name):
+        base = os.path.join(root, *name.split("."))
+        return os.path.join(base, "__init__.py") if os.path.isdir(base) else base + ".py"
+    return [(name, file_of(name)) for name in names]
+
+
+def test_the_layer_leaves_out_the_saved_file_and_every_module_that_imports_it(tmp_path):
+    write(tmp_path, TREE)
+    planned = app_layer.plan(listed(tmp_path), [str(tmp_path / "app/api/routes/items.py")])
+    # items is imported by api.main (relative import), which main imports: all three stay out; what they
+    # import, and the modules beside them, are imported ahead, in the app's order.
+    assert planned == ["app", "app.api", "app.api.routes", "app.models", "app.core", "app.core.config",
+                       "app.api.routes.users"]
+
+
+def test_a_saved_model_takes_out_the_routes_that_use_it_and_a_package_takes_out_its_modules(tmp_path):
+    write(tmp_path, TREE)
+    planned = app_layer.plan(listed(tmp_path), [str(tmp_path / "app/models.py")])
+    assert planned == ["app", "app.api", "app.api.routes", "app.core", "app.core.config", "app.api.routes.users"]
+    # A module imports its parent packages: a saved package __init__ takes out everything below it.
+    planned = app_layer.plan(listed(tmp_path), [str(tmp_path / "app/core/__init__.py")])
+    assert planned == ["app", "app.api", "app.api.routes"]
+
+
+def test_an_import_inside_a_function_counts_and_the_saved_main_module_leaves_the_rest_in(tmp_path):
+    write(tmp_path, TREE)
+    planned = app_layer.plan(listed(tmp_path), [str(tmp_path / "app/core/config.py")])
+    assert "app.api.routes.users" not in planned  # its function-level `from ...core.config import settings`
+    planned = app_layer.plan(listed(tmp_path), [str(tmp_path / "app/main.py")])
+    assert planned == [name for name in ORDER if name != "app.main"]
+
+
+def test_a_module_whose_imports_cannot_be_read_is_assumed_to_import_everything(tmp_path):
+    write(tmp_path, TREE)
+    planned = app_layer.plan(listed(tmp_path, ORDER + ["app.broken"]), [str(tmp_path / "app/core/config.py")])
+    assert "app.broken" not in planned
+    assert "app.broken" in app_layer.plan(listed(tmp_path, ORDER + ["app.broken"]), [])
+
+
+def test_the_layer_is_used_only_for_saves_of_python_files_it_does_not_hold_and_left_unchanged(tmp_path):
+    write(tmp_path, TREE)
+    held_files = [tmp_path / "app/models.py", tmp_path / "app/core/config.py"]
+    held = {str(p): list(app_layer.stamp(str(p))) for p in held_files}  # as it comes through JSON
+    main = str(tmp_path / "app/main.py")
+    assert app_layer.usable(held, [("modified", main)])
+    assert app_layer.usable(held, [("added", main)])  # an editor's safe write: the file moved into place
+    assert not app_layer.usable(held, None)  # not caused by saves (a restart, an install)
+    assert not app_layer.usable(held, [])
+    assert not app_layer.usable(held, [("modified", main), ("modified", str(tmp_path / ".env"))])
+    assert not app_layer.usable(held, [("modified", str(tmp_path / "app/models.py"))])
+    # A held file changed since it was imported, even if the batch does not say so (saved meanwhile).
+    (tmp_path / "app/core/config.py").write_text("settings = {'debug': True}\n")
+    assert not app_layer.usable(held, [("modified", main)])
+
+
+def test_the_hot_files_are_the_last_saved_python_files_newest_first():
+    hot = app_layer.hot_after([], [("modified", "/w/a.py"), ("modified", "/w/notes.md")])
+    hot = app_layer.hot_after(hot, [("modified", "/w/b.py")])
+    hot = app_layer.hot_after(hot, [("modified", "/w/a.py")])
+    assert hot == ["/w/a.py", "/w/b.py"]
+    for name in "cde":
+        hot = app_layer.hot_after(hot, [("modified", f"/w/{name}.py")])
+    assert hot == ["/w/e.py", "/w/d.py", "/w/c.py"]
