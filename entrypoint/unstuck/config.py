@@ -53,6 +53,7 @@ class Settings:
     procfile: Path
     worker_grace: float
     project_env: Path
+    app_layer: bool = True
 
     @property
     def state_file(self) -> Path:
@@ -179,4 +180,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         procfile=procfile,
         worker_grace=_number(env, "UNSTUCK_WORKER_GRACE", 5.0, 0.0, 60.0),
         project_env=project_env,
+        app_layer=_flag(env, "UNSTUCK_APP_LAYER", default="1"),
     )

@@ -70,6 +70,7 @@ class Ops(Protocol):
     def install(self) -> None: ...  # install them; an ev.Installed comes back
     def learn_modules(self, modules: tuple[str, ...], app_modules: tuple[tuple[str, str], ...]) -> None: ...
     def rebuild_warm(self) -> None: ...
+    def prepare_layer(self) -> None: ...  # a reload is done: the warm process may build its app layer
     def app_label(self) -> str: ...  # the app being loaded, for the "starting" page
     def serving(self, gen: Generation | None) -> None: ...  # gen answers from now on (None: nobody, stopping)
     def restart_procs(self, reason: str) -> None: ...
@@ -152,6 +153,8 @@ class Generations:
         elif isinstance(event, ev.Uses):
             if self.current is not None and event.gen == self.current.id and not self.stopping:
                 self.ops.learn_modules(event.modules, event.app_modules)
+                if self.pending is None:  # not while a reload imports: it would compete for the CPU
+                    self.ops.prepare_layer()
         elif isinstance(event, ev.Exited):
             self.on_exit(event)
         elif isinstance(event, ev.Installed):

@@ -107,9 +107,10 @@ def send_signal(child: Child, signum: int) -> None:
 
 # Imported by the warm process on a project's very first start, when it does not yet know what the app
 # uses: the heavy, popular libraries, if installed. The first generation (forked once the warm process
-# is ready) and the first reloads then pay only for what the app uses beyond them.
+# is ready) and the first reloads then pay only for what the app uses beyond them. They are not written
+# to the preload file: the next start imports only what the app was seen to use.
 SEED = ("fastapi", "starlette", "pydantic", "flask", "django", "litestar", "sqlalchemy", "sqlmodel", "jinja2",
-        "httpx", "requests")
+        "httpx", "requests", "numpy", "pandas")
 
 
 def seed_modules() -> set[str]:
@@ -251,6 +252,9 @@ class Reloader:
     def learn_modules(self, modules, app_modules=()) -> None:
         self.warm.learn(modules)
         self.warm.learn_app(app_modules)
+
+    def prepare_layer(self) -> None:
+        self.warm.prepare_layer()
 
     def rebuild_warm(self) -> None:
         self.warm.rebuild()

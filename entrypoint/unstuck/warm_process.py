@@ -12,7 +12,8 @@ Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
   reloader -> here:  {"op": "fork", "id": N, "failure": {...}|null, "changes": [[kind, path], ...]|null}
                      with the worker's report pipe attached ("changes": the saves that caused it)
                      {"op": "preload"}: import what the preload file now lists too, between forks
-                     {"op": "app"}: the app's own modules were listed anew (app_layer.list_file)
+                     {"op": "layer"}: a reload is done; build the app layer (of the modules now listed in
+                     app_layer.list_file) unless the one there already holds what it would
   here -> reloader:  {"event": "ready", "modules": N, "seconds": S}
                      {"event": "forked", "id": N, "pid": P, "source": "app layer"|"spare"|"fork"} with a pidfd of the child attached when the
                      kernel has pidfd_open: the reload server signals through it, so a signal can never
@@ -88,9 +89,6 @@ def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[b
     return data, fds
 
 
-# The app layer (app_layer.py) is forked this long after a hand-out: the new generation's startup and first
-# answer come first. A save before it is ready is served from the spare, as without it.
-LAYER_DELAY_S = 0.25
 LAYER_READY_MAX = 1 << 20  # the ready message lists the files it holds: a bigger app does without it
 
 
@@ -159,6 +157,13 @@ def entry_module(settings) -> str | None:
 
 def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> None:
     """In a forked child: run one worker generation, then exit with its status (never return)."""
+    # Everything inherited from the warm process (every imported module, and a layer's user modules) lives as
+    # long as the worker: without this, the first full collection the app's allocations trigger walks all
+    # of it, tens of milliseconds at a random moment of a reload or a request (and copies every page it
+    # touches). Only what the worker itself allocates is collected from now on.
+    import gc
+
+    gc.freeze()
     code = 1
     try:
         code = worker.run(settings, listen_fd, report_fd, os.getppid(), failure)
@@ -240,20 +245,24 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
         except (BlockingIOError, OSError):
             return False
 
-    # The app layer: (pid, socket to it, the files it holds once it said it is ready, else None).
+    # The app layer: [pid, socket to it, the files it holds once it said it is ready (else None), the
+    # modules it imports]. Built when the reload server says a reload is done (its first answer is out),
+    # so that its imports never compete with a reload for the CPU; a save before it is ready is served
+    # from the spare, as without it.
     layer: list | None = None
     hot: list[str] = []  # the files saved lately, newest first: the layer leaves them (and their importers) out
-    layer_due: float | None = None
     unusable: set[tuple[str, ...]] = set()  # plans whose layer could not stand in for a worker
     app_list = app_layer.list_file(preload_file)
 
     def fork_layer() -> None:
         nonlocal layer
-        drop_layer()
-        listed_modules = app_layer.read_list(app_list)
+        listed_modules = app_layer.read_list(app_list) if settings.app_layer else []
         # Before any save: the module that defines the app is the likeliest to be edited (in a small app it
         # is all the routes; in a large one it only includes them, and leaving it out costs little).
         names = app_layer.plan(listed_modules, hot or app_layer.entry_files(listed_modules, entry_module(settings)))
+        if layer is not None and layer[3] == names:
+            return  # the one there holds just that (ready, or still importing)
+        drop_layer(kill=True)
         if not names or tuple(names) in unusable:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -277,13 +286,13 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
                 os._exit(0)
             _run_worker(worker, settings, listen_fd, fds[0], None)
         theirs.close()
-        layer = [pid, ours, None]
+        layer = [pid, ours, None, names]
         selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
 
     def drop_layer(kill: bool = False) -> None:
         nonlocal layer
         if layer is not None:
-            if kill:
+            if kill and layer[2] is None:
                 os.kill(layer[0], signal.SIGKILL)  # still importing: it must not compete for the CPU
             if layer[2] is None:
                 selector.unregister(layer[1])
@@ -330,10 +339,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
         return pid
 
     def hand_out(request: dict, fds: list[int]) -> None:
-        nonlocal spare, hot, layer_due
+        nonlocal spare, hot
         pid = hand_out_layer(request, fds) if layer is not None else None
         hot = app_layer.hot_after(hot, [(k, os.path.realpath(p)) for k, p in request.get("changes") or []])
-        layer_due = time.monotonic() + LAYER_DELAY_S
         if pid is not None:
             hand_out_pid(request, pid, fds, "app layer")
             return
@@ -376,20 +384,15 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
     imported = 0
     spare_due: float | None = None
     fork_spare()
-    layer_due = time.monotonic() + LAYER_DELAY_S  # after a restart, the app's module list is there already
     while True:
         timeout = 0 if to_import else None
-        for due in (spare_due, layer_due):
-            if due is not None:
-                timeout = max(0.0, min(timeout if timeout is not None else 1e9, due - time.monotonic()))
+        if spare_due is not None:
+            timeout = max(0.0, min(timeout if timeout is not None else 1e9, spare_due - time.monotonic()))
         ready = selector.select(timeout=timeout)
         if spare_due is not None and time.monotonic() >= spare_due:
             spare_due = None
             if spare is None:
                 fork_spare()
-        if layer_due is not None and time.monotonic() >= layer_due:
-            layer_due = None
-            fork_layer()
         if not ready and to_import:
             imported += preload([to_import.popleft()], settings.app_dir)
             if not to_import:
@@ -432,8 +435,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             if request.get("op") == "preload":
                 to_import.extend(name for name in listed(preload_file) if name not in sys.modules)
                 continue
-            if request.get("op") == "app":  # the app's module list changed: a layer of the new one, soon
-                layer_due = time.monotonic() + LAYER_DELAY_S
+            if request.get("op") == "layer":
+                fork_layer()
                 continue
             hand_out(request, fds)
             # The next spare a little later: forking takes a core for milliseconds, which the worker just
@@ -452,6 +455,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--preload", default="", help="file with one module name per line")
+    parser.add_argument("--import", dest="also", default="", help="comma-separated modules to import too")
     args = parser.parse_args(argv)
 
     die_with_parent(args.parent_pid)
@@ -468,7 +472,8 @@ def main(argv: list[str]) -> int:
     project_env.activate(settings.app_dir, settings.project_env)  # the app's packages, before preloading them
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
-    loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload)], settings.app_dir)
+    loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload), *filter(None, args.also.split(","))],
+                     settings.app_dir)
     warmed = warmup.run()
     from unstuck import worker
 

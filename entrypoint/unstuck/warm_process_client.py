@@ -63,8 +63,10 @@ class WarmExited:
 class WarmProcess:
     """One warm process, seen from the reload server."""
 
-    def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], events) -> None:
-        self.modules = modules
+    def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], events,
+                 also: frozenset[str] = frozenset()) -> None:
+        """It imports what `preload_file` lists (`modules` is that, for the caller's books) and `also`."""
+        self.modules = modules | also
         self.ready = False
         self.retiring = False
         self.children = 0  # forked and not yet exited
@@ -74,6 +76,8 @@ class WarmProcess:
         self.control = ours
         args = [sys.executable, "-m", "unstuck", "warm-process", "--control-fd", str(theirs.fileno()),
                 "--listen-fd", str(listen_fd), "--parent-pid", str(os.getpid()), "--preload", str(preload_file)]
+        if also:
+            args += ["--import", ",".join(sorted(also))]
         # Started outside the app's tree, so that nothing of the user's code is importable there.
         self.proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), listen_fd), cwd="/")
         theirs.close()
@@ -135,10 +139,12 @@ class WarmProcess:
             return
         self.modules = self.modules | frozenset(modules)
 
-    def learn_app(self) -> None:
-        """Read the app layer's module list again (the file beside the preload file)."""
+    def prepare_layer(self) -> None:
+        """A reload is done: build the app layer, of the modules now listed beside the preload file."""
+        if not self.ready or self.retiring:
+            return
         try:
-            self.control.send(json.dumps({"op": "app"}).encode())
+            self.control.send(json.dumps({"op": "layer"}).encode())
         except OSError:
             pass
 
@@ -179,6 +185,8 @@ class WarmProcesses:
         self.enabled = enabled
         self.current: WarmProcess | None = None
         self.next: WarmProcess | None = None
+        # What the app's generations reported using (the preload file): not the seeds a first start guessed.
+        self.learned: set[str] = self.remembered()
 
     @property
     def modules(self) -> frozenset[str]:
@@ -197,18 +205,24 @@ class WarmProcesses:
             return
         if self.next is not None:
             self.next.retire()
-        self.remember(frozenset(modules))
-        self.next = WarmProcess(self.listen_fd, self.preload_file, frozenset(modules), self.events)
+        # What the preload file does not list (a first start's seeds) is passed along.
+        self.next = WarmProcess(self.listen_fd, self.preload_file, frozenset(self.learned), self.events,
+                                frozenset(set(modules) - self.learned))
 
     def learn(self, modules) -> None:
-        new = set(modules) - self.modules
+        if not self.enabled:
+            return
+        modules = set(modules)
+        if not modules <= self.learned:  # the preload file lists what was used, never unused seeds
+            self.learned |= modules
+            self.remember(frozenset(self.learned))
+        new = modules - self.modules
         target = self.next or self.current
-        if not new or not self.enabled:
+        if not new:
             return
         if target is None:
             self.start(new)
             return
-        self.remember(target.modules | new)
         target.preload(new)
 
     def learn_app(self, app_modules) -> None:
@@ -219,15 +233,17 @@ class WarmProcesses:
         text = "".join(f"{name}\t{path}\n" for name, path in app_modules)
         path = Path(app_layer.list_file(self.preload_file))
         try:
-            if path.exists() and path.read_text() == text:
+            # The same modules in another order (a generation forked from the layer imported them in the
+            # layer's order) change nothing: the layer would only be built again for nothing.
+            if path.exists() and set(path.read_text().splitlines()) == set(text.splitlines()):
                 return
             path.write_text(text)
         except OSError as exc:
             log.debug("cannot write %s: %s", path, exc)
-            return
-        for warm in (self.current, self.next):
-            if warm is not None:
-                warm.learn_app()
+
+    def prepare_layer(self) -> None:
+        if self.enabled and self.current is not None:
+            self.current.prepare_layer()
 
     def remember(self, modules: frozenset[str]) -> None:
         try:

@@ -263,13 +263,18 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     except BaseException as exc:  # noqa: BLE001 - the port must say so instead, with the traceback
         serve_error(settings, sock, failure_mod.from_exception(exc, "import", settings.app_dir), reporter, loaded.info)
         return
+    uses_report: list[asyncio.TimerHandle] = []
+
     def report_uses(delay: float) -> None:
         # The modules it uses, for the warm process to preload, once the answers that matter are out:
         # listing them touches every module object (copy-on-write after the fork: milliseconds). After the
-        # first request too, whose lazy imports (anyio's thread pool, encoders ...) the next generation's
-        # first answer then does not pay.
-        asyncio.get_running_loop().call_later(delay, lambda: reporter.send(
-            "uses", modules=preloadable_modules(settings.app_dir), app_modules=app_modules(settings.app_dir)))
+        # first request, whose lazy imports (anyio's thread pool, encoders ...) the next generation's first
+        # answer then does not pay; a while after ready only in case no request comes (it is replaced by
+        # the first: otherwise it would take those milliseconds again, as the next save may come in).
+        for pending in uses_report:
+            pending.cancel()
+        uses_report[:] = [asyncio.get_running_loop().call_later(delay, lambda: reporter.send(
+            "uses", modules=preloadable_modules(settings.app_dir), app_modules=app_modules(settings.app_dir)))]
 
     def on_served() -> None:
         reporter.send("served", at=time.monotonic())

@@ -152,7 +152,8 @@ def serve_once(handle, events, listening, changes):
     return body, forked.pid
 
 
-def next_layer(events):
+def next_layer(handle, events):
+    handle.prepare_layer()  # as the reload server does once a reload is done
     event = next_event(events, WarmLayer)
     assert event.message["ok"], event.message
     return event.message
@@ -176,18 +177,18 @@ def test_a_save_is_served_from_the_app_layer_when_it_holds_nothing_the_save_chan
         next_event(events, WarmReady)
         handle.ready = True
         # Nothing saved yet: the module that defines the app is left out, as the likeliest to be edited.
-        layer = next_layer(events)
+        layer = next_layer(handle, events)
         assert layer["files"] == 2  # models.py and noise.py
         (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-2"))
         body, pid = serve_once(handle, events, listening, [["modified", main]])
         assert body == {"main": "main-2", "models": "models-1"} and pid == layer["pid"]
 
-        layer = next_layer(events)  # main.py is hot now: the layer leaves it out
+        layer = next_layer(handle, events)  # main.py is hot now: the layer leaves it out
         (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-3"))
         body, pid = serve_once(handle, events, listening, [["modified", main]])
         assert body == {"main": "main-3", "models": "models-1"} and pid == layer["pid"]
 
-        layer = next_layer(events)
+        layer = next_layer(handle, events)
         (tmp_path / "models.py").write_text("VALUE = 'models-2'\n")  # held by the layer: never served from it
         body, pid = serve_once(handle, events, listening, [["modified", models]])
         assert body == {"main": "main-3", "models": "models-2"} and pid != layer["pid"]

@@ -4,6 +4,7 @@ import os
 
 from shapes import write
 from unstuck import app_layer
+from unstuck.warm_process_client import WarmProcesses
 
 TREE = {
     "app/__init__.py": "",
@@ -86,3 +87,19 @@ def test_the_hot_files_are_the_last_saved_python_files_newest_first():
     for name in "cde":
         hot = app_layer.hot_after(hot, [("modified", f"/w/{name}.py")])
     assert hot == ["/w/e.py", "/w/d.py", "/w/c.py"]
+
+
+def test_the_app_module_list_is_rewritten_only_when_the_set_of_modules_changes(tmp_path):
+    # Rewriting it has the warm process build its layer again; the same modules in another order (a
+    # generation forked from the layer imports them in the layer's order) must not.
+    warm = WarmProcesses(-1, tmp_path / "preload.txt", events=None, enabled=True)
+    listing = tmp_path / "preload.txt.app"
+    warm.learn_app([("a", "/w/a.py"), ("b", "/w/b.py")])
+    first = listing.read_text()
+    assert app_layer.read_list(str(listing)) == [("a", "/w/a.py"), ("b", "/w/b.py")]
+    listing.touch()
+    stamp = listing.stat().st_mtime_ns
+    warm.learn_app([("b", "/w/b.py"), ("a", "/w/a.py")])
+    assert listing.read_text() == first and listing.stat().st_mtime_ns == stamp
+    warm.learn_app([("a", "/w/a.py")])
+    assert app_layer.read_list(str(listing)) == [("a", "/w/a.py")]

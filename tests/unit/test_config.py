@@ -42,6 +42,7 @@ def test_defaults(tmp_path):
         ({"UNSTUCK_PROJECT_ENV": ".venv"}, "UNSTUCK_PROJECT_ENV='.venv' is relative; use an absolute path"),
         ({"UNSTUCK_POLL_MS": "10"}, "UNSTUCK_POLL_MS='10' is out of range; set it to milliseconds between 50 and 10000"),
         ({"UNSTUCK_WARM": "2"}, "UNSTUCK_WARM='2' is not accepted; use 1 or 0"),
+        ({"UNSTUCK_APP_LAYER": "yes please"}, "UNSTUCK_APP_LAYER='yes please' is not accepted; use 1 or 0"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(tmp_path, env, needle):

@@ -26,6 +26,7 @@ class FakeOps:
         self.installs = 0
         self.learned = []
         self.rebuilt = 0
+        self.layers = 0
         self.procs = []
         self.serving_order = []
 
@@ -55,6 +56,9 @@ class FakeOps:
 
     def rebuild_warm(self):
         self.rebuilt += 1
+
+    def prepare_layer(self):
+        self.layers += 1
 
     def restart_procs(self, reason):
         self.procs.append(reason)
@@ -460,12 +464,16 @@ def test_the_modules_the_serving_generation_uses_are_learned_and_a_replaced_ones
     old = serving(m, ops)
     m.handle(ev.Uses(old.id, ("fastapi",)))
     assert ops.learned == [("fastapi",)]  # the warm process preloads them for the next generation
+    assert ops.layers == 1  # and, the reload being done, builds its app layer
     change(m, "app/main.py")
     new = ops.spawned[-1]
+    m.handle(ev.Uses(old.id, ("fastapi",)))  # while a reload imports: no layer built beside it
+    assert ops.layers == 1
     ready(m, new)
     m.handle(ev.Uses(old.id, ("old_only",)))  # late, from the generation being retired
     m.handle(ev.Uses(new.id, ("anyio._backends._asyncio",)))  # what its first request imported
-    assert ops.learned == [("fastapi",), ("anyio._backends._asyncio",)]
+    assert ops.learned == [("fastapi",), ("fastapi",), ("anyio._backends._asyncio",)]
+    assert ops.layers == 2
 
 
 def test_events_for_unknown_generations_are_ignored_and_non_events_rejected(m, ops):
