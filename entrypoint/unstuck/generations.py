@@ -404,6 +404,7 @@ class Generations:
         log.error("app broken after %s: %s; serving the error page (503) until a fix is saved", gen.trigger,
                   gen.failure.headline())
         log.debug("%s", gen.failure.traceback)
+        self.ops.prepare_layer()  # the fix is the next save: the layer leaves out the broken file (hot)
 
     def on_served(self, event: ev.Served) -> None:
         gen = self._phase(event.gen, "served", event.at)

@@ -15,9 +15,10 @@ Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
                      {"op": "layer"}: a reload is done; build the app layer (of the modules now listed in
                      app_layer.list_file) unless the one there already holds what it would
   here -> reloader:  {"event": "ready", "modules": N, "seconds": S}
-                     {"event": "forked", "id": N, "pid": P, "source": "app layer"|"spare"|"fork"} with a pidfd of the child attached when the
-                     kernel has pidfd_open: the reload server signals through it, so a signal can never
-                     reach another process that was given the pid after this child was reaped
+                     {"event": "forked", "id": N, "pid": P, "source": "app layer"|"spare"|"fork"} with a
+                     pidfd of the child attached when the kernel has pidfd_open: the reload server signals
+                     through it, so a signal can never reach another process that was given the pid after
+                     this child was reaped
                      {"event": "exit", "pid": P, "code": C}   (C < 0: killed by signal -C, as in Popen)
                      {"event": "layer", "ok": bool, ...}: an app layer is ready, or why it cannot be used
 
@@ -89,7 +90,9 @@ def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[b
     return data, fds
 
 
-LAYER_READY_MAX = 1 << 20  # the ready message lists the files it holds: a bigger app does without it
+# The layer's ready message lists the files it holds; one packet must stay within a socket's default send
+# buffer (about 200 kB): an app with more files than that (a few thousand) does without a layer.
+LAYER_READY_MAX = 150_000
 
 
 def build_layer(names: list[str], settings) -> dict | str:
@@ -143,6 +146,13 @@ def build_layer(names: list[str], settings) -> dict | str:
     return held
 
 
+def _is_empty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return True
+
+
 def entry_module(settings) -> str | None:
     """The module that defines the app (APP_MODULE, or what discovery finds: files are read, nothing is
     imported)."""
@@ -179,7 +189,7 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> No
         os._exit(code)
 
 
-def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -> None:
+def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = ()) -> None:
     from unstuck import worker
     from unstuck.failure import Failure
 
@@ -263,8 +273,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
         if layer is not None and layer[3] == names:
             return  # the one there holds just that (ready, or still importing)
         drop_layer(kill=True)
-        if not names or tuple(names) in unusable:
-            return
+        files = dict(listed_modules)
+        if tuple(names) in unusable or all(_is_empty(files[name]) for name in names):
+            return  # nothing worth importing ahead (a one-module app's empty package __init__)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
@@ -324,9 +335,11 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
         """The layer's pid, if it took the request: it is ready and holds nothing the saves changed."""
         nonlocal layer
         changes = [(kind, os.path.realpath(path)) for kind, path in request.get("changes") or []]
+        if not changes or request.get("failure"):
+            return None  # not a reload of saves (the first generation, a restart, an error page): kept
         held = layer_held()
-        if held is None or request.get("failure") or not app_layer.usable(held, changes):
-            drop_layer(kill=held is None)
+        if held is None or not app_layer.usable(held, changes):
+            drop_layer(kill=held is None)  # stale, or still importing beside this reload
             return None
         pid, sock = layer[0], layer[1]
         layer = None
@@ -380,10 +393,11 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             os.close(fd)
 
     # Modules to import between requests, one at a time, so that a fork is never kept waiting on them.
-    to_import: collections.deque[str] = collections.deque()
+    to_import: collections.deque[str] = collections.deque(later)
     imported = 0
     spare_due: float | None = None
     fork_spare()
+    fork_layer()  # after a restart the app's modules are listed already: ready by the time the app is served
     while True:
         timeout = 0 if to_import else None
         if spare_due is not None:
@@ -444,6 +458,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings) -
             spare_due = time.monotonic() + SPARE_DELAY_S
 
 
+IMPORTED_AFTER_READY = frozenset({"numpy", "pandas"})
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
@@ -472,8 +489,12 @@ def main(argv: list[str]) -> int:
     project_env.activate(settings.app_dir, settings.project_env)  # the app's packages, before preloading them
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
-    loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload), *filter(None, args.also.split(","))],
-                     settings.app_dir)
+    also = [name for name in args.also.split(",") if name]
+    # Guesses that take most of a second to import (pandas) come after "ready": the first generation is
+    # not kept waiting for what it may not use, and the next reloads have them all the same.
+    later = [name for name in also if name in IMPORTED_AFTER_READY]
+    loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload),
+                      *(name for name in also if name not in later)], settings.app_dir)
     warmed = warmup.run()
     from unstuck import worker
 
@@ -481,5 +502,5 @@ def main(argv: list[str]) -> int:
     control.send(json.dumps({"event": "ready", "modules": loaded, "warmed": warmed,
                              "seconds": round(time.monotonic() - started, 3)})
                  .encode())
-    serve(control, args.listen_fd, args.preload, settings)
+    serve(control, args.listen_fd, args.preload, settings, later)
     return 0

@@ -248,6 +248,8 @@ def wait_steady_process_table(served) -> list[tuple[str, str]]:
     def probe():
         table = processes(served)
         seen.append(table)
+        # No app layer (unstuck-layer): this app's only other module is an empty package __init__, which
+        # the warm process does not import ahead.
         return sorted(name for _, name in table) == STEADY and all(state != "Z" for state, _ in table), str(table)
 
     wait_until("the process table is one supervisord, listener, reloader, warm process, spare and worker, no zombies",

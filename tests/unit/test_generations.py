@@ -476,6 +476,14 @@ def test_the_modules_the_serving_generation_uses_are_learned_and_a_replaced_ones
     assert ops.layers == 2
 
 
+def test_a_broken_save_has_the_warm_process_build_its_app_layer_for_the_fix(m, ops):
+    serving(m, ops)
+    change(m, "app/main.py")
+    assert ops.layers == 0  # not beside a reload in progress
+    failed(m, ops.spawned[-1])
+    assert ops.layers == 1  # the error page is up: the fix is the next save
+
+
 def test_events_for_unknown_generations_are_ignored_and_non_events_rejected(m, ops):
     serving(m, ops)
     for event in (ev.Ready(99, 0.0), ev.Failed(99, SYNTAX, 0.0), ev.Exited(99, 1), ev.Served(99, 0.0)):
