@@ -136,14 +136,10 @@ def build_layer(names: list[str], settings) -> dict | str:
         return "an import started a thread"
     if set(os.listdir("/proc/self/fd")) - fds_before:
         return "an import left a file or socket open"
-    prefix = str(settings.app_dir).rstrip("/") + "/"
-    held = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str) and path.startswith(prefix):
-            real = os.path.realpath(path)
-            held[real] = app_layer.stamp(real)
-    return held
+    from unstuck.worker import modules_by_origin
+
+    real_paths = {os.path.realpath(path) for _, path in modules_by_origin(settings.app_dir)[1]}
+    return {path: app_layer.stamp(path) for path in real_paths}
 
 
 def _is_empty(path: str) -> bool:
@@ -223,6 +219,20 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     spare: tuple[int, socket.socket] | None = None
     handed_out: set[int] = set()
 
+    def serve_when_asked(theirs: socket.socket, ready: bytes) -> None:
+        """In a spare or an app layer (never returns): warm up, say `ready`, wait for a request, and become
+        the worker it asks for; exit if dropped instead (replaced by a fresher one, or stopping)."""
+        warmup.run_requests()
+        worker.prepare_loop()
+        prefault()
+        data, fds = wait_for_request(theirs, ready)
+        theirs.close()
+        if not data:
+            os._exit(0)
+        request = json.loads(data)
+        failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
+        _run_worker(worker, settings, listen_fd, fds[0], failure)
+
     def fork_spare() -> None:
         nonlocal spare
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -230,16 +240,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         if pid == 0:
             become_plain(ours)
             worker.set_process_name("unstuck-spare")
-            warmup.run_requests()
-            worker.prepare_loop()
-            prefault()
-            data, fds = wait_for_request(theirs)
-            theirs.close()
-            if not data:  # replaced by a fresher one, or the warm process is gone
-                os._exit(0)
-            request = json.loads(data)
-            failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
-            _run_worker(worker, settings, listen_fd, fds[0], failure)
+            serve_when_asked(theirs, SPARE_READY)
         theirs.close()
         spare = (pid, ours)
 
@@ -282,20 +283,13 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             become_plain(ours)
             worker.set_process_name("unstuck-layer")
             held = build_layer(names, settings)
-            if isinstance(held, str):
-                wait_for_request(theirs, json.dumps({"unusable": held, "names": names}).encode())
-                os._exit(0)
-            warmup.run_requests()
-            worker.prepare_loop()
-            prefault()
-            ready = json.dumps({"held": held}).encode()
-            if len(ready) > LAYER_READY_MAX:
-                ready = json.dumps({"unusable": "too many files", "names": names}).encode()
-            data, fds = wait_for_request(theirs, ready)
-            theirs.close()
-            if not data:
-                os._exit(0)
-            _run_worker(worker, settings, listen_fd, fds[0], None)
+            if isinstance(held, dict):
+                ready = json.dumps({"held": held}).encode()
+                if len(ready) <= LAYER_READY_MAX:
+                    serve_when_asked(theirs, ready)
+            why = held if isinstance(held, str) else "too many files"
+            wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
+            os._exit(0)
         theirs.close()
         layer = [pid, ours, None, names]
         selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
@@ -331,10 +325,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             send(event="layer", ok=True, pid=layer[0], files=len(layer[2]))
         return layer[2]
 
-    def hand_out_layer(request: dict, fds: list[int]) -> int | None:
+    def hand_out_layer(request: dict, fds: list[int], changes: list[tuple[str, str]]) -> int | None:
         """The layer's pid, if it took the request: it is ready and holds nothing the saves changed."""
         nonlocal layer
-        changes = [(kind, os.path.realpath(path)) for kind, path in request.get("changes") or []]
         if not changes or request.get("failure"):
             return None  # not a reload of saves (the first generation, a restart, an error page): kept
         held = layer_held()
@@ -353,8 +346,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
 
     def hand_out(request: dict, fds: list[int]) -> None:
         nonlocal spare, hot
-        pid = hand_out_layer(request, fds) if layer is not None else None
-        hot = app_layer.hot_after(hot, [(k, os.path.realpath(p)) for k, p in request.get("changes") or []])
+        changes = [(kind, os.path.realpath(path)) for kind, path in request.get("changes") or []]
+        pid = hand_out_layer(request, fds, changes) if layer is not None else None
+        hot = app_layer.hot_after(hot, changes)
         if pid is not None:
             hand_out_pid(request, pid, fds, "app layer")
             return

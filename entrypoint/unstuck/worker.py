@@ -265,6 +265,11 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         return
     uses_report: list[asyncio.TimerHandle] = []
 
+    def send_uses() -> None:
+        preloadable, own = modules_by_origin(settings.app_dir)
+        reporter.send("uses", modules=preloadable, app_modules=[(name, path) for name, path in own
+                                                                if path.endswith(".py")])
+
     def report_uses(delay: float) -> None:
         # The modules it uses, for the warm process to preload, once the answers that matter are out:
         # listing them touches every module object (copy-on-write after the fork: milliseconds). After the
@@ -273,8 +278,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         # the first: otherwise it would take those milliseconds again, as the next save may come in).
         for pending in uses_report:
             pending.cancel()
-        uses_report[:] = [asyncio.get_running_loop().call_later(delay, lambda: reporter.send(
-            "uses", modules=preloadable_modules(settings.app_dir), app_modules=app_modules(settings.app_dir)))]
+        uses_report[:] = [asyncio.get_running_loop().call_later(delay, send_uses)]
 
     def on_served() -> None:
         reporter.send("served", at=time.monotonic())
@@ -306,29 +310,23 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         serve_error(settings, sock, failure, reporter, loaded.info)
 
 
-def preloadable_modules(app_dir) -> list[str]:
-    """Modules the app pulled in from outside its own tree (stdlib, site-packages): what a warm process
-    can import ahead of the next generation. The user's watched code is never among them."""
+def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
+    """One pass over sys.modules (listing them touches every module object: copy-on-write in a fork):
+    - the modules the app pulled in from outside its own tree (stdlib, site-packages), sorted: what a warm
+      process can import ahead of the next generation (never unstuck's own, never the user's code);
+    - the user's own modules (name, file), in the order they were imported: what the warm process's app
+      layer may import ahead of a reload that does not change them (app_layer.py)."""
     app_prefix = str(app_dir).rstrip("/") + "/"
-    names = []
+    preloadable, own = [], []
     for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if name == "__main__" or name.startswith("unstuck") or (path and path.startswith(app_prefix)):
+        if name == "__main__":
             continue
-        names.append(name)
-    return sorted(names)
-
-
-def app_modules(app_dir) -> list[tuple[str, str]]:
-    """The user's own modules (name, file), in the order they were imported: what the warm process's app
-    layer may import ahead of a reload that does not change them (app_layer.py)."""
-    app_prefix = str(app_dir).rstrip("/") + "/"
-    found = []
-    for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if name != "__main__" and isinstance(path, str) and path.startswith(app_prefix) and path.endswith(".py"):
-            found.append((name, path))
-    return found
+        if isinstance(path, str) and path.startswith(app_prefix):
+            own.append((name, path))
+        elif not name.startswith("unstuck"):
+            preloadable.append(name)
+    return sorted(preloadable), own
 
 
 def _die_by_signal(signum, frame) -> None:
