@@ -24,6 +24,7 @@ DRAIN_S = 0.5
 
 class DrainOnShutdown:
     _draining = False
+    _moving = False  # a successor asked for it (handoff.pull): it goes once the response in progress is out
     _cycle = None
     _partial = False  # a request has begun arriving and its headers are not complete yet
     give: Callable[[asyncio.Transport], bool] | None = None  # set by the server: hand the connection over
@@ -60,6 +61,12 @@ class DrainOnShutdown:
     def _hand_over(self) -> bool:
         return self.give is not None and self.idle() and self.give(self.transport)
 
+    def move_when_idle(self, give: Callable[[asyncio.Transport], bool]) -> None:
+        """A successor is ready and asked for this connection: hand it over now if it is idle, else right
+        after the response in progress (the client's next request then reaches the new code)."""
+        self.give = give
+        self._moving = not self._hand_over()
+
     def shutdown(self) -> None:
         self._draining = True
         cycle = self._cycle
@@ -73,6 +80,8 @@ class DrainOnShutdown:
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # A response that had already promised keep-alive: the client may send one more request.
+        if self._moving and not self.transport.is_closing() and self._hand_over():
+            return
         if self._draining and not self.transport.is_closing() and not self._hand_over():
             self._close_later()
 

@@ -17,3 +17,29 @@ def setup(level: str) -> logging.Logger:
     log.setLevel(logging.DEBUG if level in ("debug", "trace") else getattr(logging, level.upper()))
     log.propagate = False
     return log
+
+
+# What uvicorn prints for each generation's start and stop: seven lines a reload that say nothing unstuck's
+# own line does not ("reloaded in 0.031 s (app/main.py modified)"), and that cost the reload a write each.
+# Shown at LOG_LEVEL=debug; uvicorn's warnings and errors (a failed lifespan startup ...) always are.
+GENERATION_LINES = frozenset({
+    "Started server process [%d]", "Waiting for application startup.", "Application startup complete.",
+    "Shutting down", "Waiting for connections to close. (CTRL+C to force quit)",
+    "Waiting for application shutdown.", "Application shutdown complete.", "Finished server process [%d]",
+})
+
+
+class QuietGenerations(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or record.msg not in GENERATION_LINES
+
+
+def quiet_generations(level: str) -> None:
+    """In a worker, once uvicorn's logging is configured: leave out GENERATION_LINES (unless debugging)."""
+    logger = logging.getLogger("uvicorn.error")
+    present = [f for f in logger.filters if isinstance(f, QuietGenerations)]
+    if level in ("debug", "trace"):
+        for found in present:
+            logger.removeFilter(found)
+    elif not present:
+        logger.addFilter(QuietGenerations())

@@ -223,6 +223,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         """In a spare or an app layer (never returns): warm up, say `ready`, wait for a request, and become
         the worker it asks for; exit if dropped instead (replaced by a fresher one, or stopping)."""
         warmup.run_requests()
+        worker.rehearse(settings)
         worker.prepare_loop()
         prefault()
         data, fds = wait_for_request(theirs, ready)

@@ -82,6 +82,42 @@ def test_an_idle_keep_alive_connection_is_answered_by_the_new_generation(generat
     conn.close()
 
 
+def test_a_new_generation_takes_the_idle_connections_as_soon_as_it_is_ready(generation, listening):
+    old = generation("old")
+    handoff.point_current_at(generation.run_dir, old.pid)  # what the reload server does when it serves
+    conn = socket.create_connection(listening.getsockname(), timeout=10)
+    assert get(conn) == b"old"
+    generation("new")  # returns once it reported ready: nothing signals the old generation
+    from waiting import wait_until
+
+    def answered_by_new() -> tuple[bool, str]:
+        body = get(conn)  # the same connection throughout: the old generation answers until it gives it up
+        return body == b"new", body.decode()
+
+    wait_until("the new generation answers on the client's connection", answered_by_new, timeout=10)
+    assert old.poll() is None  # it was never retired: the new generation asked for the connection
+    # A connection opened after that may still reach the old generation (both accept until it is retired);
+    # what it says is its own until then: only idle keep-alive connections moved.
+    conn.close()
+
+
+def test_a_generation_retired_before_it_is_served_gives_what_it_pulled_back(generation, listening):
+    """Superseded by a newer save (or the stop) as it became ready: the reload server never makes it
+    current, and the connection it pulled returns to the generation that still serves."""
+    from waiting import wait_until
+
+    old = generation("old")
+    handoff.point_current_at(generation.run_dir, old.pid)
+    conn = socket.create_connection(listening.getsockname(), timeout=10)
+    assert get(conn) == b"old"
+    superseded = generation("superseded")
+    wait_until("the connection moved", lambda: ((body := get(conn)) == b"superseded", body.decode()), timeout=10)
+    superseded.send_signal(signal.SIGTERM)  # `current` still names the old generation
+    assert superseded.wait(timeout=10) == -signal.SIGTERM
+    assert get(conn) == b"old"  # the same connection, back where the serving code is
+    assert old.poll() is None
+
+
 def test_with_no_successor_the_connection_is_drained_and_closed(generation, listening):
     old = generation("old")
     conn = socket.create_connection(listening.getsockname(), timeout=10)
