@@ -14,7 +14,9 @@ def write(path: Path, **fields) -> None:
     # Atomic replace: a reader never sees half a file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state.")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
+        # Compact: json's C encoder (indent= takes its pure-Python one: 1.4 instead of 0.8 ms a write, several
+        # writes a reload). `unstuck status --json` prints it indented.
+        json.dump(data, f, separators=(",", ":"))
     os.replace(tmp, path)
 
 
