@@ -26,7 +26,7 @@ from pathlib import Path
 
 import uvicorn
 
-from unstuck import dependencies, discovery, handoff, state
+from unstuck import dependencies, discovery, handoff, seeds, state
 from unstuck import events as ev
 from unstuck.config import Settings
 from unstuck.failure import Failure
@@ -103,27 +103,6 @@ def send_signal(child: Child, signum: int) -> None:
             os.kill(child.pid, signum)
     except ProcessLookupError:
         pass
-
-
-# Imported by the warm process on a project's very first start, when it does not yet know what the app
-# uses: the heavy, popular libraries, if installed. The first generation (forked once the warm process
-# is ready) and the first reloads then pay only for what the app uses beyond them. They are not written
-# to the preload file: the next start imports only what the app was seen to use.
-SEED = ("fastapi", "starlette", "pydantic", "flask", "django", "litestar", "sqlalchemy", "sqlmodel", "jinja2",
-        "httpx", "requests", "numpy", "pandas")
-
-
-def seed_modules() -> set[str]:
-    import importlib.util
-
-    found = set()
-    for name in SEED:
-        try:
-            if importlib.util.find_spec(name) is not None:  # looks, does not import
-                found.add(name)
-        except (ImportError, ValueError):
-            continue
-    return found
 
 
 def preload_file(settings: Settings) -> Path:
@@ -501,7 +480,7 @@ class Reloader:
         self.start_watching()
         # The warm process first: the first generation is forked from it once it has imported what the
         # app used last time (see WARM_WAIT_S), and every reload after that is warm from the start.
-        self.warm.start(self.warm.remembered() or seed_modules())
+        self.warm.start(self.warm.remembered() or seeds.installed())
         self.machine.start()
         self.publish()
         while not self.machine.finished:

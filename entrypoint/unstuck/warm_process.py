@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from unstuck import app_layer, warmup
+from unstuck import app_layer, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -389,6 +389,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
 
     # Modules to import between requests, one at a time, so that a fork is never kept waiting on them.
     to_import: collections.deque[str] = collections.deque(later)
+    unscanned = set(later)  # first-start guesses, kept only if the project's sources import them (seeds.py)
     imported = 0
     spare_due: float | None = None
     fork_spare()
@@ -402,6 +403,14 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             spare_due = None
             if spare is None:
                 fork_spare()
+        if not ready and to_import and unscanned:
+            # Here, not before "ready": the first generation's fork is handed out by now.
+            unused = unscanned - seeds.imported_by_sources(settings.app_dir, unscanned, settings.ignore_patterns)
+            to_import = collections.deque(name for name in to_import if name not in unused)
+            unscanned = set()
+            if unused:
+                send(event="seeds", skipped=sorted(unused))
+            continue
         if not ready and to_import:
             imported += preload([to_import.popleft()], settings.app_dir)
             if not to_import:
@@ -453,9 +462,6 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             spare_due = time.monotonic() + SPARE_DELAY_S
 
 
-IMPORTED_AFTER_READY = frozenset({"numpy", "pandas"})
-
-
 def main(argv: list[str]) -> int:
     import argparse
 
@@ -485,9 +491,9 @@ def main(argv: list[str]) -> int:
     control = socket.socket(fileno=args.control_fd)
     started = time.monotonic()
     also = [name for name in args.also.split(",") if name]
-    # Guesses that take most of a second to import (pandas) come after "ready": the first generation is
-    # not kept waiting for what it may not use, and the next reloads have them all the same.
-    later = [name for name in also if name in IMPORTED_AFTER_READY]
+    # Guesses that take most of a second to import (pandas) come after "ready", if the sources import them
+    # (seeds.py): the first generation is not kept waiting for them.
+    later = [name for name in also if name in seeds.IMPORTED_AFTER_READY]
     loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload),
                       *(name for name in also if name not in later)], settings.app_dir)
     warmed = warmup.run()

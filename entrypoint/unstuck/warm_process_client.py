@@ -102,6 +102,9 @@ class WarmProcess:
             elif event == "preloaded":
                 log.debug("warm process %d imported %d more modules, warmed up %s", self.pid, message.get("modules", 0),
                           ", ".join(message.get("warmed") or []) or "nothing")
+            elif event == "seeds":
+                log.debug("first start: %s not imported ahead, since the project's sources do not import it",
+                          " and ".join(message.get("skipped") or ()))
             elif event == "layer":
                 self._events.put(WarmLayer(self, message))
             elif event == "forked":

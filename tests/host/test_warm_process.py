@@ -210,3 +210,35 @@ app = FastAPI()
 def index():
     return {"main": "main-1", "models": models.VALUE}
 """
+
+
+@pytest.mark.parametrize("imports_it", [False, True])
+def test_a_first_start_imports_pandas_ahead_only_if_the_projects_sources_import_it(listening, tmp_path, monkeypatch,
+                                                                                   caplog, imports_it):
+    import logging
+
+    from waiting import wait_until
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "entrypoint"))
+    monkeypatch.setenv("APP_DIR", str(tmp_path))
+    (tmp_path / "main.py").write_text(
+        ("def report():\n    import pandas\n" if imports_it else "") +
+        "import sys\n\nasync def app(scope, receive, send):\n    if scope['type'] != 'http':\n        return\n"
+        "    body = b'true' if 'pandas' in sys.modules else b'false'  # JSON\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': body})\n")
+    monkeypatch.setenv("APP_MODULE", "main:app")
+    caplog.set_level(logging.DEBUG, logger="unstuck")
+    events = queue.SimpleQueue()
+    # A first start: no preload file; pandas is one of the guesses (seeds.py), imported after "ready".
+    handle = WarmProcess(listening.fileno(), tmp_path / "preload.txt", frozenset(), events, frozenset({"pandas"}))
+    try:
+        next_event(events, WarmReady)
+        handle.ready = True
+        said = "imported 1 more modules" if imports_it else "pandas not imported ahead"
+        wait_until(f"the warm process says {said!r}", lambda: (said in caplog.text, caplog.text[-300:]), timeout=60)
+        body, _ = serve_once(handle, events, listening, None)
+        assert body is imports_it  # whether a worker forked now has pandas imported
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
