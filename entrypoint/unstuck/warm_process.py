@@ -353,11 +353,17 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         if pid is not None:
             hand_out_pid(request, pid, fds, "app layer")
             return
+        kept = None
         if spare is not None and not spare_is_ready():
-            # Still warming up (a save right after the previous reload, or right after a start): a fresh
-            # fork now beats waiting for it. It is ended, not left to compete for the CPU.
-            os.kill(spare[0], signal.SIGKILL)
-            drop_spare()
+            # Still warming up: a fresh fork now beats waiting for it. A save right after the previous
+            # reload: it is ended, not left to compete for the CPU. A generation that is not a reload of
+            # saves (a start's first, its "starting" page, a restart after a crash): it is kept for the
+            # next save, which often comes the very moment the app's first page is served.
+            if changes:
+                os.kill(spare[0], signal.SIGKILL)
+                drop_spare()
+            else:
+                kept, spare = spare, None
         source = "spare" if spare is not None else "fork"
         if spare is not None:
             pid, sock = spare
@@ -367,9 +373,12 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         else:
             pid = os.fork()
             if pid == 0:
-                become_plain()
+                # Nor the sockets to a kept spare or layer: they would not see their end while it runs.
+                become_plain(*[held[1] for held in (kept, layer) if held is not None])
                 failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
                 _run_worker(worker, settings, listen_fd, fds[0], failure)
+        if kept is not None:
+            spare = kept
         hand_out_pid(request, pid, fds, source)
 
     def hand_out_pid(request: dict, pid: int, fds: list[int], source: str) -> None:

@@ -42,9 +42,9 @@ def warm(listening, tmp_path, monkeypatch):
     handle.proc.wait(timeout=10)
 
 
-def fork(handle, events):
+def fork(handle, events, changes=None):
     read_fd, write_fd = os.pipe()
-    request = handle.request_fork(write_fd, FAILURE)  # returns at once: the reply is an event
+    request = handle.request_fork(write_fd, FAILURE, changes)  # returns at once: the reply is an event
     os.close(write_fd)
     forked = next_event(events, WarmForked)
     assert forked.request == request and forked.pid != handle.pid
@@ -116,7 +116,7 @@ def test_a_spare_that_is_not_ready_never_holds_up_a_reload(warm, listening):
     handle, events = warm
     stuck = spare_of(handle)
     os.kill(stuck, signal.SIGSTOP)
-    forked, read_fd = fork(handle, events)
+    forked, read_fd = fork(handle, events, [("modified", "/somewhere/main.py")])
     assert forked.pid != stuck
     with os.fdopen(read_fd) as reports:
         readable, _, _ = select.select([reports], [], [], 30)
@@ -130,6 +130,42 @@ def test_a_spare_that_is_not_ready_never_holds_up_a_reload(warm, listening):
     assert not os.path.exists(f"/proc/{stuck}")
     signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
     os.close(forked.pidfd)
+
+
+def sockets_of(pid: int, fd: int | None = None) -> set[str]:
+    """The socket inodes process `pid` holds (or only its descriptor `fd`)."""
+    fds = [str(fd)] if fd is not None else os.listdir(f"/proc/{pid}/fd")
+    found = set()
+    for name in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+def test_the_first_generation_leaves_a_spare_still_warming_up_for_the_next_save(warm, listening):
+    # The first save often comes the moment the first page is served: a spare must be there for it.
+    handle, events = warm
+    warming = spare_of(handle)
+    os.kill(warming, signal.SIGSTOP)  # still warming up when the first generation is asked for
+    try:
+        forked, read_fd = fork(handle, events)  # the start's first generation: no saves
+        assert forked.pid != warming  # forked fresh, not kept waiting...
+        with os.fdopen(read_fd) as reports:
+            assert '"event": "started"' in reports.readline()  # it runs as a worker now
+        state = open(f"/proc/{warming}/stat").read().rsplit(")", 1)[1].split()[0]
+        assert state == "T", f"the spare is {state}, not waiting stopped"  # ...and the spare not ended
+        # The worker holds none of the warm process's sockets but the port: were it to hold the spare's,
+        # the spare would not see its end when it is dropped, and would outlive it.
+        shared = sockets_of(handle.pid) & sockets_of(forked.pid)
+        assert shared == sockets_of(os.getpid(), listening.fileno()), shared
+        signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
+        os.close(forked.pidfd)
+    finally:
+        os.kill(warming, signal.SIGCONT)
 
 
 def serve_once(handle, events, listening, changes):
