@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from unstuck import app_layer, seeds, warmup
+from unstuck import app_layer, prefault, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -65,17 +65,6 @@ def preload(names: list[str], app_dir: Path) -> int:
 
 SPARE_DELAY_S = 0.2
 SPARE_READY = b"r"  # a spare's word that its warm-up is done: from then on it takes a request at once
-
-
-def prefault() -> None:
-    """In a spare, while it waits: copy the inherited heap now rather than on the critical path. A fork
-    shares every page with the warm process until it is written to, and the first write to each (a
-    reference count, a GC header) copies it: importing the app in a fresh fork paid ~4 ms of such copies
-    (measured: a tiny FastAPI app's import 12.6 -> 8.3 ms in a fork that had collected first). A collection
-    writes to the header of every tracked object, which copies nearly all of those pages at once."""
-    import gc
-
-    gc.collect()
 
 
 def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[bytes, list[int]]:
@@ -225,7 +214,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         warmup.run_requests()
         worker.rehearse(settings)
         worker.prepare_loop()
-        prefault()
+        prefault.copy_inherited_pages()
         data, fds = wait_for_request(theirs, ready)
         theirs.close()
         if not data:
