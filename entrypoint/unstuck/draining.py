@@ -29,6 +29,15 @@ class DrainOnShutdown:
     _partial = False  # a request has begun arriving and its headers are not complete yet
     give: Callable[[asyncio.Transport], bool] | None = None  # set by the server: hand the connection over
 
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        # Handed over (handoff.py) to a generation that has begun its shutdown since: uvicorn's shutdown
+        # only reaches the connections it had then, and would wait for this one until it is killed.
+        retiring = getattr(self.server_state, "unstuck_retiring", None)
+        if retiring is not None:
+            self.give = retiring[0]
+            self.shutdown()
+
     # httptools' parser callbacks (h11's protocol has none: it never hands a connection over)
     def on_message_begin(self) -> None:
         self._partial = True

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 from pathlib import Path
 from typing import Callable
@@ -108,9 +109,18 @@ class Receiver:
             self.on_pull(puller)
 
     def stop(self) -> None:
-        """Shutting down: take nothing more (the predecessor drains instead)."""
+        """Shutting down: take nothing more (the predecessor drains instead). What was sent before is taken
+        first: a connection queued here and never accepted would be closed under its client."""
         if self.listener is None:
             return
+        for _ in range(64):  # its backlog is 8: bounded even if accepting keeps failing
+            try:
+                ready, _, _ = select.select([self.listener], [], [], 0)
+            except (OSError, ValueError):
+                break
+            if not ready:
+                break
+            self._accept()
         self.loop.remove_reader(self.listener.fileno())
         self.listener.close()
         self.listener = None

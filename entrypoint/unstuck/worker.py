@@ -153,6 +153,8 @@ class ReportingServer(uvicorn.Server):
         give = self._giver(successor) if successor is not None else None
         for connection in list(self.server_state.connections):
             connection.give = give
+        # For connections handed to it that arrive from now on (draining.DrainOnShutdown.connection_made).
+        self.server_state.unstuck_retiring = (give,)
         await super().shutdown(sockets=sockets)
 
     async def main_loop(self) -> None:
