@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
 import socket
 from pathlib import Path
 from typing import Callable
@@ -84,11 +83,12 @@ class Receiver:
         loop.add_reader(listener.fileno(), self._accept)
         return True
 
-    def _accept(self) -> None:
+    def _accept(self) -> bool:
+        """Take one hand-over from the listener's queue; False when there was none to take."""
         try:
             conn, _ = self.listener.accept()
         except (BlockingIOError, OSError):
-            return
+            return False
         conn.setblocking(True)
         puller = None
         with conn:
@@ -107,20 +107,16 @@ class Receiver:
                     self.loop.create_task(self.loop.connect_accepted_socket(self.protocol_factory, sock))
         if puller is not None and self.on_pull is not None:
             self.on_pull(puller)
+        return True
 
     def stop(self) -> None:
         """Shutting down: take nothing more (the predecessor drains instead). What was sent before is taken
         first: a connection queued here and never accepted would be closed under its client."""
         if self.listener is None:
             return
-        for _ in range(64):  # its backlog is 8: bounded even if accepting keeps failing
-            try:
-                ready, _, _ = select.select([self.listener], [], [], 0)
-            except (OSError, ValueError):
+        for _ in range(64):  # its backlog is 8: bounded, whatever keeps arriving
+            if not self._accept():  # the listener does not block: False once the queue is empty
                 break
-            if not ready:
-                break
-            self._accept()
         self.loop.remove_reader(self.listener.fileno())
         self.listener.close()
         self.listener = None

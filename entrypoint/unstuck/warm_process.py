@@ -342,32 +342,28 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         if pid is not None:
             hand_out_pid(request, pid, fds, "app layer")
             return
-        kept = None
-        if spare is not None and not spare_is_ready():
-            # Still warming up: a fresh fork now beats waiting for it. A save right after the previous
-            # reload: it is ended, not left to compete for the CPU. A generation that is not a reload of
-            # saves (a start's first, its "starting" page, a restart after a crash): it is kept for the
-            # next save, which often comes the very moment the app's first page is served.
-            if changes:
-                os.kill(spare[0], signal.SIGKILL)
-                drop_spare()
-            else:
-                kept, spare = spare, None
-        source = "spare" if spare is not None else "fork"
-        if spare is not None:
+        ready_spare = spare is not None and spare_is_ready()
+        if spare is not None and not ready_spare and changes:
+            # Still warming up, and a save right after the previous reload: a fresh fork now beats waiting
+            # for it, and it is ended, not left to compete for the CPU. A generation that is not a reload of
+            # saves (a start's first, its "starting" page, a restart after a crash) is forked fresh too, but
+            # the spare is kept for the next save, which often comes the moment the first page is served.
+            os.kill(spare[0], signal.SIGKILL)
+            drop_spare()
+        if ready_spare:
             pid, sock = spare
             spare = None
             socket.send_fds(sock, [json.dumps(request).encode()], fds)
             sock.close()
+            source = "spare"
         else:
             pid = os.fork()
             if pid == 0:
                 # Nor the sockets to a kept spare or layer: they would not see their end while it runs.
-                become_plain(*[held[1] for held in (kept, layer) if held is not None])
+                become_plain(*[held[1] for held in (spare, layer) if held is not None])
                 failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
                 _run_worker(worker, settings, listen_fd, fds[0], failure)
-        if kept is not None:
-            spare = kept
+            source = "fork"
         hand_out_pid(request, pid, fds, source)
 
     def hand_out_pid(request: dict, pid: int, fds: list[int], source: str) -> None:

@@ -222,8 +222,13 @@ def prepare_loop() -> None:
     each reload). (anyio's first thread-pool worker, ~2 ms of the first request to a sync endpoint, cannot
     be started ahead: anyio stops it with the task that started it.)"""
     global _prepared_loop
-    factory = uvicorn.Config(None, log_config=None).get_loop_factory()
+    factory = _loop_factory()
     _prepared_loop = factory() if factory is not None else asyncio.new_event_loop()
+
+
+def _loop_factory():
+    """The event loop uvicorn would run on (uvloop when installed), as its Config chooses it; None: asyncio's."""
+    return uvicorn.Config(None, log_config=None).get_loop_factory()
 
 
 def rehearse(settings: config_mod.Settings) -> bool:
@@ -269,7 +274,7 @@ def rehearse(settings: config_mod.Settings) -> bool:
                 if isinstance(h, logging.StreamHandler)]
     streams = [h.setStream(io.StringIO()) for h in handlers]
     try:
-        with asyncio.Runner(loop_factory=uvicorn.Config(None, log_config=None).get_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(asyncio.wait_for(serve_one_request(), REHEARSAL_TIMEOUT_S))
         return True
     except Exception:  # noqa: BLE001 - a rehearsal that fails only costs the reload what it would save
