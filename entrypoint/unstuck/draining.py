@@ -27,7 +27,9 @@ class DrainOnShutdown:
     _moving = False  # a successor asked for it (handoff.pull): it goes once the response in progress is out
     _cycle = None
     _partial = False  # a request has begun arriving and its headers are not complete yet
-    give: Callable[[asyncio.Transport], bool] | None = None  # set by the server: hand the connection over
+    _handing = False  # sent to a successor, whose answer (taken or not) has not come yet
+    # Set by the server: hand the connection over, then call back with whether it was taken (False: not sent).
+    give: Callable[[asyncio.Transport, Callable[[bool], None]], bool] | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -68,13 +70,35 @@ class DrainOnShutdown:
         self._cycle = value
 
     def _hand_over(self) -> bool:
-        return self.give is not None and self.idle() and self.give(self.transport)
+        """Give the connection away if it is idle; True once it is on its way (its reading paused until the
+        receiver answers: see handoff.give)."""
+        if self.give is None or self._handing or not self.idle():
+            return self._handing
+        self._handing = self.give(self.transport, self._handed)
+        if not self._handing:
+            self._nobody_takes_it()
+        return self._handing
 
-    def move_when_idle(self, give: Callable[[asyncio.Transport], bool]) -> None:
+    def _handed(self, taken: bool) -> None:
+        self._handing = False
+        if taken:
+            return  # the giver forgot it: the connection lives on in the successor
+        self._nobody_takes_it()
+        if self._draining and not self.transport.is_closing():
+            self._close_later()
+
+    def _nobody_takes_it(self) -> None:
+        # The successor is gone, or retiring too: the connection stays here, and while draining it is
+        # answered as when stopping, with `Connection: close`. Kept alive instead, it would be closed when
+        # next found idle, under a client that may be sending its next request at that moment.
+        self.give, self._moving = None, False
+
+    def move_when_idle(self, give: Callable[[asyncio.Transport, Callable[[bool], None]], bool]) -> None:
         """A successor is ready and asked for this connection: hand it over now if it is idle, else right
         after the response in progress (the client's next request then reaches the new code)."""
-        self.give = give
-        self._moving = not self._hand_over()
+        self.give, self._moving = give, True
+        if self._hand_over():
+            self._moving = False
 
     def shutdown(self) -> None:
         self._draining = True

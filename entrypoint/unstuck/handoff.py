@@ -19,6 +19,14 @@ reload on a 2-core machine) during which the client's next request still reaches
 early is safe because the reload server promotes every generation that becomes ready unless it already
 retired it (superseded by a newer save, or stopping): such a generation gives what it pulled back to
 whoever `current` names when its SIGTERM comes, or drains it when nobody serves.
+
+A connection changes owners only once the receiver has said so. The giver sends the descriptor, says that
+is all, and goes on serving its other connections until the receiver answers how many it took; until
+then both hold the connection and neither reads it. Without that answer, a descriptor sent to a
+generation closing its listener at that moment (superseded too: several times in a soak of 300 edits)
+was closed with the listener's queue, under a client that had done nothing wrong. With no answer in
+time, the giver shuts its side for reading before it looks one last time: an answer sent after that
+fails (EPIPE) and the receiver closes its copy, so one owner never becomes two.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from typing import Callable
 
 CURRENT = "current"
 PULL = b"pull"  # a message without descriptors: "hand your idle connections to <pid>'s socket now"
+# How long a giver waits to hear whether its connection was taken, and a receiver for the rest of a
+# hand-over (sent at once). Both are loops serving requests: measured under load, an answer took at most
+# 0.45 s (two soaks at once on 2 cores); the bound is for a loop that is stuck.
+WAIT_S = 1.0
 
 
 def directory(run_dir: Path) -> Path:
@@ -89,38 +101,49 @@ class Receiver:
             conn, _ = self.listener.accept()
         except (BlockingIOError, OSError):
             return False
-        conn.setblocking(True)
-        puller = None
+        conn.settimeout(WAIT_S)  # the giver sends everything at once, then says that is all
+        puller, received = None, []
         with conn:
             while True:
                 try:
                     data, fds, _, _ = socket.recv_fds(conn, 64, 64)
                 except OSError:
                     break
-                if not fds:
+                if not fds:  # the giver said that is all (or a pull, which is all it says)
                     if data.startswith(PULL + b" ") and data[len(PULL) + 1:].isdigit():
                         puller = socket_path(self.path.parent.parent, int(data[len(PULL) + 1:]))
                     break
                 for fd in fds:
-                    sock = socket.socket(fileno=fd)
-                    sock.setblocking(False)
-                    self.loop.create_task(self.loop.connect_accepted_socket(self.protocol_factory, sock))
+                    # Close-on-exec, as an accepted socket is: a subprocess of the app must not keep the
+                    # connection open. (recv_fds drops its flags argument, MSG_CMSG_CLOEXEC, on 3.11.)
+                    os.set_inheritable(fd, False)
+                    received.append(socket.socket(fileno=fd))
+            taken = False
+            if received:
+                try:
+                    conn.send(b"%d" % len(received))
+                    taken = True
+                except OSError:
+                    pass  # the giver stopped waiting (or is gone): the connections are still its own
+        for sock in received:
+            if not taken:
+                sock.close()  # our copy only
+                continue
+            sock.setblocking(False)
+            self.loop.create_task(self.loop.connect_accepted_socket(self.protocol_factory, sock))
         if puller is not None and self.on_pull is not None:
             self.on_pull(puller)
         return True
 
     def stop(self) -> None:
-        """Shutting down: take nothing more (the predecessor drains instead). What was sent before is taken
-        first: a connection queued here and never accepted would be closed under its client."""
+        """Shutting down: take nothing more. A hand-over still queued is refused with the listener (its giver
+        hears no answer and keeps the connection: see the module's docstring)."""
         if self.listener is None:
             return
-        for _ in range(64):  # its backlog is 8: bounded, whatever keeps arriving
-            if not self._accept():  # the listener does not block: False once the queue is empty
-                break
+        self.path.unlink(missing_ok=True)  # first: a giver looking for it from now on finds nothing
         self.loop.remove_reader(self.listener.fileno())
         self.listener.close()
         self.listener = None
-        self.path.unlink(missing_ok=True)
 
 
 def successor(run_dir: Path) -> Path | None:
@@ -148,25 +171,56 @@ def pull(run_dir: Path) -> bool:
     return True
 
 
-def give(target: Path, transports: list[asyncio.Transport]) -> list[asyncio.Transport]:
-    """Send these idle connections to the generation listening on `target`; return those handed over (the
-    caller forgets them without closing the connections)."""
-    handed = []
+def give(loop: asyncio.AbstractEventLoop, target: Path, transport: asyncio.Transport,
+         done: Callable[[bool], None]) -> bool:
+    """Send this idle connection to the generation listening on `target`, without waiting for its answer
+    (this loop serves other connections meanwhile): `done(True)` once it said it took the connection (the
+    caller then forgets it, closing only its own descriptor), `done(False)` once it did not (refused, gone,
+    or silent for WAIT_S: the connection reads on here). False when nothing could be sent (no `done`)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    out = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as out:
-            out.settimeout(1.0)
-            out.connect(str(target))
-            for transport in transports:
-                sock = transport.get_extra_info("socket")
-                if sock is None:
-                    continue
-                transport.pause_reading()  # from now on, what the client sends is the successor's to read
-                try:
-                    socket.send_fds(out, [b"c"], [sock.fileno()])
-                except OSError:
-                    transport.resume_reading()
-                    raise
-                handed.append(transport)
+        out.setblocking(False)  # a listener whose backlog is full refuses at once
+        out.connect(str(target))
+        transport.pause_reading()  # from now on, what the client sends is the successor's to read
+        try:
+            socket.send_fds(out, [b"c"], [sock.fileno()])
+            out.shutdown(socket.SHUT_WR)  # "that is all"
+        except OSError:
+            transport.resume_reading()
+            raise
     except OSError:
-        pass
-    return handed
+        out.close()
+        return False
+
+    def settle() -> None:
+        if out.fileno() < 0:
+            return  # settled already (its answer and the timer came in one turn of the loop)
+        loop.remove_reader(out.fileno())
+        timer.cancel()
+        taken = _taken(out)
+        out.close()
+        if not taken:
+            transport.resume_reading()
+        done(taken)
+
+    timer = loop.call_later(WAIT_S, settle)
+    loop.add_reader(out.fileno(), settle)
+    return True
+
+
+def _taken(out: socket.socket) -> bool:
+    """Whether the receiver said it took what was sent on `out`."""
+    try:
+        answer = out.recv(16)
+    except OSError:  # nothing yet (the wait is over), or refused (a listener closed with its queue resets it)
+        answer = b""
+    if not answer:
+        try:
+            out.shutdown(socket.SHUT_RD)  # an answer sent after this fails: the receiver keeps nothing
+            answer = out.recv(16)  # one sent just before is still here
+        except OSError:
+            answer = b""
+    return answer.isdigit() and int(answer) > 0

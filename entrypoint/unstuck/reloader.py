@@ -267,7 +267,8 @@ class Reloader:
             return
         gen, kind, at = child.gen.id, message.get("event"), message.get("at", self.now())
         if kind == "started":
-            self.machine.handle(ev.Started(gen, child.pid or 0, at, forked=child.popen is None))
+            pid = child.pid or message.get("pid") or 0  # its own word, when the warm process's is late
+            self.machine.handle(ev.Started(gen, pid, at, forked=child.popen is None))
         elif kind == "imported":
             self.machine.handle(ev.Imported(gen, at))
         elif kind == "ready":

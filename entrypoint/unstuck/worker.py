@@ -149,8 +149,9 @@ class ReportingServer(uvicorn.Server):
             # it is idle (now, or after the response in progress): its next request gets the new code.
             for server in getattr(self, "servers", []):
                 server.close()
-        # Nobody to hand connections to (stopping): a successor that pulled earlier is no longer one.
-        give = self._giver(successor) if successor is not None else None
+        # Nobody to hand connections to (stopping): a successor that pulled earlier is no longer one. Else
+        # to whoever serves when each connection goes, which may no longer be `successor` (superseded too).
+        give = self._giver(None) if successor is not None else None
         for connection in list(self.server_state.connections):
             connection.give = give
         # For connections handed to it that arrive from now on (draining.DrainOnShutdown.connection_made).
@@ -178,15 +179,23 @@ class ReportingServer(uvicorn.Server):
             if hasattr(connection, "move_when_idle"):
                 connection.move_when_idle(give)
 
-    def _giver(self, successor):
-        def give(transport) -> bool:
-            if not handoff.give(successor, [transport]):
+    def _giver(self, target):
+        """Hand a connection to the generation listening on `target`; None: to the one the `current` link
+        names at that moment. The protocol's `done(taken)` is called once the receiver answered."""
+        def give(transport, done) -> bool:
+            to = target if target is not None else handoff.successor(self._run_dir)
+            if to is None:
                 return False
-            for connection in list(self.server_state.connections):
-                if getattr(connection, "transport", None) is transport:
-                    self.server_state.connections.discard(connection)
-            transport.close()  # our descriptor only: the connection lives on in the successor
-            return True
+
+            def handed(taken: bool) -> None:
+                if taken:
+                    for connection in list(self.server_state.connections):
+                        if getattr(connection, "transport", None) is transport:
+                            self.server_state.connections.discard(connection)
+                    transport.close()  # our descriptor only: the connection lives on in the successor
+                done(taken)
+
+            return handoff.give(self._loop, to, transport, handed)
 
         return give
 
@@ -456,8 +465,10 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
         os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
     sock = socket.socket(fileno=listen_fd)
     reporter = Reporter(report_fd)
-    # The reload's "forked" phase: when this process runs, not when the reload server hears of it.
-    reporter.send("started", at=time.monotonic())
+    # The reload's "forked" phase: when this process runs, not when the reload server hears of it. With its
+    # pid: the warm process's word of the fork may come after this process's "ready" (the same pipe keeps
+    # "started" first), and the reload server names the generation that serves by it (handoff.py).
+    reporter.send("started", at=time.monotonic(), pid=os.getpid())
     failure = failure or project_env.activate(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
         serve_error(settings, sock, failure, reporter)

@@ -12,7 +12,7 @@ import pytest
 
 from repo import REPO
 from unstuck import config
-from unstuck.reloader import Reloader
+from unstuck.reloader import Reloader, Report
 from unstuck.warm_process_client import WarmChildExited, WarmForked, WarmProcesses
 
 APP = '''\
@@ -108,3 +108,28 @@ def test_a_stalled_warm_process_never_blocks_the_loop(server):
 
     drive(server, late_killed, "the late fork is killed", keep=seen)
     assert exits[late_pid[0]] == -signal.SIGKILL and server.machine.current.pid == fresh.pid
+
+
+def test_the_serving_generation_is_named_for_the_hand_over_even_when_its_fork_is_reported_late(server):
+    """The warm process's word of a fork can reach the reload server after the worker's own "ready" (two
+    pipes, read by two threads). The `current` link must still name the generation that serves: without
+    it, the one it replaces has nobody to hand its keep-alive connections to, and closes them instead."""
+    drive(server, lambda: server.warm.current is not None, "the warm process is ready")
+    held = []
+    dispatch = server.dispatch
+
+    def fork_reports_after_ready(event) -> None:
+        if isinstance(event, WarmForked):
+            held.append(event)  # later: once the worker itself has said it is ready
+            return
+        dispatch(event)
+        if isinstance(event, Report) and event.message.get("event") in ("ready", "failed"):
+            while held:
+                dispatch(held.pop(0))
+
+    server.dispatch = fork_reports_after_ready
+    server.machine.start()
+    drive(server, lambda: server.machine.state() == "serving", "served")
+    served_by = server.machine.current.pid
+    assert served_by is not None
+    assert os.readlink(server.settings.run_dir / "handoff" / "current") == f"{served_by}.sock"
