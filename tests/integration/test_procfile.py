@@ -64,10 +64,16 @@ def test_a_worker_restarts_with_the_web_app_on_the_same_batch(start_container):
     web_reloads = status["counters"]["reloads"]
 
     main = served.app_dir / "main.py"
+    # One batch: the web app and the worker's code change together. Saved one after the other, they can be a
+    # batch each (the watcher's step is 1 ms while edits come in): the container is frozen while both are
+    # saved, and its watcher reads both changes at once when it thaws.
+    served.container.pause()
+    try:
+        save_in_place(served.app_dir / "ticker.py", ticker("v2"))
+        save_in_place(main, main.read_text().replace("Hello from unstuck", "web v2"))
+    finally:
+        served.container.unpause()
     saved_at = time.monotonic()
-    # One batch: the web app and the worker's code change together.
-    save_in_place(served.app_dir / "ticker.py", ticker("v2"))
-    save_in_place(main, main.read_text().replace("Hello from unstuck", "web v2"))
     wait_until("the ticker runs v2", runs(served, "v2"))
     RECOVERIES.append(("worker code edited -> new code running", time.monotonic() - saved_at))
     wait_for(served.url(), has_text(200, "web v2"), on_timeout=served.logs_tail)
