@@ -71,8 +71,11 @@ class Served:
         except docker.errors.APIError as exc:
             return f"(no logs: {exc})"
 
-    def logs_tail(self, lines: int = 40) -> str:
-        return "container logs (tail):\n" + "\n".join(self.logs().splitlines()[-lines:])
+    def logs_tail(self, lines: int = 40, leave_out: str | None = None) -> str:
+        """The last lines of the container's log; those containing `leave_out` (e.g. access lines) skipped."""
+        said = [line for line in self.logs().splitlines() if leave_out is None or leave_out not in line]
+        without = f" without lines containing {leave_out!r}" if leave_out is not None else ""
+        return f"container logs{without} (tail):\n" + "\n".join(said[-lines:])
 
     def exec(self, *cmd: str, user: str | None = None) -> tuple[int, str]:
         result = self.container.exec_run(list(cmd), user=user or "")

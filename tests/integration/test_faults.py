@@ -259,9 +259,7 @@ def wait_steady_process_table(served) -> list[tuple[str, str]]:
     return seen[-1]
 
 
-def served_besides_access_lines(served, lines: int = 80) -> str:
-    said = [line for line in served.logs().splitlines() if '"GET /' not in line]
-    return "container logs without access lines (tail):\n" + "\n".join(said[-lines:])
+ACCESS_LINE = '"GET /'  # in uvicorn's access log lines
 
 
 def test_soak_random_good_and_broken_edits_under_traffic(start_container):
@@ -312,8 +310,8 @@ def test_soak_random_good_and_broken_edits_under_traffic(start_container):
     after = wait_steady_process_table(served)
     assert len(after) == len(before) == len(STEADY)
     # On failure, what the container said besides its access lines (kills, errors, restarts).
-    assert results["failed"] == [], f"{results}\n{served_besides_access_lines(served)}"
-    assert results["slowest"] < 10, served_besides_access_lines(served)
+    assert results["failed"] == [], f"{results}\n{served.logs_tail(80, leave_out=ACCESS_LINE)}"
+    assert results["slowest"] < 10, served.logs_tail(80, leave_out=ACCESS_LINE)
     assert served.counter("killed") == 0  # every retired generation left by itself
     record(f"soak: 300 edits, {results['ok']} 200s + {results['error_page']} 503s, 0 failed, slowest answer "
            f"{results['slowest']:.2f} s; final save -> served", seconds)
