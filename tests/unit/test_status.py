@@ -126,3 +126,15 @@ def test_status_prints_the_errors_hint():
                           "hint:         add 'requests' to app/requirements.txt; unstuck installs it in place"]
     del data["failure"]["hint"]
     assert "hint" not in format_status(data, now=0)
+
+
+def test_status_says_when_a_fast_path_was_found_wrong_and_what_was_narrowed():
+    from unstuck.cli import format_status
+
+    data = {"state": "serving", "app_module": "app.main:app", "port": 8000,
+            "fast_path": ["the app layer failed (KeyError: 'x') where a fresh interpreter serves the same code; "
+                          "serving the fresh one. The app layer is off until the container restarts.",
+                          "the spare failed (ImportError: ...) where ... The warm process no longer imports ..."]}
+    assert format_status(data, now=0).splitlines()[-1] == ("fast path:    the spare failed (ImportError: ...) where "
+                                                           "... The warm process no longer imports ...")
+    assert "fast path" not in format_status({**data, "fast_path": []}, now=0)
