@@ -202,6 +202,9 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure, sourc
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        from unstuck import output
+
+        output.drain()
         os._exit(code)
 
 

@@ -23,7 +23,7 @@ import uvicorn
 from unstuck import config as config_mod
 from unstuck import debugger, handoff, project_env
 from unstuck import failure as failure_mod
-from unstuck import loading, logs
+from unstuck import loading, logs, output
 from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
 from unstuck.failure import Failure
@@ -463,6 +463,7 @@ def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def _die_by_signal(signum, frame) -> None:
+    output.drain(0.5)  # what it printed last, if the log is read
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
 
@@ -486,6 +487,7 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     stop_is_never_lost()
     die_with_parent(parent_pid)
     set_process_name("unstuck-worker")
+    output.pump_stdio()  # a log nobody reads must not stall its requests (output.py)
     for fd in (listen_fd, report_fd):
         os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
     sock = socket.socket(fileno=listen_fd)
