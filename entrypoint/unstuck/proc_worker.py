@@ -1,4 +1,5 @@
-"""One Procfile worker under supervisord: `unstuck proc NAME COMMAND` runs COMMAND and keeps it running.
+"""One Procfile worker under supervisord: `unstuck proc NAME COMMAND` runs COMMAND and keeps it running
+(supervisord's config passes it as `unstuck proc NAME --encoded BASE64`, see encode_command).
 
 supervisord runs this wrapper (never the command itself), so supervisord's own states stay RUNNING
 whatever the worker does; the decisions are proc_states.ProcMachine's, this is its shell:
@@ -13,6 +14,8 @@ whatever the worker does; the decisions are proc_states.ProcMachine's, this is i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
 import ctypes
 import os
@@ -32,7 +35,20 @@ PR_SET_PDEATHSIG = 1
 TAIL_LINES = 200
 # A command with none of these is one program: the shell execs it, so the worker's pid is the program's
 # (a `kill` of it reaches the program, not a shell that would leave the program running).
-_SHELL_SYNTAX = re.compile(r"[;&|()<>`$\n]|^\s*\w+=")
+_SHELL_SYNTAX = re.compile(r"[;&|()<>`$\n]|^\s*\w+=|^\s*(?:!|\{|if|while|until|for|case)(?:\s|$)")
+
+
+# How supervisord's config passes a Procfile line: in base64 (letters, digits, '-', '_', '='), which neither its
+# config parser (inline comments after ' ;' or ' #', '%' expansions) nor its shlex split of `command=` change.
+ENCODED = "--encoded"
+
+
+def encode_command(command: str) -> str:
+    return base64.urlsafe_b64encode(command.encode()).decode("ascii")
+
+
+def decode_command(encoded: str) -> str:
+    return base64.urlsafe_b64decode(encoded.encode("ascii")).decode()
 
 
 def shell_command(command: str) -> list[str]:
@@ -194,10 +210,22 @@ class ProcWorker:
         return 0
 
 
+def parse_args(argv: list[str]) -> tuple[str, str] | None:
+    """(name, command) from `NAME COMMAND` or `NAME --encoded BASE64`; None when it is neither."""
+    if len(argv) == 3 and argv[1] == ENCODED:
+        try:
+            return argv[0], decode_command(argv[2])
+        except (binascii.Error, UnicodeError, ValueError):
+            return None
+    return (argv[0], argv[1]) if len(argv) == 2 else None
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: unstuck proc NAME COMMAND", file=sys.stderr)
+    args = parse_args(argv)
+    if args is None:
+        print(f"usage: unstuck proc NAME COMMAND (or NAME {ENCODED} BASE64)", file=sys.stderr)
         return 2
+    name, command = args
     try:
         settings = config_mod.load(check_dirs=False)
     except config_mod.ConfigError as exc:
@@ -205,5 +233,5 @@ def main(argv: list[str]) -> int:
         return 2
     from unstuck.worker import set_process_name
 
-    set_process_name(f"unstuck-{argv[0]}"[:15])
-    return ProcWorker(settings, argv[0], argv[1]).run()
+    set_process_name(f"unstuck-{name}"[:15])
+    return ProcWorker(settings, name, command).run()

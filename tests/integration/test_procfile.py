@@ -45,16 +45,23 @@ def proc(status: dict, name: str = "ticker") -> dict:
     return status.get("procs", {}).get(name, {})
 
 
+# A line as a shell reads it: two steps (` ;`), quotes, a variable and a comment (` #`), none of which
+# supervisord's config parser may cut or split.
+TICKER_LINE = """ticker: echo 'ticker; "starts"' as $GREETING ; exec python -m app.ticker ticker  # the job worker\n"""
+
+
 def start_with_ticker(start_container, env=None):
-    served = start_container(env=env, files={"ticker.py": ticker("v1"),
-                                             "Procfile": "web: ignored\nticker: python -m app.ticker ticker\n"})
+    served = start_container(env=env, files={"ticker.py": ticker("v1"), "Procfile": "web: ignored\n" + TICKER_LINE})
     served.app_dir.joinpath("Procfile").chmod(0o644)
     wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
     wait_until("the ticker runs v1", runs(served, "v1"))
+    # Both steps ran, the first one's output in the log with the variable expanded.
+    wait_until("the first step's output is in the log",
+               lambda: ('ticker | ticker; "starts" as hello' in served.logs(), served.logs_tail(8)))
     return served
 
 
-PROCFILE_ENV = {"UNSTUCK_PROCFILE": "/workspace/app/Procfile"}
+PROCFILE_ENV = {"UNSTUCK_PROCFILE": "/workspace/app/Procfile", "GREETING": "hello"}
 
 
 def test_a_worker_restarts_with_the_web_app_on_the_same_batch(start_container):
@@ -130,7 +137,7 @@ def test_procfile_edits_add_and_remove_workers_without_a_restart(start_container
     served = start_with_ticker(start_container, PROCFILE_ENV)
     server_pid = served.status()["pid"]
     procfile = served.app_dir / "Procfile"
-    save_in_place(procfile, "ticker: python -m app.ticker ticker\nsecond: python -m app.ticker second\n")
+    save_in_place(procfile, TICKER_LINE + "second: python -m app.ticker second\n")
     wait_until("the second worker runs", runs(served, "v1", "second"))
     served.wait_status("both listed running", lambda s: proc(s, "second").get("state") == "running"
                        and proc(s).get("state") == "running")

@@ -1,12 +1,15 @@
 """Procfile workers without processes: the Procfile format, each worker's state machine, the traceback
 found in its output, and the supervisord programs rendered for them."""
 
-import configparser
+import os
 import signal
+import subprocess
 
 import pytest
+from supervisor.options import ServerOptions
+from supervisor.process import Subprocess
 
-from unstuck import config, procfile, supervisord_conf, traceback_text
+from unstuck import config, proc_worker, procfile, supervisord_conf, traceback_text
 from unstuck.proc_states import BACKOFF, RUNNING, STOPPED, STOPPING, ProcMachine
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
@@ -33,16 +36,59 @@ def test_a_bad_procfile_is_one_line_naming_the_line(text, message):
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
+def supervisord_reads(tmp_path, procs, **env):
+    """The Procfile workers as supervisord itself reads the rendered config (its ServerOptions, with the
+    [include] of procs.conf): {program name: (its config, the argv it would exec)}."""
+    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path), **env}, check_dirs=False)
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(supervisord_conf.render(settings, "secret"))
+    (tmp_path / "procs.conf").write_text(supervisord_conf.render_procs(settings, procs))
+    options = ServerOptions()
+    options.realize(args=["-c", str(conf)])
+    groups = {group.name: group for group in options.process_group_configs}
+    # Subprocess.get_execv_args is how supervisord splits `command=` before it execs it.
+    return groups, {p.name: (p, Subprocess(p).get_execv_args()[1])
+                    for p in groups[supervisord_conf.PROCS_GROUP].process_configs}
+
+
 def test_workers_are_rendered_as_one_supervisord_group_that_supervisord_can_parse(tmp_path):
-    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_WORKER_GRACE": "7"}, check_dirs=False)
     procs = [procfile.Proc("worker", "celery -A app.tasks worker --loglevel=info"),
              procfile.Proc("clock", "python -c 'print(\"100%\")'")]
-    parser = configparser.RawConfigParser()
-    parser.read_string(supervisord_conf.render_procs(settings, procs))
-    assert parser["group:procs"]["programs"] == "proc-worker,proc-clock"
-    assert parser["program:proc-worker"]["stopwaitsecs"] == "10"
-    assert "100%%" in parser["program:proc-clock"]["command"]  # supervisord would expand a bare %
-    assert supervisord_conf.render_procs(settings, []).startswith(";")
+    groups, programs = supervisord_reads(tmp_path, procs, UNSTUCK_WORKER_GRACE="7")
+    assert [p.name for p in groups["procs"].process_configs] == ["proc-worker", "proc-clock"]
+    assert groups["procs"].priority == 900
+    assert programs["proc-worker"][0].stopwaitsecs == 10
+    for proc in procs:  # the wrapper gets the line as written
+        argv = programs[supervisord_conf.program_name(proc.name)][1]
+        assert argv[1:4] == ["-m", "unstuck", "proc"]
+        assert proc_worker.parse_args(argv[4:]) == (proc.name, proc.command)
+    assert supervisord_conf.render_procs(settings_for(tmp_path), []).startswith(";")
+
+
+def settings_for(tmp_path):
+    return config.load({"APP_DIR": str(tmp_path)}, check_dirs=False)
+
+
+# What a shell prints for each line: ` ;` and ` #` are not comments to it, quotes are its own, `%` is plain.
+SHELL_LINES = [
+    ("python3 -c 'print(1)' ; python3 -c 'print(2)'  # two steps", "1\n2\n"),
+    ("echo \"100%\" && echo 'a ; b # c' #x", "100%\na ; b # c\n"),
+    ("echo $GREETING ${GREETING}s \"$GREETING\"", "hi his hi\n"),
+    ("printf '%s\\n' '%(ENV_HOME)s' 50%", "%(ENV_HOME)s\n50%\n"),
+    ("python3 -c \"import sys; print(sys.argv[1:])\" 'one two' three", "['one two', 'three']\n"),
+]
+
+
+@pytest.mark.parametrize("line, printed", SHELL_LINES)
+def test_a_procfile_line_runs_exactly_as_a_shell_runs_it(tmp_path, line, printed):
+    parsed = procfile.parse(f"web: gunicorn app:app\nstep: {line}\n")
+    _, programs = supervisord_reads(tmp_path, procfile.workers_of(parsed))
+    name, command = proc_worker.parse_args(programs["proc-step"][1][4:])
+    env = {"PATH": os.environ["PATH"], "GREETING": "hi"}
+    ran = subprocess.run(proc_worker.shell_command(command), env=env, capture_output=True, text=True, timeout=30)
+    assert (name, ran.stdout, ran.returncode) == ("step", printed, 0), ran.stderr
+    # and the same as a shell reading the line itself
+    assert ran.stdout == subprocess.run(["/bin/sh", "-c", line], env=env, capture_output=True, text=True).stdout
 
 
 # -- a worker's state machine ------------------------------------------------------------------------
