@@ -55,11 +55,19 @@ def shell_command(command: str) -> list[str]:
     return ["/bin/sh", "-c", command if _SHELL_SYNTAX.search(command) else f"exec {command}"]
 
 
+def command_env(settings: config_mod.Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    # APP_DIR is the import root, as for the web app (`celery -A app.tasks` imports app/tasks.py).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.app_dir), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"  # lines reach the log (and the traceback the status) as written
+    return env
+
+
 def state_dir(settings: config_mod.Settings) -> Path:
     return settings.run_dir / "procs"
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -83,14 +91,11 @@ class ProcWorker:
         return time.monotonic()
 
     def spawn(self) -> None:
-        env = dict(os.environ)
-        # APP_DIR is the import root, as for the web app (`celery -A app.tasks` imports app/tasks.py).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.settings.app_dir), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"  # lines reach the log (and the traceback the status) as written
         self.tail.clear()
-        self.proc = subprocess.Popen(shell_command(self.command), cwd=str(self.settings.app_dir), env=env,
+        self.proc = subprocess.Popen(shell_command(self.command), cwd=str(self.settings.app_dir),
+                                     env=command_env(self.settings),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.say(f"started (pid {self.proc.pid}): {self.command}")

@@ -125,7 +125,8 @@ def render_procs(settings: Settings, procs) -> str:
         out.append(f"""[program:{program_name(proc.name)}]
 command={command}
 directory={settings.app_dir}
-autostart=true
+; started by the reload server once the dependencies are installed and the release has run (proc_plan.py)
+autostart={"true" if settings.reloader == "uvicorn" else "false"}
 autorestart=true
 ; the wrapper never exits by itself (it restarts the worker): an exit is a kill, restart it at once
 startsecs=0

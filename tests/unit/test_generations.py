@@ -133,7 +133,7 @@ def test_startup_spawns_one_app_generation_and_promotes_it_when_ready(m, ops):
     assert [g.kind for g in ops.spawned] == ["app"] and m.state() == "starting"
     ready(m, ops.spawned[0])
     assert m.state() == "serving" and m.counters["reloads"] == 1
-    assert ops.procs == []  # the Procfile workers start by themselves at startup
+    assert ops.procs == ["startup"]  # the Procfile workers start with it, not before
 
 
 def test_a_change_starts_a_generation_beside_the_current_one_and_retires_the_old_one_when_ready(m, ops):
@@ -150,7 +150,7 @@ def test_a_change_starts_a_generation_beside_the_current_one_and_retires_the_old
 def test_procfile_workers_restart_with_the_same_batch(m, ops):
     serving(m, ops)
     change(m, "app/tasks.py")
-    assert ops.procs == ["app/tasks.py modified"]
+    assert ops.procs == ["startup", "app/tasks.py modified"]
 
 
 def test_a_retiring_generation_that_does_not_exit_is_killed_after_the_grace(m, ops):

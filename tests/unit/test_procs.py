@@ -2,6 +2,7 @@
 found in its output, and the supervisord programs rendered for them."""
 
 import os
+import queue
 import signal
 import subprocess
 
@@ -10,6 +11,8 @@ from supervisor.options import ServerOptions
 from supervisor.process import Subprocess
 
 from unstuck import config, proc_worker, procfile, supervisord_conf, traceback_text
+from unstuck.proc_plan import ProcPlan
+from unstuck.proc_release import Release
 from unstuck.proc_states import BACKOFF, RUNNING, STOPPED, STOPPING, ProcMachine
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
@@ -58,6 +61,8 @@ def test_workers_are_rendered_as_one_supervisord_group_that_supervisord_can_pars
     assert [p.name for p in groups["procs"].process_configs] == ["proc-worker", "proc-clock"]
     assert groups["procs"].priority == 900
     assert programs["proc-worker"][0].stopwaitsecs == 10
+    # supervisord does not start them with itself: the reload server does, once the dependencies are in.
+    assert not programs["proc-worker"][0].autostart
     for proc in procs:  # the wrapper gets the line as written
         argv = programs[supervisord_conf.program_name(proc.name)][1]
         assert argv[1:4] == ["-m", "unstuck", "proc"]
@@ -228,3 +233,171 @@ def test_a_simple_command_is_execed_by_the_shell_and_a_compound_one_is_not():
     assert shell_command("python -m app.jobs.worker") == ["/bin/sh", "-c", "exec python -m app.jobs.worker"]
     assert shell_command("cd app && celery worker") == ["/bin/sh", "-c", "cd app && celery worker"]
     assert shell_command("FOO=1 rq worker")[2] == "FOO=1 rq worker"
+
+
+# -- release and the workers' (re)starts (proc_plan) ------------------------------------------------------
+
+class PlanOps:
+    def __init__(self):
+        self.t = 0.0
+        self.calls = []
+
+    def now(self):
+        return self.t
+
+    def wall(self):
+        return 1_700_000_000.0 + self.t
+
+    def run_release(self, command):
+        self.calls.append(("release", command))
+
+    def apply_procfile(self):
+        self.calls.append("apply")
+
+    def start_workers(self):
+        self.calls.append("start")
+
+    def restart_workers(self):
+        self.calls.append("restart")
+
+
+MIGRATE = "python manage.py migrate"
+
+
+@pytest.fixture
+def plan_ops():
+    return PlanOps()
+
+
+@pytest.fixture
+def plan(plan_ops):
+    return ProcPlan(plan_ops, MIGRATE, ("worker",))
+
+
+def test_release_runs_first_and_the_workers_start_once_it_has_exited(plan, plan_ops):
+    plan.request("startup")
+    assert plan_ops.calls == [("release", MIGRATE)] and plan.waiting() == "they start once the release has exited"
+    assert plan.snapshot()["state"] == "running"
+    plan_ops.t += 1.5
+    plan.release_exited(0, 1.5)
+    assert plan_ops.calls == [("release", MIGRATE), "start"] and plan.waiting() is None
+    assert plan.snapshot()["state"] == "ok" and plan.snapshot()["last"]["seconds"] == 1.5
+    # A save restarts the workers; a release that succeeded is not run again for it.
+    plan.request("app/tasks.py modified")
+    assert plan_ops.calls[2:] == ["restart"] and plan.runs == 1
+
+
+def test_nothing_starts_while_the_dependencies_install_then_release_then_workers(plan, plan_ops):
+    plan.install_started()
+    plan.request("app/main.py modified")  # a save during the first install
+    plan.settle()
+    assert plan_ops.calls == [] and plan.waiting() == "they start once the dependencies are installed"
+    plan.installed(ok=True)
+    plan.settle()  # no request came with the outcome: the deferred one is served
+    assert plan_ops.calls == [("release", MIGRATE)]
+    plan.release_exited(0, 0.4)
+    assert plan_ops.calls[1:] == ["start"]
+
+
+def test_each_successful_install_runs_the_release_again_before_the_restart(plan, plan_ops):
+    plan.request("startup")
+    plan.release_exited(0, 1.0)
+    plan.install_started()
+    plan.installed(ok=True)
+    plan.request("dependencies installed from requirements.txt")
+    assert plan_ops.calls[2:] == [("release", MIGRATE)]
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls[3:] == ["restart"]
+    # A failed install changed nothing: no release, the workers restart with the app if it restarts.
+    plan.install_started()
+    plan.installed(ok=False)
+    plan.request("app/main.py modified")
+    assert plan_ops.calls[4:] == ["restart"] and plan.runs == 2
+
+
+def test_a_failing_release_is_shown_never_restarted_by_itself_and_runs_again_on_the_next_save(plan, plan_ops):
+    plan.request("startup")
+    plan.release_exited(3, 0.2, "django.db.utils.OperationalError: no such table: app_job (app/models.py:4)")
+    snapshot = plan.snapshot()
+    assert snapshot["state"] == "failed" and snapshot["last"]["code"] == 3
+    assert snapshot["last"]["error"].startswith("django.db.utils.OperationalError")
+    assert plan_ops.calls == [("release", MIGRATE), "start"]  # the workers start all the same
+    plan.settle()
+    plan_ops.t += 600
+    assert plan_ops.calls == [("release", MIGRATE), "start"] and plan.runs == 1  # no loop, no timer
+    plan.request("app/models.py modified")  # the fix
+    assert plan_ops.calls[2:] == [("release", MIGRATE)]
+    plan.release_exited(0, 0.3)
+    assert plan_ops.calls[3:] == ["restart"] and plan.snapshot()["state"] == "ok"
+    plan.request("app/views.py modified")
+    assert plan_ops.calls[4:] == ["restart"] and plan.runs == 2
+
+
+def test_saves_during_a_release_make_one_restart_after_it(plan, plan_ops):
+    plan.request("startup")
+    plan.release_exited(0, 1.0)
+    plan.install_started()
+    plan.installed(ok=True)
+    plan.request("installed")
+    plan.request("a.py modified")
+    plan.request("b.py modified")
+    assert plan_ops.calls[2:] == [("release", MIGRATE)]
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls[3:] == ["restart"] and plan.runs == 2
+
+
+def test_a_save_during_a_failing_release_runs_it_once_more_then_restarts_once(plan, plan_ops):
+    plan.request("startup")
+    plan.request("app/models.py modified")
+    plan.release_exited(1, 0.5)
+    assert plan_ops.calls == [("release", MIGRATE), ("release", MIGRATE)]
+    plan.release_exited(0, 0.5)
+    assert plan_ops.calls[2:] == ["start"]
+
+
+def test_a_procfile_edit_is_applied_before_the_workers_start_and_an_edited_release_runs(plan, plan_ops):
+    plan.request("startup")
+    plan.release_exited(0, 1.0)
+    plan.procfile_changed(MIGRATE, ("worker", "beat"))  # workers changed, release did not
+    plan.request("Procfile modified")
+    assert plan_ops.calls[2:] == ["apply", "start"]  # re-read groups are stopped: started, not signalled
+    plan.procfile_changed("python manage.py migrate --noinput", ("worker",))
+    plan.request("Procfile modified")
+    assert plan_ops.calls[4:] == [("release", "python manage.py migrate --noinput")]
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls[5:] == ["apply", "start"]
+    plan.procfile_changed(None, ())  # no workers left: applied (supervisord drops them), nothing started
+    plan.request("Procfile modified")
+    assert plan_ops.calls[7:] == ["apply"] and plan.snapshot()["command"] is None
+
+
+def test_without_a_release_the_workers_start_at_once(plan_ops):
+    plan = ProcPlan(plan_ops, None, ("worker",))
+    assert plan.snapshot() is None and plan.waiting() == "they start with the app"
+    plan.request("startup")
+    plan.request("x.py modified")
+    assert plan_ops.calls == ["start", "restart"]
+
+
+def run_release(tmp_path, command):
+    """proc_release.Release with real processes: (exit code, seconds, error) and what it printed."""
+    settings = config.load({"APP_DIR": str(tmp_path)}, check_dirs=False)
+    done = queue.SimpleQueue()
+    Release(settings, lambda *exit: done.put(exit)).start(command)
+    return done.get(timeout=30)
+
+
+def test_the_release_runs_as_a_shell_runs_it_and_its_output_is_in_the_log(tmp_path, capfd):
+    code, seconds, error = run_release(tmp_path, "echo 'migrating; step 1' ; echo step 2  # two steps")
+    assert (code, error) == (0, None) and 0 < seconds < 10
+    assert capfd.readouterr().out == "release | migrating; step 1\nrelease | step 2\n"
+
+
+def test_a_failing_release_reports_its_exit_code_and_the_error_in_its_last_lines(tmp_path, capfd):
+    (tmp_path / "manage.py").write_text("import sys\nprint('Operations to perform:')\n\n"
+                                        "import migrations_not_there\n")
+    code, _, error = run_release(tmp_path, "python3 manage.py migrate")
+    assert code == 1 and error == "ModuleNotFoundError: No module named 'migrations_not_there' (manage.py:4)"
+    assert "release | Operations to perform:" in capfd.readouterr().out
+    code, _, error = run_release(tmp_path, "echo 'CommandError: no such app' ; exit 3")
+    assert (code, error) == (3, "CommandError: no such app")
