@@ -94,6 +94,10 @@ class ProcControl:
                 job()
             except (xmlrpc.client.Fault, OSError) as exc:  # e.g. SHUTDOWN_STATE while the container stops
                 log.warning("could not control the Procfile workers: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - this thread must outlive any one call, or every later
+                # restart of the workers would be queued forever without a word
+                log.error("could not control the Procfile workers (%s: %s); the next change tries again",
+                          type(exc).__name__, exc)
 
     # -- what the reload server tells ---------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from unstuck.proc_states import ProcMachine
 
 PR_SET_PDEATHSIG = 1
 TAIL_LINES = 200
+MAX_LINE = 64 * 1024  # output without a newline is logged in pieces this long, never piled up in memory
 # A command with none of these is one program: the shell execs it, so the worker's pid is the program's
 # (a `kill` of it reaches the program, not a shell that would leave the program running).
 _SHELL_SYNTAX = re.compile(r"[;&|()<>`$\n]|^\s*\w+=|^\s*(?:!|\{|if|while|until|for|case)(?:\s|$)")
@@ -117,11 +118,18 @@ class ProcWorker:
         if self.proc is None:
             return
         try:
-            data = self.proc.stdout.read() or b""
+            data = self.proc.stdout.read(MAX_LINE)  # None: nothing now; b"": EOF
         except (BlockingIOError, ValueError):
-            data = b""
-        self.buffer += data
+            data = None
+        if data == b"":
+            # Every writer closed the pipe (a command that redirects its own output): it stays readable at
+            # EOF, so it leaves the selector, or the loop would spin on it until the worker exits.
+            self._forget_output()
+        self.buffer += data or b""
         *lines, self.buffer = self.buffer.split(b"\n")
+        while len(self.buffer) >= MAX_LINE:
+            lines.append(self.buffer[:MAX_LINE])
+            self.buffer = self.buffer[MAX_LINE:]
         if final and self.buffer:
             lines, self.buffer = lines + [self.buffer], b""
         out = sys.stdout
@@ -130,6 +138,12 @@ class ProcWorker:
             self.tail.append(line)
             out.write(f"{self.name} | {line}\n")
         out.flush()
+
+    def _forget_output(self) -> None:
+        try:
+            self.selector.unregister(self.proc.stdout)
+        except (KeyError, ValueError):
+            pass  # already
 
     def reap(self) -> None:
         if self.proc is None or self.proc.poll() is None:
@@ -141,7 +155,7 @@ class ProcWorker:
         except (ProcessLookupError, PermissionError):
             pass
         self.drain(final=True)
-        self.selector.unregister(proc.stdout)
+        self._forget_output()
         proc.stdout.close()
         self.proc = None
         expected = self.machine.state == "stopping"

@@ -5,6 +5,7 @@ import os
 import queue
 import signal
 import subprocess
+import time
 
 import pytest
 from supervisor.options import ServerOptions
@@ -401,3 +402,78 @@ def test_a_failing_release_reports_its_exit_code_and_the_error_in_its_last_lines
     assert "release | Operations to perform:" in capfd.readouterr().out
     code, _, error = run_release(tmp_path, "echo 'CommandError: no such app' ; exit 3")
     assert (code, error) == (3, "CommandError: no such app")
+
+
+# -- containment: the control thread and the wrapper's output loop ----------------------------------------
+
+class FlakyRpc:
+    """supervisord's XML-RPC proxy: the first call fails with something unexpected, later ones work."""
+
+    def __init__(self):
+        self.calls = queue.SimpleQueue()
+        self.supervisor = self
+        self.count = 0
+
+    def signalProcessGroup(self, group, signal_name):
+        self.count += 1
+        self.calls.put((group, signal_name))
+        if self.count == 1:
+            raise TypeError("cannot marshal <class 'object'> objects")
+
+
+def test_the_control_thread_survives_an_unexpected_error_and_says_so_once(tmp_path, caplog):
+    from unstuck.proc_control import ProcControl
+
+    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path)}, check_dirs=False)
+    rpc = FlakyRpc()
+    control = ProcControl(settings, rpc=rpc)
+    control.restart_workers()
+    control.restart_workers()  # queued behind the failure: done all the same
+    assert [rpc.calls.get(timeout=5) for _ in range(2)] == [("procs", "HUP")] * 2
+    failed = [r for r in caplog.records if "could not control the Procfile workers" in r.getMessage()]
+    assert len(failed) == 1 and "TypeError: cannot marshal" in failed[0].getMessage()
+
+
+def started_worker(tmp_path, command):
+    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path)}, check_dirs=False)
+    worker = proc_worker.ProcWorker(settings, "w", command)
+    worker.state_file.parent.mkdir(exist_ok=True)
+    worker.spawn()
+    return worker
+
+
+def test_a_worker_that_redirects_its_own_output_does_not_wake_the_wrapper_forever(tmp_path):
+    worker = started_worker(tmp_path, "echo before; exec >/dev/null 2>&1; sleep 30")
+    try:
+        wakeups = 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # the wrapper's loop: select, then read what is ready
+            for _ in worker.selector.select(0.2):
+                wakeups += 1
+                worker.drain()
+        # the output line, then EOF once: never an endless series of wake-ups on a pipe at EOF
+        assert wakeups <= 3 and list(worker.tail) == ["before"]
+        assert worker.proc.poll() is None  # it still runs: EOF is not an exit
+    finally:
+        worker.signal(signal.SIGKILL)
+        worker.proc.wait(5)
+        worker.reap()
+
+
+def test_output_without_newlines_is_logged_in_bounded_pieces(tmp_path, capfd):
+    worker = started_worker(tmp_path, "head -c 300000 /dev/zero | tr '\\000' x; sleep 30")
+    try:
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 300000 and time.monotonic() < deadline:
+            for _ in worker.selector.select(0.2):
+                worker.drain()
+            got = sum(len(line) for line in worker.tail) + len(worker.buffer)
+            assert len(worker.buffer) <= proc_worker.MAX_LINE
+        assert got == 300000
+        assert all(len(line) <= proc_worker.MAX_LINE for line in worker.tail)
+        assert set("".join(worker.tail) + worker.buffer.decode()) == {"x"}
+    finally:
+        worker.signal(signal.SIGKILL)
+        worker.proc.wait(5)
+        worker.reap()
