@@ -300,11 +300,16 @@ def test_nothing_starts_while_the_dependencies_install_then_release_then_workers
     assert plan_ops.calls[1:] == ["start"]
 
 
-def test_each_successful_install_runs_the_release_again_before_the_restart(plan, plan_ops):
+def running_then_installed(plan):
+    """Workers started after a release that succeeded, then an install that succeeded."""
     plan.request("startup")
     plan.release_exited(0, 1.0)
     plan.install_started()
     plan.installed(ok=True)
+
+
+def test_each_successful_install_runs_the_release_again_before_the_restart(plan, plan_ops):
+    running_then_installed(plan)
     plan.request("dependencies installed from requirements.txt")
     assert plan_ops.calls[2:] == [("release", MIGRATE)]
     plan.release_exited(0, 1.0)
@@ -335,10 +340,7 @@ def test_a_failing_release_is_shown_never_restarted_by_itself_and_runs_again_on_
 
 
 def test_saves_during_a_release_make_one_restart_after_it(plan, plan_ops):
-    plan.request("startup")
-    plan.release_exited(0, 1.0)
-    plan.install_started()
-    plan.installed(ok=True)
+    running_then_installed(plan)
     plan.request("installed")
     plan.request("a.py modified")
     plan.request("b.py modified")
