@@ -154,7 +154,14 @@ class ProcControl:
         self._jobs.put(lambda: self.rpc().supervisor.startProcessGroup(supervisord_conf.PROCS_GROUP, False))
 
     def restart_workers(self) -> None:
-        self._jobs.put(lambda: self.rpc().supervisor.signalProcessGroup(supervisord_conf.PROCS_GROUP, "HUP"))
+        self._jobs.put(self._restart)
+
+    def _restart(self) -> None:
+        # SIGHUP makes a running wrapper restart its worker; the programs a Procfile edit re-read are
+        # stopped (autostart=false) and are started instead.
+        supervisor = self.rpc().supervisor
+        supervisor.signalProcessGroup(supervisord_conf.PROCS_GROUP, "HUP")
+        supervisor.startProcessGroup(supervisord_conf.PROCS_GROUP, False)
 
     def _update(self) -> None:
         """What `supervisorctl update` does; the re-added group is stopped (autostart=false) until started."""

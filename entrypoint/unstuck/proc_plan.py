@@ -27,9 +27,9 @@ class Ops(Protocol):
     def now(self) -> float: ...  # monotonic seconds
     def wall(self) -> float: ...  # epoch seconds, for the status
     def run_release(self, command: str) -> None: ...  # release_exited() is called when it has exited
-    def apply_procfile(self) -> None: ...  # supervisord re-reads the workers' programs (they are then stopped)
-    def start_workers(self) -> None: ...  # start those not running
-    def restart_workers(self) -> None: ...  # restart the running ones on the new code
+    def apply_procfile(self) -> None: ...  # supervisord re-reads the workers' programs (changed ones are stopped)
+    def start_workers(self) -> None: ...  # start them
+    def restart_workers(self) -> None: ...  # the running ones on the new code, the stopped ones (re-read) anew
 
 
 class ProcPlan:
@@ -117,7 +117,7 @@ class ProcPlan:
             self.started = True
             return
         names = ", ".join(self.workers)
-        if self.started and not updated:
+        if self.started:
             log.info("restarting %s with the web app (%s)", names, reason)
             self.ops.restart_workers()
         else:

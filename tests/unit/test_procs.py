@@ -363,15 +363,25 @@ def test_a_procfile_edit_is_applied_before_the_workers_start_and_an_edited_relea
     plan.release_exited(0, 1.0)
     plan.procfile_changed(MIGRATE, ("worker", "beat"))  # workers changed, release did not
     plan.request("Procfile modified")
-    assert plan_ops.calls[2:] == ["apply", "start"]  # re-read groups are stopped: started, not signalled
+    assert plan_ops.calls[2:] == ["apply", "restart"]
     plan.procfile_changed("python manage.py migrate --noinput", ("worker",))
     plan.request("Procfile modified")
     assert plan_ops.calls[4:] == [("release", "python manage.py migrate --noinput")]
     plan.release_exited(0, 1.0)
-    assert plan_ops.calls[5:] == ["apply", "start"]
+    assert plan_ops.calls[5:] == ["apply", "restart"]
     plan.procfile_changed(None, ())  # no workers left: applied (supervisord drops them), nothing started
     plan.request("Procfile modified")
     assert plan_ops.calls[7:] == ["apply"] and plan.snapshot()["command"] is None
+
+
+def test_a_procfile_edited_before_the_first_start_is_applied_then_the_workers_start(plan, plan_ops):
+    plan.install_started()
+    plan.procfile_changed(MIGRATE, ("worker", "beat"))
+    plan.request("Procfile modified")
+    plan.installed(ok=True)
+    plan.settle()
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls == [("release", MIGRATE), "apply", "start"]
 
 
 def test_without_a_release_the_workers_start_at_once(plan_ops):
@@ -422,6 +432,9 @@ class FlakyRpc:
         if self.count == 1:
             raise TypeError("cannot marshal <class 'object'> objects")
 
+    def startProcessGroup(self, group, wait):
+        self.calls.put((group, "start"))
+
 
 def test_the_control_thread_survives_an_unexpected_error_and_says_so_once(tmp_path, caplog):
     from unstuck.proc_control import ProcControl
@@ -431,7 +444,7 @@ def test_the_control_thread_survives_an_unexpected_error_and_says_so_once(tmp_pa
     control = ProcControl(settings, rpc=rpc)
     control.restart_workers()
     control.restart_workers()  # queued behind the failure: done all the same
-    assert [rpc.calls.get(timeout=5) for _ in range(2)] == [("procs", "HUP")] * 2
+    assert [rpc.calls.get(timeout=5) for _ in range(3)] == [("procs", "HUP"), ("procs", "HUP"), ("procs", "start")]
     failed = [r for r in caplog.records if "could not control the Procfile workers" in r.getMessage()]
     assert len(failed) == 1 and "TypeError: cannot marshal" in failed[0].getMessage()
 
