@@ -224,7 +224,7 @@ def test_a_heroku_style_procfile_release_runs_before_the_workers_and_the_apps_wr
     project.mkdir()
     for name, text in {**HEROKU_STYLE, "migrate.py": MIGRATE.format(fail=False)}.items():
         (project / name).write_text(text)
-    served = start_project(project)
+    served = start_project(project, writable=True)
     wait_for(served.url(), has_text(200, "heroku-style"), timeout=180, on_timeout=served.logs_tail)
     status = served.wait_status("the release ran and the worker runs", lambda s: (s.get("release") or {}).get(
         "state") == "ok" and proc(s, "worker").get("state") == "running", timeout=60)
