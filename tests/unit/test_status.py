@@ -146,3 +146,15 @@ def test_status_shows_the_release_and_why_the_workers_wait():
                          now=130.0)
     assert "release:      running for 10 s: python manage.py migrate" in text
     assert "workers:      they start once the release has exited" in text
+
+
+def test_status_says_when_a_fast_path_was_found_wrong_and_what_was_narrowed():
+    from unstuck.cli import format_status
+
+    data = {"state": "serving", "app_module": "app.main:app", "port": 8000,
+            "fast_path": ["the app layer failed (KeyError: 'x') where a fresh interpreter serves the same code; "
+                          "serving the fresh one. The app layer is off until the container restarts.",
+                          "the spare failed (ImportError: ...) where ... The warm process no longer imports ..."]}
+    assert format_status(data, now=0).splitlines()[-1] == ("fast path:    the spare failed (ImportError: ...) where "
+                                                           "... The warm process no longer imports ...")
+    assert "fast path" not in format_status({**data, "fast_path": []}, now=0)
