@@ -71,6 +71,14 @@ def test_workers_are_rendered_as_one_supervisord_group_that_supervisord_can_pars
     assert supervisord_conf.render_procs(settings_for(tmp_path), []).startswith(";")
 
 
+def test_the_wrapper_takes_the_line_as_written_or_encoded_and_nothing_else():
+    line = "python -c 'print(1)' ; echo $HOME  # two"
+    assert proc_worker.parse_args(["w", line]) == ("w", line)
+    assert proc_worker.parse_args(["w", proc_worker.ENCODED, proc_worker.encode_command(line)]) == ("w", line)
+    assert proc_worker.parse_args(["w", proc_worker.ENCODED, "not base64!"]) is None
+    assert proc_worker.parse_args(["w"]) is None
+
+
 def settings_for(tmp_path):
     return config.load({"APP_DIR": str(tmp_path)}, check_dirs=False)
 
