@@ -151,7 +151,9 @@ class ProcControl:
         self._jobs.put(self._update)
 
     def start_workers(self) -> None:
-        self._jobs.put(lambda: self.rpc().supervisor.startProcessGroup(supervisord_conf.PROCS_GROUP, False))
+        # Started, and restarted where they run already: a reload server that supervisord restarted finds
+        # them running the code of its predecessor's time.
+        self._jobs.put(self._restart)
 
     def restart_workers(self) -> None:
         self._jobs.put(self._restart)
