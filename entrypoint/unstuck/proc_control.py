@@ -68,10 +68,6 @@ class ProcControl:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._work, daemon=True, name="procs").start()
 
-    @property
-    def names(self) -> list[str]:
-        return list(self.plan.workers)
-
     def load(self) -> None:
         """What the Procfile declared at container start (supervisord was started with it)."""
         try:
