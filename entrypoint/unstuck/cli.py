@@ -169,11 +169,28 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"fast path:    {note}")
     if data.get("procfile_error"):
         lines.append(f"procfile:     {data['procfile_error']}")
+    release = data.get("release")
+    if release:
+        lines.append(f"release:      {format_release(release, now)}")
+    if data.get("procs_waiting") and not data.get("procs"):
+        lines.append(f"workers:      {data['procs_waiting']}")
     for name, proc in sorted((data.get("procs") or {}).items()):
         error = (proc.get("last_error") or {}).get("headline")
         lines.append(f"worker {name}: {proc['state']}, {proc.get('restarts', 0)} restarts"
                      + (f", last error: {error}" if error else ""))
     return "\n".join(lines)
+
+
+def format_release(release: dict, now: float) -> str:
+    last = release.get("last")
+    if release["state"] == "running":
+        return f"running for {now - release['since']:.0f} s: {release['command']}"
+    if last is None:
+        return f"not run yet: {release['command']}"
+    when = f"in {last['seconds']:.1f} s, {now - last['at']:.0f} s ago ({last['trigger']})"
+    if last["ok"]:
+        return f"ok {when}"
+    return f"failed (exit code {last['code']}) {when}: {last['error']}; it runs again with the next save"
 
 
 def read_procs(run_dir: Path) -> dict:

@@ -141,7 +141,7 @@ class Generations:
             self.show(Failure("starting", "Installing", "installing the project's dependencies; "
                               "the app starts when they are in"))
             return
-        self.start_app("startup", procs=False)
+        self.start_app("startup")  # the Procfile workers start with it: the dependencies are in
 
     def handle(self, event) -> None:
         self.version += 1
@@ -311,7 +311,8 @@ class Generations:
                   changes: frozenset[tuple[str, str]] | None = None,
                   verifies: tuple[str, Failure] | None = None) -> None:
         """Start a new app generation beside the current one; the newest saved code always wins.
-        `procs`: the Procfile workers restart with it, on the same saved code."""
+        `procs`: the Procfile workers (re)start with it, on the same saved code (proc_plan.py: after the
+        release when one is due; the first time, which is after the dependencies are installed)."""
         if self.stopping or self.environment is not None:
             return
         if self.pending is not None:

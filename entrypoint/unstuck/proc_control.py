@@ -1,4 +1,5 @@
-"""The reload server's hand on the Procfile workers: restart them with each change batch, apply Procfile edits.
+"""The reload server's hand on the Procfile workers: run the release, start the workers once the dependencies
+are in, restart them with each change batch, apply Procfile edits (proc_plan.py decides when).
 
 The workers are supervisord programs (one group, see supervisord_conf.render_procs); this talks to
 supervisord over its XML-RPC control socket with supervisor's own client (`childutils.getRPCInterface`),
@@ -12,6 +13,7 @@ import hashlib
 import os
 import queue
 import threading
+import time
 import xmlrpc.client
 from pathlib import Path
 
@@ -20,19 +22,21 @@ from supervisor import childutils
 from unstuck import procfile, supervisord_conf
 from unstuck.config import Settings
 from unstuck.logs import log
+from unstuck.proc_plan import ProcPlan
+from unstuck.proc_release import Release
 
 
 def write_procs_conf(settings: Settings) -> tuple[list[procfile.Proc], str | None]:
-    """Render the workers' programs from the Procfile; (workers, one-line error or None)."""
+    """Render the workers' programs from the Procfile; (its entries, one-line error or None)."""
     try:
-        procs = procfile.workers(settings.procfile)
+        procs = procfile.read(settings.procfile)
         error = None
     except procfile.ProcfileError as exc:
         procs, error = None, str(exc)
     if procs is not None:
         target = settings.run_dir / "procs.conf"
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(supervisord_conf.render_procs(settings, procs))
+        tmp.write_text(supervisord_conf.render_procs(settings, procfile.workers_of(procs)))
         os.replace(tmp, target)
     return procs or [], error
 
@@ -44,11 +48,21 @@ def digest(path: Path) -> str | None:
         return None
 
 
+def release_command(procs: list[procfile.Proc]) -> str | None:
+    release = procfile.release_of(procs)
+    return release.command if release else None
+
+
 class ProcControl:
-    def __init__(self, settings: Settings, rpc=None) -> None:
+    """The shell of proc_plan.ProcPlan: its calls into supervisord go to a thread of their own, the release
+    runs on one, and `on_release_exit(code, seconds, error)` is called there when it has exited (the reload
+    server hands that back to release_exited() on its own thread)."""
+
+    def __init__(self, settings: Settings, on_release_exit=None, rpc=None) -> None:
         self.settings = settings
-        self.names: list[str] = []
         self.error: str | None = None
+        self.plan = ProcPlan(self)
+        self.release = Release(settings, on_release_exit or (lambda *exit: None))
         self._digest = digest(settings.procfile)
         self._rpc = rpc
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -57,9 +71,12 @@ class ProcControl:
     def load(self) -> None:
         """What the Procfile declared at container start (supervisord was started with it)."""
         try:
-            self.names = [p.name for p in procfile.workers(self.settings.procfile)]
+            procs = procfile.read(self.settings.procfile)
         except procfile.ProcfileError as exc:
             self.error = str(exc)
+            return
+        self.plan.release = release_command(procs)
+        self.plan.workers = tuple(p.name for p in procfile.workers_of(procs))
 
     def rpc(self):
         if self._rpc is None:
@@ -73,10 +90,16 @@ class ProcControl:
                 job()
             except (xmlrpc.client.Fault, OSError) as exc:  # e.g. SHUTDOWN_STATE while the container stops
                 log.warning("could not control the Procfile workers: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - this thread must outlive any one call, or every later
+                # restart of the workers would be queued forever without a word
+                log.error("could not control the Procfile workers (%s: %s); the next change tries again",
+                          type(exc).__name__, exc)
+
+    # -- what the reload server tells ---------------------------------------------------------------
 
     def on_batch(self, reason: str) -> None:
-        """A change batch or an install: the workers restart on the same saved code as the web app; a
-        changed Procfile is applied instead (that restarts every worker anyway)."""
+        """The web app (re)starts (a change batch, an install, the first start): the workers restart on the
+        same saved code, after the release when one is due; a changed Procfile is applied first."""
         current = digest(self.settings.procfile)
         if current != self._digest:
             self._digest = current
@@ -86,18 +109,60 @@ class ProcControl:
                 log.error("%s; the workers keep running as they were", error)
                 return
             self.error = None
-            self.names = [p.name for p in procs]
-            log.info("Procfile changed: workers are now %s", ", ".join(self.names) or "none")
-            self._jobs.put(self._update)
-            return
-        if self.names:
-            log.info("restarting %s with the web app (%s)", ", ".join(self.names), reason)
-            self._jobs.put(self._restart)
+            workers = tuple(p.name for p in procfile.workers_of(procs))
+            log.info("Procfile changed: workers are now %s", ", ".join(workers) or "none")
+            self.plan.procfile_changed(release_command(procs), workers)
+        self.plan.request(reason)
+
+    def install_started(self) -> None:
+        self.plan.install_started()
+
+    def installed(self, ok: bool) -> None:
+        self.plan.installed(ok)
+
+    def settle(self) -> None:
+        self.plan.settle()
+
+    def release_exited(self, code: int, seconds: float, error: str | None) -> None:
+        self.plan.release_exited(code, seconds, error)
+
+    def close(self) -> None:
+        self.release.stop()
+
+    def state(self) -> dict:
+        return {"release": self.plan.snapshot(), "procs_waiting": self.plan.waiting()}
+
+    # -- proc_plan.Ops -------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def run_release(self, command: str) -> None:
+        self.release.start(command)
+
+    def apply_procfile(self) -> None:
+        self._jobs.put(self._update)
+
+    def start_workers(self) -> None:
+        # Started, and restarted where they run already: a reload server that supervisord restarted finds
+        # them running the code of its predecessor's time.
+        self._jobs.put(self._restart)
+
+    def restart_workers(self) -> None:
+        self._jobs.put(self._restart)
 
     def _restart(self) -> None:
-        self.rpc().supervisor.signalProcessGroup(supervisord_conf.PROCS_GROUP, "HUP")
+        # SIGHUP makes a running wrapper restart its worker; the programs a Procfile edit re-read are
+        # stopped (autostart=false) and are started instead.
+        supervisor = self.rpc().supervisor
+        supervisor.signalProcessGroup(supervisord_conf.PROCS_GROUP, "HUP")
+        supervisor.startProcessGroup(supervisord_conf.PROCS_GROUP, False)
 
     def _update(self) -> None:
+        """What `supervisorctl update` does; the re-added group is stopped (autostart=false) until started."""
         supervisor = self.rpc().supervisor
         added, changed, removed = supervisor.reloadConfig()[0]
         for group in removed + changed:

@@ -1,4 +1,5 @@
-"""One Procfile worker under supervisord: `unstuck proc NAME COMMAND` runs COMMAND and keeps it running.
+"""One Procfile worker under supervisord: `unstuck proc NAME COMMAND` runs COMMAND and keeps it running
+(supervisord's config passes it as `unstuck proc NAME --encoded BASE64`, see encode_command).
 
 supervisord runs this wrapper (never the command itself), so supervisord's own states stay RUNNING
 whatever the worker does; the decisions are proc_states.ProcMachine's, this is its shell:
@@ -13,6 +14,8 @@ whatever the worker does; the decisions are proc_states.ProcMachine's, this is i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
 import ctypes
 import os
@@ -30,20 +33,42 @@ from unstuck.proc_states import ProcMachine
 
 PR_SET_PDEATHSIG = 1
 TAIL_LINES = 200
+MAX_LINE = 64 * 1024  # output without a newline is logged in pieces this long, never piled up in memory
 # A command with none of these is one program: the shell execs it, so the worker's pid is the program's
 # (a `kill` of it reaches the program, not a shell that would leave the program running).
-_SHELL_SYNTAX = re.compile(r"[;&|()<>`$\n]|^\s*\w+=")
+_SHELL_SYNTAX = re.compile(r"[;&|()<>`$\n]|^\s*\w+=|^\s*(?:!|\{|if|while|until|for|case)(?:\s|$)")
+
+
+# How supervisord's config passes a Procfile line: in base64 (letters, digits, '-', '_', '='), which neither its
+# config parser (inline comments after ' ;' or ' #', '%' expansions) nor its shlex split of `command=` change.
+ENCODED = "--encoded"
+
+
+def encode_command(command: str) -> str:
+    return base64.urlsafe_b64encode(command.encode()).decode("ascii")
+
+
+def decode_command(encoded: str) -> str:
+    return base64.urlsafe_b64decode(encoded.encode("ascii")).decode()
 
 
 def shell_command(command: str) -> list[str]:
     return ["/bin/sh", "-c", command if _SHELL_SYNTAX.search(command) else f"exec {command}"]
 
 
+def command_env(settings: config_mod.Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    # APP_DIR is the import root, as for the web app (`celery -A app.tasks` imports app/tasks.py).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.app_dir), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"  # lines reach the log (and the traceback the status) as written
+    return env
+
+
 def state_dir(settings: config_mod.Settings) -> Path:
     return settings.run_dir / "procs"
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -67,14 +92,11 @@ class ProcWorker:
         return time.monotonic()
 
     def spawn(self) -> None:
-        env = dict(os.environ)
-        # APP_DIR is the import root, as for the web app (`celery -A app.tasks` imports app/tasks.py).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.settings.app_dir), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"  # lines reach the log (and the traceback the status) as written
         self.tail.clear()
-        self.proc = subprocess.Popen(shell_command(self.command), cwd=str(self.settings.app_dir), env=env,
+        self.proc = subprocess.Popen(shell_command(self.command), cwd=str(self.settings.app_dir),
+                                     env=command_env(self.settings),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.say(f"started (pid {self.proc.pid}): {self.command}")
@@ -96,11 +118,18 @@ class ProcWorker:
         if self.proc is None:
             return
         try:
-            data = self.proc.stdout.read() or b""
+            data = self.proc.stdout.read(MAX_LINE)  # None: nothing now; b"": EOF
         except (BlockingIOError, ValueError):
-            data = b""
-        self.buffer += data
+            data = None
+        if data == b"":
+            # Every writer closed the pipe (a command that redirects its own output): it stays readable at
+            # EOF, so it leaves the selector, or the loop would spin on it until the worker exits.
+            self._forget_output()
+        self.buffer += data or b""
         *lines, self.buffer = self.buffer.split(b"\n")
+        while len(self.buffer) >= MAX_LINE:
+            lines.append(self.buffer[:MAX_LINE])
+            self.buffer = self.buffer[MAX_LINE:]
         if final and self.buffer:
             lines, self.buffer = lines + [self.buffer], b""
         out = sys.stdout
@@ -109,6 +138,12 @@ class ProcWorker:
             self.tail.append(line)
             out.write(f"{self.name} | {line}\n")
         out.flush()
+
+    def _forget_output(self) -> None:
+        try:
+            self.selector.unregister(self.proc.stdout)
+        except (KeyError, ValueError):
+            pass  # already
 
     def reap(self) -> None:
         if self.proc is None or self.proc.poll() is None:
@@ -120,7 +155,7 @@ class ProcWorker:
         except (ProcessLookupError, PermissionError):
             pass
         self.drain(final=True)
-        self.selector.unregister(proc.stdout)
+        self._forget_output()
         proc.stdout.close()
         self.proc = None
         expected = self.machine.state == "stopping"
@@ -194,10 +229,22 @@ class ProcWorker:
         return 0
 
 
+def parse_args(argv: list[str]) -> tuple[str, str] | None:
+    """(name, command) from `NAME COMMAND` or `NAME --encoded BASE64`; None when it is neither."""
+    if len(argv) == 3 and argv[1] == ENCODED:
+        try:
+            return argv[0], decode_command(argv[2])
+        except (binascii.Error, UnicodeError, ValueError):
+            return None
+    return (argv[0], argv[1]) if len(argv) == 2 else None
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: unstuck proc NAME COMMAND", file=sys.stderr)
+    args = parse_args(argv)
+    if args is None:
+        print(f"usage: unstuck proc NAME COMMAND (or NAME {ENCODED} BASE64)", file=sys.stderr)
         return 2
+    name, command = args
     try:
         settings = config_mod.load(check_dirs=False)
     except config_mod.ConfigError as exc:
@@ -205,5 +252,5 @@ def main(argv: list[str]) -> int:
         return 2
     from unstuck.worker import set_process_name
 
-    set_process_name(f"unstuck-{argv[0]}"[:15])
-    return ProcWorker(settings, argv[0], argv[1]).run()
+    set_process_name(f"unstuck-{name}"[:15])
+    return ProcWorker(settings, name, command).run()

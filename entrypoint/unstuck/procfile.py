@@ -1,6 +1,8 @@
 """Read a Procfile (the format of Heroku, foreman and honcho: `name: command`, one per line).
 
-The `web` entry is what unstuck already serves; every other entry is a worker that runs beside it.
+The `web` entry is what unstuck already serves. `release` is what Heroku runs once per release (its
+migrations): here it runs at start and after each dependency install, before the workers (re)start, and
+is never restarted (proc_plan.py). Every other entry is a worker that runs beside the web app.
 honcho's own parser is the reference (its regex, comments and blank lines); it is a few lines, and
 depending on honcho for them would bring its CLI into the image, so they are restated here.
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 # honcho.environ.PROCFILE_LINE: a name of letters, digits, _ and -, a colon, the command.
 _LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 WEB = "web"
+RELEASE = "release"
 
 
 class ProcfileError(ValueError):
@@ -43,12 +46,25 @@ def parse(text: str, where: str = "Procfile") -> list[Proc]:
     return list(procs.values())
 
 
-def workers(path: Path) -> list[Proc]:
-    """The entries to run beside the web app; none when there is no Procfile."""
+def read(path: Path) -> list[Proc]:
+    """Every entry of the Procfile at `path`; none when there is no Procfile."""
     try:
         text = path.read_text()
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise ProcfileError(f"{path}: cannot be read ({exc.strerror}); make it readable by uid 1000") from None
-    return [proc for proc in parse(text, str(path)) if proc.name != WEB]
+    return parse(text, str(path))
+
+
+def workers_of(procs: list[Proc]) -> list[Proc]:
+    """The entries that run beside the web app, for as long as it runs."""
+    return [proc for proc in procs if proc.name not in (WEB, RELEASE)]
+
+
+def release_of(procs: list[Proc]) -> Proc | None:
+    return next((proc for proc in procs if proc.name == RELEASE), None)
+
+
+def workers(path: Path) -> list[Proc]:
+    return workers_of(read(path))

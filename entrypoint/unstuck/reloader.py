@@ -56,6 +56,14 @@ class WatcherState:
 
 
 @dataclass(frozen=True)
+class ReleaseExited:
+    """The Procfile's release has exited (proc_release.py, on its own thread)."""
+    code: int
+    seconds: float
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     child: "Child"
     message: dict
@@ -133,7 +141,7 @@ class Reloader:
         self.watcher: Watcher | None = None
         self.sock = None
         self.warm: WarmProcesses | None = None
-        self.procs = ProcControl(settings)
+        self.procs = ProcControl(settings, lambda *exit: self.events.put(ReleaseExited(*exit)))
         self.published = -1
         self.published_at = float("-inf")
 
@@ -220,6 +228,7 @@ class Reloader:
         return tuple(str(p.relative_to(self.settings.app_dir)) for p in pending)
 
     def install(self) -> None:
+        self.procs.install_started()  # the workers wait for it
         paths = dependencies.pending(self.settings.app_dir, self.settings.project_env)
 
         def done(outcome) -> None:
@@ -436,6 +445,13 @@ class Reloader:
             self.published = -1
         elif isinstance(event, WatcherState):
             self.published = -1
+        elif isinstance(event, ReleaseExited):
+            self.procs.release_exited(event.code, event.seconds, event.error)
+            self.published = -1
+        elif isinstance(event, ev.Installed):
+            self.procs.installed(event.ok)
+            self.machine.handle(event)  # restarts the app (and asks the workers to follow) if it must
+            self.procs.settle()  # a worker restart the install deferred goes now, if that did not ask for it
         else:
             if isinstance(event, ev.StopRequested) and self.watcher is not None:
                 self.watcher.stop(timeout=0)  # a daemon thread: the stop never waits for it
@@ -472,7 +488,7 @@ class Reloader:
         try:
             state.write(self.settings.state_file, app_module=self.settings.app_module, port=self.settings.port,
                         warm_modules=len(warm.modules) if warm else None, app_layer=self.app_layer,
-                        procfile_error=self.procs.error,
+                        procfile_error=self.procs.error, **self.procs.state(),
                         watcher=self.watcher.state() if self.watcher else None, **snapshot)
         except OSError as exc:
             log.debug("cannot write state file: %s", exc)
@@ -499,6 +515,7 @@ class Reloader:
             if self.events.empty():  # the state file once the burst of events is handled, not after each
                 self.publish()
         self.publish(force=True)
+        self.procs.close()
         self.warm.close()
         log.info("stopped")
         return 0

@@ -13,6 +13,7 @@ import sys
 
 from unstuck import discovery
 from unstuck.config import Settings
+from unstuck.proc_worker import ENCODED, encode_command
 
 # What plain uvicorn is pointed at when discovery finds nothing: it then says itself what it cannot import.
 UVICORN_FALLBACK_APP = "app.main:app"
@@ -117,12 +118,15 @@ def render_procs(settings: Settings, procs) -> str:
     names = ",".join(program_name(p.name) for p in procs)
     out = [f"[group:{PROCS_GROUP}]\nprograms={names}\npriority=900\n"]
     for proc in procs:
-        # supervisord expands %(...)s in commands: a literal % in the Procfile line must be doubled.
-        command = shlex.join([sys.executable, "-m", "unstuck", "proc", proc.name, proc.command]).replace("%", "%%")
+        # The Procfile line goes to the wrapper encoded: supervisord's parser would read its ` ;` and ` #` as
+        # comments and its `%(...)s` as expansions, and split it with shlex, where a shell would not.
+        command = shlex.join([sys.executable, "-m", "unstuck", "proc", proc.name, ENCODED,
+                              encode_command(proc.command)])
         out.append(f"""[program:{program_name(proc.name)}]
 command={command}
 directory={settings.app_dir}
-autostart=true
+; started by the reload server once the dependencies are installed and the release has run (proc_plan.py)
+autostart={"true" if settings.reloader == "uvicorn" else "false"}
 autorestart=true
 ; the wrapper never exits by itself (it restarts the worker): an exit is a kill, restart it at once
 startsecs=0

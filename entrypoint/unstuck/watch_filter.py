@@ -3,6 +3,10 @@
 DefaultFilter already skips .git, .venv, __pycache__, node_modules and common editor files; it does not
 skip `venv`, logs or swap files of every editor, and it passes every file type, so log files and data
 written by the app would reload it forever. This adds an include list and name-based excludes.
+
+A new directory passes the filter (its files may have been written before inotify watched it, and raised
+no event of their own), but it is a change only when a watched file is in it: a directory the app creates
+while it starts or serves (a cache, uploads) is not a save. `without_bare_dirs` applies that to a batch.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Callable
 
 from watchfiles import Change, DefaultFilter
 
@@ -34,3 +39,19 @@ class WatchFilter(DefaultFilter):
             # (a checkout creating a package): the directory's creation is the change that counts.
             return True
         return any(fnmatch(parts[-1], pattern) for pattern in self.watch)
+
+
+def has_watched_file(top: str, watch_filter: Callable[[Change, str], bool]) -> bool:
+    """Whether a file the filter passes is anywhere under `top` (not looking into directories it ignores)."""
+    for directory, subdirs, files in os.walk(top):
+        if any(watch_filter(Change.added, os.path.join(directory, name)) for name in files):
+            return True
+        subdirs[:] = [d for d in subdirs if watch_filter(Change.added, os.path.join(directory, d))]
+    return False
+
+
+def without_bare_dirs(changes: set[tuple[Change, str]], watch_filter: Callable[[Change, str], bool]) -> set:
+    """The batch without the new directories that hold no watched file. Look once inotify watches them:
+    a file written into one later raises its own event."""
+    return {(change, path) for change, path in changes
+            if change != Change.added or not os.path.isdir(path) or has_watched_file(path, watch_filter)}

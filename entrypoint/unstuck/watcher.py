@@ -32,6 +32,7 @@ from watchfiles import Change
 
 from unstuck import catch_up, inotify_limits, mounts, watch_stream
 from unstuck.logs import log
+from unstuck.watch_filter import without_bare_dirs
 
 # How often the watching loop wakes up when nothing changes, to check the root and retry inotify.
 RUST_TIMEOUT_MS = 1000
@@ -215,9 +216,11 @@ class Watcher:
                         self._deliver(missed)
                     recent.remember(changes | missed)
                 if changes:
-                    self._deliver(changes)
                     if not polling:
-                        self._check_new_dirs(changes)
+                        self._check_new_dirs(changes)  # before looking into them: see without_bare_dirs
+                    changes = without_bare_dirs(changes, self.watch_filter)
+                    if changes:
+                        self._deliver(changes)
                 self._covered = returned_at
                 if self._root_gone is not None:
                     raise RootGone(f"{self._root_gone} was deleted or moved")

@@ -84,13 +84,18 @@ def _run(docker_client, image, env: dict | None, volumes: dict, extra_ports: tup
 
 @pytest.fixture
 def start_project(docker_client, product_image, uv_cache, tmp_path):
-    """start_project(project_dir, env=...) -> Served: a detached container with a readable copy of a whole
-    project directory mounted at /workspace (APP_DIR), as users mount theirs; `Served.app_dir` is the copy."""
+    """start_project(project_dir, env=..., writable=...) -> Served: a detached container with a readable copy of
+    a whole project directory mounted at /workspace (APP_DIR), as users mount theirs (`writable`: its directories
+    writable by the container's user too); `Served.app_dir` is the copy."""
     started = []
 
-    def start(project_dir, env: dict | None = None) -> Served:
+    def start(project_dir, env: dict | None = None, writable: bool = False) -> Served:
         mounted = tmp_path / f"workspace{len(started)}"
         readable_copy(project_dir, mounted)
+        if writable:  # the app writes beside its code, as in a checkout its user owns
+            for path in [mounted, *mounted.rglob("*")]:
+                if path.is_dir():
+                    path.chmod(0o777)
         container, port, _ = _run(docker_client, product_image, env, {
             str(mounted): {"bind": "/workspace", "mode": "rw"}, uv_cache: {"bind": "/home/app/.unstuck/cache", "mode": "rw"}})
         started.append(container)

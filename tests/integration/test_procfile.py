@@ -45,16 +45,23 @@ def proc(status: dict, name: str = "ticker") -> dict:
     return status.get("procs", {}).get(name, {})
 
 
+# A line as a shell reads it: two steps (` ;`), quotes, a variable and a comment (` #`), none of which
+# supervisord's config parser may cut or split.
+TICKER_LINE = """ticker: echo 'ticker; "starts"' as $GREETING ; exec python -m app.ticker ticker  # the job worker\n"""
+
+
 def start_with_ticker(start_container, env=None):
-    served = start_container(env=env, files={"ticker.py": ticker("v1"),
-                                             "Procfile": "web: ignored\nticker: python -m app.ticker ticker\n"})
+    served = start_container(env=env, files={"ticker.py": ticker("v1"), "Procfile": "web: ignored\n" + TICKER_LINE})
     served.app_dir.joinpath("Procfile").chmod(0o644)
     wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
     wait_until("the ticker runs v1", runs(served, "v1"))
+    # Both steps ran, the first one's output in the log with the variable expanded.
+    wait_until("the first step's output is in the log",
+               lambda: ('ticker | ticker; "starts" as hello' in served.logs(), served.logs_tail(8)))
     return served
 
 
-PROCFILE_ENV = {"UNSTUCK_PROCFILE": "/workspace/app/Procfile"}
+PROCFILE_ENV = {"UNSTUCK_PROCFILE": "/workspace/app/Procfile", "GREETING": "hello"}
 
 
 def test_a_worker_restarts_with_the_web_app_on_the_same_batch(start_container):
@@ -130,7 +137,7 @@ def test_procfile_edits_add_and_remove_workers_without_a_restart(start_container
     served = start_with_ticker(start_container, PROCFILE_ENV)
     server_pid = served.status()["pid"]
     procfile = served.app_dir / "Procfile"
-    save_in_place(procfile, "ticker: python -m app.ticker ticker\nsecond: python -m app.ticker second\n")
+    save_in_place(procfile, TICKER_LINE + "second: python -m app.ticker second\n")
     wait_until("the second worker runs", runs(served, "v1", "second"))
     served.wait_status("both listed running", lambda s: proc(s, "second").get("state") == "running"
                        and proc(s).get("state") == "running")
@@ -155,3 +162,109 @@ def test_docker_stop_with_a_worker_running_is_prompt_and_clean(start_container):
     seconds = time.monotonic() - started
     RECOVERIES.append(("docker stop with a worker ignoring SIGTERM (grace 2 s): seconds", seconds))
     assert result["StatusCode"] == 0, served.logs_tail()  # 137 if docker had had to kill it
+
+
+# A Heroku-style project as such repositories lay it out: dependencies in requirements.txt, and a Procfile
+# whose `release` migrates (a stand-in for `python manage.py migrate` that needs the dependencies and records
+# each run) and whose worker needs the dependencies and the migrations. The web app writes its data beside
+# its code, as apps do: a cache directory and a SQLite file at import, uploads while it serves.
+HEROKU_STYLE = {
+    "requirements.txt": "six==1.16.0\n",
+    "Procfile": "web: gunicorn main:app --log-file -\nrelease: python migrate.py --noinput\nworker: python worker.py\n",
+    "main.py": '''\
+import os, sqlite3
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".data")
+os.makedirs(os.path.join(DATA, "cache"), exist_ok=True)
+db = sqlite3.connect(os.path.join(DATA, "app.sqlite3"), check_same_thread=False)
+db.execute("create table if not exists hits (at real)")
+db.commit()
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    db.execute("insert into hits values (julianday('now'))")
+    db.commit()
+    os.makedirs(os.path.join(DATA, "uploads"), exist_ok=True)
+    with open(os.path.join(DATA, "uploads", "avatar.png"), "wb") as upload:
+        upload.write(b"PNG")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello from a heroku-style project"})
+''',
+    "worker.py": '''\
+import os, signal, sys, time
+import six  # needs the dependencies
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, ".data", "releases.log")) as runs:  # and the migrations
+    seen = len(runs.readlines())
+with open("/tmp/worker.out", "w") as out:
+    out.write(f"{seen} {os.getpid()}")
+while True:
+    time.sleep(1)
+''',
+}
+MIGRATE = '''\
+import os, sys
+import six  # needs the dependencies
+here = os.path.dirname(os.path.abspath(__file__))
+os.makedirs(os.path.join(here, ".data"), exist_ok=True)
+with open(os.path.join(here, ".data", "releases.log"), "a") as runs:
+    runs.write(" ".join(sys.argv[1:]) + "\\n")
+print("Operations to perform: apply all migrations")
+if {fail}:
+    raise RuntimeError("migration 0002 cannot be applied")
+print("Applying jobs.0001_initial... OK")
+'''
+
+
+def test_a_heroku_style_procfile_release_runs_before_the_workers_and_the_apps_writes_are_not_saves(
+        start_project, tmp_path):
+    project = tmp_path / "heroku-style"
+    project.mkdir()
+    for name, text in {**HEROKU_STYLE, "migrate.py": MIGRATE.format(fail=False)}.items():
+        (project / name).write_text(text)
+    served = start_project(project, writable=True)
+    wait_for(served.url(), has_text(200, "heroku-style"), timeout=180, on_timeout=served.logs_tail)
+    status = served.wait_status("the release ran and the worker runs", lambda s: (s.get("release") or {}).get(
+        "state") == "ok" and proc(s, "worker").get("state") == "running", timeout=60)
+    RECOVERIES.append(("release (a stand-in migrate) run time", status["release"]["last"]["seconds"]))
+    logs = served.logs()
+    # The worker started once the dependencies were installed and the release had run, and never crashed.
+    assert proc(status, "worker")["restarts"] == 0 and "No module named" not in logs, served.logs_tail()
+    assert worker_output(served, "worker")[0] == "1"  # it saw one release
+    assert logs.index("dependencies installed") < logs.index("release | Operations to perform") \
+        < logs.index("release done") < logs.index("starting worker"), served.logs_tail()
+    runs = served.app_dir / ".data" / "releases.log"
+
+    # A save restarts the worker; a release that succeeded does not run again for it.
+    save_in_place(served.app_dir / "migrate.py", MIGRATE.format(fail=True))
+    served.wait_status("the worker restarted", lambda s: proc(s, "worker").get("reloads") == 1)
+    assert runs.read_text() == "--noinput\n"
+
+    # An install runs the release again; it fails: shown in the log and the status, not restarted.
+    requirements = served.app_dir / "requirements.txt"
+    save_in_place(requirements, requirements.read_text() + "# the same set, installed again\n")
+    status = served.wait_status("the release failed and the worker restarted after it", lambda s: (
+        s.get("release") or {}).get("state") == "failed" and proc(s, "worker").get("reloads") == 2, timeout=60)
+    last = status["release"]["last"]
+    assert last["code"] == 1 and last["error"].startswith("RuntimeError: migration 0002 cannot be applied "
+                                                          "(migrate.py:9)"), last
+    assert status["release"]["runs"] == 2 and runs.read_text() == "--noinput\n" * 2
+    assert "release | RuntimeError: migration 0002 cannot be applied" in served.logs()
+    _, text = served.exec("unstuck", "status")
+    assert "release:      failed (exit code 1)" in text and "runs again with the next save" in text, text
+
+    # The fix is the next save: the release runs again, then the worker restarts and sees it.
+    save_in_place(served.app_dir / "migrate.py", MIGRATE.format(fail=False))
+    status = served.wait_status("the release ran again and the worker restarted after it", lambda s: (
+        s.get("release") or {}).get("state") == "ok" and proc(s, "worker").get("reloads") == 3, timeout=60)
+    wait_until("the worker saw three releases", lambda: (worker_output(served, "worker")[0] == "3",
+                                                         str(worker_output(served, "worker"))))
+    assert status["release"]["runs"] == 3
+
+    # What the app wrote (.data/cache, the SQLite file, uploads) was never taken for a save: the three
+    # saves are the only changes.
+    detected = [line for line in served.logs().splitlines() if "change detected" in line]
+    assert len(detected) == 3 and not any(".data" in line for line in detected), detected
+    assert served.status()["counters"]["changes"] == 3

@@ -138,7 +138,7 @@ def test_startup_spawns_one_app_generation_and_promotes_it_when_ready(m, ops):
     assert [g.kind for g in ops.spawned] == ["app"] and m.state() == "starting"
     ready(m, ops.spawned[0])
     assert m.state() == "serving" and m.counters["reloads"] == 1
-    assert ops.procs == []  # the Procfile workers start by themselves at startup
+    assert ops.procs == ["startup"]  # the Procfile workers start with it, not before
 
 
 def test_a_change_starts_a_generation_beside_the_current_one_and_retires_the_old_one_when_ready(m, ops):
@@ -155,7 +155,7 @@ def test_a_change_starts_a_generation_beside_the_current_one_and_retires_the_old
 def test_procfile_workers_restart_with_the_same_batch(m, ops):
     serving(m, ops)
     change(m, "app/tasks.py")
-    assert ops.procs == ["app/tasks.py modified"]
+    assert ops.procs == ["startup", "app/tasks.py modified"]
 
 
 def test_a_retiring_generation_that_does_not_exit_is_killed_after_the_grace(m, ops):
@@ -530,7 +530,7 @@ def test_a_fast_path_failure_is_tried_in_a_fresh_interpreter_before_anything_is_
     # Nothing is shown yet: the old generation serves, and the same saves are started on the plain path.
     assert plain is not fast and plain.verifies == ("spare", STALE) and m.pending is plain
     assert m.current is old and m.state() == "reloading" and signalled(ops, old) == []
-    assert plain.trigger == fast.trigger and plain.changes == fast.changes and ops.procs == ["app/views.py modified"]
+    assert plain.trigger == fast.trigger and plain.changes == fast.changes and ops.procs == ["startup", "app/views.py modified"]
     exited(m, fast, 0)  # it served nothing and exits by itself: not a crash
     assert m.counters["crashes"] == 0 and len(ops.spawned) == 3
 

@@ -1,12 +1,19 @@
 """Procfile workers without processes: the Procfile format, each worker's state machine, the traceback
 found in its output, and the supervisord programs rendered for them."""
 
-import configparser
+import os
+import queue
 import signal
+import subprocess
+import time
 
 import pytest
+from supervisor.options import ServerOptions
+from supervisor.process import Subprocess
 
-from unstuck import config, procfile, supervisord_conf, traceback_text
+from unstuck import config, proc_worker, procfile, supervisord_conf, traceback_text
+from unstuck.proc_plan import ProcPlan
+from unstuck.proc_release import Release
 from unstuck.proc_states import BACKOFF, RUNNING, STOPPED, STOPPING, ProcMachine
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
@@ -33,16 +40,69 @@ def test_a_bad_procfile_is_one_line_naming_the_line(text, message):
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
+def supervisord_reads(tmp_path, procs, **env):
+    """The Procfile workers as supervisord itself reads the rendered config (its ServerOptions, with the
+    [include] of procs.conf): {program name: (its config, the argv it would exec)}."""
+    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path), **env}, check_dirs=False)
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(supervisord_conf.render(settings, "secret"))
+    (tmp_path / "procs.conf").write_text(supervisord_conf.render_procs(settings, procs))
+    options = ServerOptions()
+    options.realize(args=["-c", str(conf)])
+    groups = {group.name: group for group in options.process_group_configs}
+    # Subprocess.get_execv_args is how supervisord splits `command=` before it execs it.
+    return groups, {p.name: (p, Subprocess(p).get_execv_args()[1])
+                    for p in groups[supervisord_conf.PROCS_GROUP].process_configs}
+
+
 def test_workers_are_rendered_as_one_supervisord_group_that_supervisord_can_parse(tmp_path):
-    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_WORKER_GRACE": "7"}, check_dirs=False)
     procs = [procfile.Proc("worker", "celery -A app.tasks worker --loglevel=info"),
              procfile.Proc("clock", "python -c 'print(\"100%\")'")]
-    parser = configparser.RawConfigParser()
-    parser.read_string(supervisord_conf.render_procs(settings, procs))
-    assert parser["group:procs"]["programs"] == "proc-worker,proc-clock"
-    assert parser["program:proc-worker"]["stopwaitsecs"] == "10"
-    assert "100%%" in parser["program:proc-clock"]["command"]  # supervisord would expand a bare %
-    assert supervisord_conf.render_procs(settings, []).startswith(";")
+    groups, programs = supervisord_reads(tmp_path, procs, UNSTUCK_WORKER_GRACE="7")
+    assert [p.name for p in groups["procs"].process_configs] == ["proc-worker", "proc-clock"]
+    assert groups["procs"].priority == 900
+    assert programs["proc-worker"][0].stopwaitsecs == 10
+    # supervisord does not start them with itself: the reload server does, once the dependencies are in.
+    assert not programs["proc-worker"][0].autostart
+    for proc in procs:  # the wrapper gets the line as written
+        argv = programs[supervisord_conf.program_name(proc.name)][1]
+        assert argv[1:4] == ["-m", "unstuck", "proc"]
+        assert proc_worker.parse_args(argv[4:]) == (proc.name, proc.command)
+    assert supervisord_conf.render_procs(settings_for(tmp_path), []).startswith(";")
+
+
+def test_the_wrapper_takes_the_line_as_written_or_encoded_and_nothing_else():
+    line = "python -c 'print(1)' ; echo $HOME  # two"
+    assert proc_worker.parse_args(["w", line]) == ("w", line)
+    assert proc_worker.parse_args(["w", proc_worker.ENCODED, proc_worker.encode_command(line)]) == ("w", line)
+    assert proc_worker.parse_args(["w", proc_worker.ENCODED, "not base64!"]) is None
+    assert proc_worker.parse_args(["w"]) is None
+
+
+def settings_for(tmp_path):
+    return config.load({"APP_DIR": str(tmp_path)}, check_dirs=False)
+
+
+# What a shell prints for each line: ` ;` and ` #` are not comments to it, quotes are its own, `%` is plain.
+SHELL_LINES = [
+    ("python3 -c 'print(1)' ; python3 -c 'print(2)'  # two steps", "1\n2\n"),
+    ("echo \"100%\" && echo 'a ; b # c' #x", "100%\na ; b # c\n"),
+    ("echo $GREETING ${GREETING}s \"$GREETING\"", "hi his hi\n"),
+    ("printf '%s\\n' '%(ENV_HOME)s' 50%", "%(ENV_HOME)s\n50%\n"),
+    ("python3 -c \"import sys; print(sys.argv[1:])\" 'one two' three", "['one two', 'three']\n"),
+]
+
+
+@pytest.mark.parametrize("line, printed", SHELL_LINES)
+def test_a_procfile_line_runs_exactly_as_a_shell_runs_it(tmp_path, line, printed):
+    parsed = procfile.parse(f"web: gunicorn app:app\nstep: {line}\n")
+    _, programs = supervisord_reads(tmp_path, procfile.workers_of(parsed))
+    name, command = proc_worker.parse_args(programs["proc-step"][1][4:])
+    env = {"PATH": os.environ["PATH"], "GREETING": "hi"}
+    ran = subprocess.run(proc_worker.shell_command(command), env=env, capture_output=True, text=True, timeout=30)
+    assert (name, ran.stdout, ran.returncode) == ("step", printed, 0), ran.stderr
+    # and the same as a shell reading the line itself
+    assert ran.stdout == subprocess.run(["/bin/sh", "-c", line], env=env, capture_output=True, text=True).stdout
 
 
 # -- a worker's state machine ------------------------------------------------------------------------
@@ -182,3 +242,261 @@ def test_a_simple_command_is_execed_by_the_shell_and_a_compound_one_is_not():
     assert shell_command("python -m app.jobs.worker") == ["/bin/sh", "-c", "exec python -m app.jobs.worker"]
     assert shell_command("cd app && celery worker") == ["/bin/sh", "-c", "cd app && celery worker"]
     assert shell_command("FOO=1 rq worker")[2] == "FOO=1 rq worker"
+
+
+# -- release and the workers' (re)starts (proc_plan) ------------------------------------------------------
+
+class PlanOps:
+    def __init__(self):
+        self.t = 0.0
+        self.calls = []
+
+    def now(self):
+        return self.t
+
+    def wall(self):
+        return 1_700_000_000.0 + self.t
+
+    def run_release(self, command):
+        self.calls.append(("release", command))
+
+    def apply_procfile(self):
+        self.calls.append("apply")
+
+    def start_workers(self):
+        self.calls.append("start")
+
+    def restart_workers(self):
+        self.calls.append("restart")
+
+
+MIGRATE = "python manage.py migrate"
+
+
+@pytest.fixture
+def plan_ops():
+    return PlanOps()
+
+
+@pytest.fixture
+def plan(plan_ops):
+    return ProcPlan(plan_ops, MIGRATE, ("worker",))
+
+
+def test_release_runs_first_and_the_workers_start_once_it_has_exited(plan, plan_ops):
+    plan.request("startup")
+    assert plan_ops.calls == [("release", MIGRATE)] and plan.waiting() == "they start once the release has exited"
+    assert plan.snapshot()["state"] == "running"
+    plan_ops.t += 1.5
+    plan.release_exited(0, 1.5)
+    assert plan_ops.calls == [("release", MIGRATE), "start"] and plan.waiting() is None
+    assert plan.snapshot()["state"] == "ok" and plan.snapshot()["last"]["seconds"] == 1.5
+    # A save restarts the workers; a release that succeeded is not run again for it.
+    plan.request("app/tasks.py modified")
+    assert plan_ops.calls[2:] == ["restart"] and plan.runs == 1
+
+
+def test_nothing_starts_while_the_dependencies_install_then_release_then_workers(plan, plan_ops):
+    plan.install_started()
+    plan.request("app/main.py modified")  # a save during the first install
+    plan.settle()
+    assert plan_ops.calls == [] and plan.waiting() == "they start once the dependencies are installed"
+    plan.installed(ok=True)
+    plan.settle()  # no request came with the outcome: the deferred one is served
+    assert plan_ops.calls == [("release", MIGRATE)]
+    plan.release_exited(0, 0.4)
+    assert plan_ops.calls[1:] == ["start"]
+
+
+def running_then_installed(plan):
+    """Workers started after a release that succeeded, then an install that succeeded."""
+    plan.request("startup")
+    plan.release_exited(0, 1.0)
+    plan.install_started()
+    plan.installed(ok=True)
+
+
+def test_each_successful_install_runs_the_release_again_before_the_restart(plan, plan_ops):
+    running_then_installed(plan)
+    plan.request("dependencies installed from requirements.txt")
+    assert plan_ops.calls[2:] == [("release", MIGRATE)]
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls[3:] == ["restart"]
+    # A failed install changed nothing: no release, the workers restart with the app if it restarts.
+    plan.install_started()
+    plan.installed(ok=False)
+    plan.request("app/main.py modified")
+    assert plan_ops.calls[4:] == ["restart"] and plan.runs == 2
+
+
+def test_a_failing_release_is_shown_never_restarted_by_itself_and_runs_again_on_the_next_save(plan, plan_ops):
+    plan.request("startup")
+    plan.release_exited(3, 0.2, "django.db.utils.OperationalError: no such table: app_job (app/models.py:4)")
+    snapshot = plan.snapshot()
+    assert snapshot["state"] == "failed" and snapshot["last"]["code"] == 3
+    assert snapshot["last"]["error"].startswith("django.db.utils.OperationalError")
+    assert plan_ops.calls == [("release", MIGRATE), "start"]  # the workers start all the same
+    plan.settle()
+    plan_ops.t += 600
+    assert plan_ops.calls == [("release", MIGRATE), "start"] and plan.runs == 1  # no loop, no timer
+    plan.request("app/models.py modified")  # the fix
+    assert plan_ops.calls[2:] == [("release", MIGRATE)]
+    plan.release_exited(0, 0.3)
+    assert plan_ops.calls[3:] == ["restart"] and plan.snapshot()["state"] == "ok"
+    plan.request("app/views.py modified")
+    assert plan_ops.calls[4:] == ["restart"] and plan.runs == 2
+
+
+def test_saves_during_a_release_make_one_restart_after_it(plan, plan_ops):
+    running_then_installed(plan)
+    plan.request("installed")
+    plan.request("a.py modified")
+    plan.request("b.py modified")
+    assert plan_ops.calls[2:] == [("release", MIGRATE)]
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls[3:] == ["restart"] and plan.runs == 2
+
+
+def test_a_save_during_a_failing_release_runs_it_once_more_then_restarts_once(plan, plan_ops):
+    plan.request("startup")
+    plan.request("app/models.py modified")
+    plan.release_exited(1, 0.5)
+    assert plan_ops.calls == [("release", MIGRATE), ("release", MIGRATE)]
+    plan.release_exited(0, 0.5)
+    assert plan_ops.calls[2:] == ["start"]
+
+
+def test_a_procfile_edit_is_applied_before_the_workers_start_and_an_edited_release_runs(plan, plan_ops):
+    plan.request("startup")
+    plan.release_exited(0, 1.0)
+    plan.procfile_changed(MIGRATE, ("worker", "beat"))  # workers changed, release did not
+    plan.request("Procfile modified")
+    assert plan_ops.calls[2:] == ["apply", "restart"]
+    plan.procfile_changed("python manage.py migrate --noinput", ("worker",))
+    plan.request("Procfile modified")
+    assert plan_ops.calls[4:] == [("release", "python manage.py migrate --noinput")]
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls[5:] == ["apply", "restart"]
+    plan.procfile_changed(None, ())  # no workers left: applied (supervisord drops them), nothing started
+    plan.request("Procfile modified")
+    assert plan_ops.calls[7:] == ["apply"] and plan.snapshot()["command"] is None
+
+
+def test_a_procfile_edited_before_the_first_start_is_applied_then_the_workers_start(plan, plan_ops):
+    plan.install_started()
+    plan.procfile_changed(MIGRATE, ("worker", "beat"))
+    plan.request("Procfile modified")
+    plan.installed(ok=True)
+    plan.settle()
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls == [("release", MIGRATE), "apply", "start"]
+
+
+def test_without_a_release_the_workers_start_at_once(plan_ops):
+    plan = ProcPlan(plan_ops, None, ("worker",))
+    assert plan.snapshot() is None and plan.waiting() == "they start with the app"
+    plan.request("startup")
+    plan.request("x.py modified")
+    assert plan_ops.calls == ["start", "restart"]
+
+
+def run_release(tmp_path, command):
+    """proc_release.Release with real processes: (exit code, seconds, error) and what it printed."""
+    settings = config.load({"APP_DIR": str(tmp_path)}, check_dirs=False)
+    done = queue.SimpleQueue()
+    Release(settings, lambda *exit: done.put(exit)).start(command)
+    return done.get(timeout=30)
+
+
+def test_the_release_runs_as_a_shell_runs_it_and_its_output_is_in_the_log(tmp_path, capfd):
+    code, seconds, error = run_release(tmp_path, "echo 'migrating; step 1' ; echo step 2  # two steps")
+    assert (code, error) == (0, None) and 0 < seconds < 10
+    assert capfd.readouterr().out == "release | migrating; step 1\nrelease | step 2\n"
+
+
+def test_a_failing_release_reports_its_exit_code_and_the_error_in_its_last_lines(tmp_path, capfd):
+    (tmp_path / "manage.py").write_text("import sys\nprint('Operations to perform:')\n\n"
+                                        "import migrations_not_there\n")
+    code, _, error = run_release(tmp_path, "python3 manage.py migrate")
+    assert code == 1 and error == "ModuleNotFoundError: No module named 'migrations_not_there' (manage.py:4)"
+    assert "release | Operations to perform:" in capfd.readouterr().out
+    code, _, error = run_release(tmp_path, "echo 'CommandError: no such app' ; exit 3")
+    assert (code, error) == (3, "CommandError: no such app")
+
+
+# -- containment: the control thread and the wrapper's output loop ----------------------------------------
+
+class FlakyRpc:
+    """supervisord's XML-RPC proxy: the first call fails with something unexpected, later ones work."""
+
+    def __init__(self):
+        self.calls = queue.SimpleQueue()
+        self.supervisor = self
+        self.count = 0
+
+    def signalProcessGroup(self, group, signal_name):
+        self.count += 1
+        self.calls.put((group, signal_name))
+        if self.count == 1:
+            raise TypeError("cannot marshal <class 'object'> objects")
+
+    def startProcessGroup(self, group, wait):
+        self.calls.put((group, "start"))
+
+
+def test_the_control_thread_survives_an_unexpected_error_and_says_so_once(tmp_path, caplog):
+    from unstuck.proc_control import ProcControl
+
+    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path)}, check_dirs=False)
+    rpc = FlakyRpc()
+    control = ProcControl(settings, rpc=rpc)
+    control.restart_workers()
+    control.restart_workers()  # queued behind the failure: done all the same
+    assert [rpc.calls.get(timeout=5) for _ in range(3)] == [("procs", "HUP"), ("procs", "HUP"), ("procs", "start")]
+    failed = [r for r in caplog.records if "could not control the Procfile workers" in r.getMessage()]
+    assert len(failed) == 1 and "TypeError: cannot marshal" in failed[0].getMessage()
+
+
+def started_worker(tmp_path, command):
+    settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path)}, check_dirs=False)
+    worker = proc_worker.ProcWorker(settings, "w", command)
+    worker.state_file.parent.mkdir(exist_ok=True)
+    worker.spawn()
+    return worker
+
+
+def test_a_worker_that_redirects_its_own_output_does_not_wake_the_wrapper_forever(tmp_path):
+    worker = started_worker(tmp_path, "echo before; exec >/dev/null 2>&1; sleep 30")
+    try:
+        wakeups = 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # the wrapper's loop: select, then read what is ready
+            for _ in worker.selector.select(0.2):
+                wakeups += 1
+                worker.drain()
+        # the output line, then EOF once: never an endless series of wake-ups on a pipe at EOF
+        assert wakeups <= 3 and list(worker.tail) == ["before"]
+        assert worker.proc.poll() is None  # it still runs: EOF is not an exit
+    finally:
+        worker.signal(signal.SIGKILL)
+        worker.proc.wait(5)
+        worker.reap()
+
+
+def test_output_without_newlines_is_logged_in_bounded_pieces(tmp_path, capfd):
+    worker = started_worker(tmp_path, "head -c 300000 /dev/zero | tr '\\000' x; sleep 30")
+    try:
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 300000 and time.monotonic() < deadline:
+            for _ in worker.selector.select(0.2):
+                worker.drain()
+            got = sum(len(line) for line in worker.tail) + len(worker.buffer)
+            assert len(worker.buffer) <= proc_worker.MAX_LINE
+        assert got == 300000
+        assert all(len(line) <= proc_worker.MAX_LINE for line in worker.tail)
+        assert set("".join(worker.tail) + worker.buffer.decode()) == {"x"}
+    finally:
+        worker.signal(signal.SIGKILL)
+        worker.proc.wait(5)
+        worker.reap()

@@ -128,6 +128,26 @@ def test_status_prints_the_errors_hint():
     assert "hint" not in format_status(data, now=0)
 
 
+def test_status_shows_the_release_and_why_the_workers_wait():
+    from unstuck.cli import format_status
+
+    base = {"state": "serving", "app": {"import": "main:app"}, "port": 8000}
+    failed = {"command": "python manage.py migrate", "state": "failed", "runs": 2, "last": {
+        "ok": False, "code": 1, "seconds": 0.42, "at": 100.0, "trigger": "requirements.txt modified",
+        "error": "RuntimeError: no such table (migrate.py:9)"}}
+    text = format_status({**base, "release": failed}, now=130.0)
+    assert ("release:      failed (exit code 1) in 0.4 s, 30 s ago (requirements.txt modified): RuntimeError: "
+            "no such table (migrate.py:9); it runs again with the next save") in text.splitlines()
+    ok = {**failed, "state": "ok", "last": {**failed["last"], "ok": True, "code": 0, "error": None}}
+    assert "release:      ok in 0.4 s, 30 s ago (requirements.txt modified)" in format_status(
+        {**base, "release": ok}, now=130.0)
+    running = {"command": "python manage.py migrate", "state": "running", "since": 120.0, "runs": 1, "last": None}
+    text = format_status({**base, "release": running, "procs_waiting": "they start once the release has exited"},
+                         now=130.0)
+    assert "release:      running for 10 s: python manage.py migrate" in text
+    assert "workers:      they start once the release has exited" in text
+
+
 def test_status_says_when_a_fast_path_was_found_wrong_and_what_was_narrowed():
     from unstuck.cli import format_status
 

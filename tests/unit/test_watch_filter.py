@@ -4,7 +4,7 @@ import pytest
 from watchfiles import Change
 
 from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH
-from unstuck.watch_filter import WatchFilter
+from unstuck.watch_filter import WatchFilter, without_bare_dirs
 
 ROOT = Path("/workspace")
 flt = WatchFilter([ROOT], DEFAULT_WATCH, DEFAULT_IGNORE)
@@ -36,3 +36,19 @@ def test_a_new_directory_counts_but_not_an_ignored_one(tmp_path):
     assert here(Change.added, str(tmp_path / "pkg"))
     assert not here(Change.added, str(tmp_path / "node_modules"))
     assert not here(Change.modified, str(tmp_path / "pkg"))
+
+
+def test_a_new_directory_is_a_change_only_with_a_watched_file_in_it(tmp_path):
+    """What the app creates while it starts or serves (a cache, a SQLite file, uploads) is not a save; a new
+    package (or a checkout's new tree) is."""
+    for rel in (".data/cache/", "uploads/2026/", "pkg/", "deep/sub/", "env/node_modules/x/"):
+        (tmp_path / rel).mkdir(parents=True)
+    for rel in (".data/app.sqlite3", ".data/app.sqlite3-journal", "uploads/2026/a.png", "pkg/__init__.py",
+                "deep/sub/views.py", "env/node_modules/x/index.py"):
+        (tmp_path / rel).write_text("")
+    here = WatchFilter([tmp_path], DEFAULT_WATCH, DEFAULT_IGNORE)
+    batch = {(Change.added, str(tmp_path / name)) for name in (".data", "uploads", "pkg", "deep", "env")}
+    batch |= {(Change.modified, str(tmp_path / "pkg" / "__init__.py")), (Change.deleted, str(tmp_path / "gone"))}
+    assert without_bare_dirs(batch, here) == {
+        (Change.added, str(tmp_path / "pkg")), (Change.added, str(tmp_path / "deep")),
+        (Change.modified, str(tmp_path / "pkg" / "__init__.py")), (Change.deleted, str(tmp_path / "gone"))}

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from watchfiles import Change
 
+from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH
 from unstuck.mounts import Decision
+from unstuck.watch_filter import WatchFilter
 from unstuck.watcher import (CATCH_UP_MARGIN_S, INOTIFY_RETRY_S, RESTART_MAX_S, STABLE_AFTER_S, Watcher)
 
 WATCH_LIMIT = OSError('OS file watch limit reached. about ["/w/pkg"] (Error { kind: MaxFilesWatch, paths: ["/w/pkg"] })')
@@ -261,6 +263,26 @@ def test_a_callback_that_raises_restarts_and_the_missed_change_comes_again(tmp_p
     assert len(calls) == 2 and (Change.modified, str(saved)) in calls[1]
     assert watcher.state()["restarts"] == 1
     assert any("ValueError: callback bug" in line for line in logs)
+
+
+def test_a_directory_the_app_creates_is_not_a_change_but_a_new_package_is(tmp_path, monkeypatch):
+    monkeypatch.setattr("unstuck.watcher.inotify_limits.unwatched", lambda dirs: [])  # inotify watches them
+    watched = WatchFilter([tmp_path], DEFAULT_WATCH, DEFAULT_IGNORE)
+    cache, pkg = tmp_path / ".data", tmp_path / "pkg"
+
+    def app_writes():  # at import: a cache directory and a SQLite file in it
+        (cache / "cache").mkdir(parents=True)
+        (cache / "app.sqlite3").write_bytes(b"SQLite format 3\0")
+
+    def checkout():  # a new package whose file was written before inotify watched the directory
+        pkg.mkdir()
+        (pkg / "models.py").write_text("x = 1\n")
+    watcher, fake, clock, waits, batches, states = make(
+        tmp_path, starts(app_writes, {(Change.added, str(cache))}, Tick(), checkout, {(Change.added, str(pkg))}),
+        filter_=watched)
+    watcher.run()
+    assert batches == [{(Change.added, str(pkg))}]
+    assert watcher.state()["restarts"] == 0
 
 
 def test_a_filter_that_raises_restarts_the_watcher(tmp_path):
