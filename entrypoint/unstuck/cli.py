@@ -159,6 +159,11 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"error:        {data['error']}")
         if (data.get("failure") or {}).get("hint"):
             lines.append(f"hint:         {data['failure']['hint']}")
+    chosen = data.get("dependency_set") or {}
+    if chosen.get("chosen"):
+        lines.append(f"dependencies: {chosen['chosen']}")
+        if chosen.get("left_out"):
+            lines.append(f"dependencies: {chosen['left_out']}")
     if data.get("installing"):
         lines.append("dependencies: installing")
     if data.get("dependencies_error"):

@@ -102,6 +102,7 @@ class Installed:
     seconds: float
     error: str = ""  # the installer's error lines
     summary: str = ""  # one line: what failed
+    had_env: bool = True  # an earlier install is in place (and keeps serving when this one failed)
 
 
 @dataclass(frozen=True)

@@ -274,11 +274,14 @@ class Generations:
             log.info("dependencies installed from %s in %.1f s; restarting the app", files, outcome.seconds)
             self.ops.rebuild_warm()  # its preloaded modules may be other versions now
         else:
-            what = outcome.summary or outcome.error.splitlines()[0] if (outcome.summary or outcome.error) else "failed"
+            what = outcome.summary or (outcome.error.splitlines()[0] if outcome.error else "failed")
+            # The cause first, in one line (the log's and the status's headline); uv's lines after it.
             self.deps_error = f"installing dependencies from {files} failed: {what}"
+            after = ("the previous environment keeps serving" if outcome.had_env else
+                     "nothing is installed yet: the app cannot import its dependencies until this is fixed")
+            log.error("%s; %s", self.deps_error, after)
             if outcome.error and outcome.error.strip() != what:
                 self.deps_error += "\n" + outcome.error.strip()
-            log.error("%s; the previous environment keeps serving", self.deps_error.replace("\n", " | "))
         if self.install_again:
             self.install_again = False
             if self.ops.dependencies_pending():
