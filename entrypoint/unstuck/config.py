@@ -25,8 +25,12 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A
 # Directories and files that never trigger a reload: virtualenvs, VCS data, caches, logs and editor
 # droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
 DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*")
-DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "uv.lock", ".python-version", "Procfile", "*.html",
-                 "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml", "*.ini", "*.cfg")
+# The requirements/ directory's usual names are listed (patterns match a name, not a path): an edit of
+# requirements/base.txt must reinstall the dev set that includes it.
+DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*-requirements.txt", "base.txt", "dev.txt",
+                 "development.txt", "local.txt", "production.txt", "prod.txt", "test.txt", "uv.lock",
+                 ".python-version", "Procfile", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
+                 "*.ini", "*.cfg")
 # The app's own dependencies (see project_env): kept by one named volume at /home/app/.unstuck.
 DEFAULT_PROJECT_ENV = "/home/app/.unstuck/venv"
 

@@ -90,9 +90,10 @@ def uv_command() -> str:
 def uv_environment(env: Path) -> dict[str, str]:
     """The environment uv runs in: it targets `env`, never downloads an interpreter of its own (uv sync
     would otherwise replace the environment when .python-version names another Python), and prints plain
-    lines. SSL_CERT_FILE and the rest of the container's environment pass through: uv then trusts the CA
-    bundle the image sets."""
-    return {**os.environ, "UV_PROJECT_ENVIRONMENT": str(env), "VIRTUAL_ENV": str(env),
+    lines. It trusts the system's CA store as pip does (UV_SYSTEM_CERTS; uv's own bundled roots otherwise
+    refuse a company proxy's CA that the image added), unless the environment says otherwise; SSL_CERT_FILE
+    and the rest of the container's environment pass through."""
+    return {"UV_SYSTEM_CERTS": "1", **os.environ, "UV_PROJECT_ENVIRONMENT": str(env), "VIRTUAL_ENV": str(env),
             "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
 
 

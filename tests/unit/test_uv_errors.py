@@ -104,3 +104,21 @@ def test_the_error_lines_keep_the_headline_and_the_cause_at_the_end():
     assert "    ..." in lines and len(lines) <= uv_errors.HEAD_LINES + 1 + uv_errors.TAIL_LINES
     assert uv_errors.error_lines(NO_SOLUTION) == NO_SOLUTION[1:]
     assert uv_errors.error_lines(["a", "b"]) == ["a", "b"]
+
+
+def test_the_fix_names_the_build_argument_the_dockerfile_has_with_its_default():
+    from pathlib import Path
+    import re
+
+    dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
+    default = re.search(r'^ARG UNSTUCK_BUILD_PACKAGES="([^"]*)"', dockerfile, re.M).group(1)
+    assert default == uv_errors.DEFAULT_BUILD_PACKAGES
+
+
+def test_uv_trusts_the_system_ca_store_as_pip_does(monkeypatch, tmp_path):
+    from unstuck import project_env
+
+    monkeypatch.delenv("UV_SYSTEM_CERTS", raising=False)
+    assert project_env.uv_environment(tmp_path)["UV_SYSTEM_CERTS"] == "1"
+    monkeypatch.setenv("UV_SYSTEM_CERTS", "0")  # the user's own choice stands
+    assert project_env.uv_environment(tmp_path)["UV_SYSTEM_CERTS"] == "0"
