@@ -86,12 +86,9 @@ def _reason(lines: list[str]) -> str:
     if tool and ("not found" in text.lower() or "no such file" in text.lower() or "could not find" in text.lower()):
         debian = DEBIAN[tool.group(1)]
         return f"{tool.group(1)} is missing (Debian package {debian}); {_fix(debian)}"
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if "No solution found when resolving dependencies" in stripped and i + 1 < len(lines):
-            return re.sub(r"^(cause:|╰─▶)\s*", "", lines[i + 1].strip())
-        if "needs to be updated" in stripped:
-            return re.sub(r"^error:\s*", "", stripped) + "; run `uv lock`"
+    stale = next((line.strip() for line in lines if "needs to be updated" in line), None)
+    if stale:
+        return re.sub(r"^error:\s*", "", stale) + "; run `uv lock`"
     body = [line.strip() for line in lines if line.strip() and not _is_uv_head(line)
             and not line.lstrip().startswith(("hint:", "help:"))]
     last = next((line for line in reversed(body) if re.match(r"(error:|\w*(Error|Exception)\b)", line)), None)

@@ -166,7 +166,7 @@ def test_a_lock_installs_exactly_its_versions_and_a_stale_lock_changes_nothing(p
     assert [p.name for p in dependencies.pending(root, env)] == ["pyproject.toml"]
     stale = dependencies.install_now(root, env=env)
     assert not stale.ok and stale.summary.startswith("The lockfile at `uv.lock` needs to be updated"), stale.summary
-    assert stale.summary.endswith("run `uv lock`")
+    assert stale.summary.endswith("run `uv lock`"), stale.summary
     assert "needs to be updated" in stale.error and "uv lock" in stale.error
     assert installed(env) == {"six": locked["six"]}
     assert (env / project_env.STAMPS_FILE).read_text() == stamps_before  # still pending: retried on the next change
