@@ -168,6 +168,8 @@ def format_status(data: dict, now: float) -> str:
         lines.append("dependencies: installing")
     if data.get("dependencies_error"):
         lines.append(f"dependencies: {data['dependencies_error']}")
+    if data.get("dependencies_warning"):
+        lines.append(f"dependencies: {data['dependencies_warning']}")
     if data.get("crashes"):
         lines.append(f"crashes:      {data['crashes']} in a row")
     if data.get("procfile_error"):

@@ -56,6 +56,7 @@ class Outcome:
     had_env: bool = True  # an earlier install was in place (and keeps serving when this one failed)
     chosen: str = ""  # the dependency set and why, one line
     left_out: str = ""  # what was found and not installed, and why, one line
+    warning: str = ""  # the dependencies are in, but the project itself is not (why, and what to do)
 
 
 @dataclass
@@ -290,7 +291,7 @@ def install_now(root: Path, names: list[str] | None = None, env: Path | None = N
                     ", ".join(shadowed))
     seconds = time.monotonic() - started
     summary = f"installed from {', '.join(names)} in {seconds:.1f} s"
-    return _with(base, started, ok=True, summary=f"{summary}; {project_error}" if project_error else summary)
+    return _with(base, started, ok=True, summary=summary, warning=project_error)
 
 
 def _install_project(the_plan: Plan, env: Path, compile_args: list[str]) -> str:

@@ -109,6 +109,7 @@ class Generations:
         self.after_install: str | None = None  # a reload waiting for the install to finish
         self.code_waits = False  # ... with code changed in the same batch (reloaded even if the install fails)
         self.deps_error: str | None = None
+        self.deps_warning: str | None = None  # installed, but not the project itself: why
         self.environment: Failure | None = None  # preflight problem: nothing is imported while it holds
         self.counters = collections.Counter(
             {"changes": 0, "reloads": 0, "failures": 0, "crashes": 0, "restarts": 0, "installs": 0, "superseded": 0,
@@ -271,6 +272,7 @@ class Generations:
         files = ", ".join(outcome.files)
         if outcome.ok:
             self.deps_error = None
+            self.deps_warning = outcome.warning or None
             log.info("dependencies installed from %s in %.1f s; restarting the app", files, outcome.seconds)
             self.ops.rebuild_warm()  # its preloaded modules may be other versions now
         else:
@@ -520,5 +522,6 @@ class Generations:
             "pending_pid": self.pending.pid if self.pending else None,
             "installing": self.installing,
             "dependencies_error": self.deps_error,
+            "dependencies_warning": self.deps_warning,
             "environment_error": self.environment.message if self.environment else None,
         }

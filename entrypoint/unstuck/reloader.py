@@ -229,7 +229,7 @@ class Reloader:
 
         def done(outcome) -> None:
             self.events.put(ev.Installed(outcome.ok, tuple(outcome.files), outcome.seconds, outcome.error,
-                                         outcome.summary, outcome.had_env))
+                                         outcome.summary, outcome.had_env, outcome.warning))
 
         if not paths:
             done(dependencies.Outcome(True, [], 0.0))

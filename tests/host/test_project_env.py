@@ -130,8 +130,10 @@ def test_a_project_that_cannot_be_built_still_gets_its_dependencies_and_says_how
         """, "proj_app.py": "X = 1\n"})
     outcome = dependencies.install_now(root, env=env)
     assert outcome.ok, outcome.error
-    assert "the project itself" in outcome.summary and "is not installed as a package" in outcome.summary
-    assert "`[tool.uv]` `package = false`" in outcome.summary
+    assert outcome.warning.startswith(f"the project itself ({root}) is not installed as a package: proj cannot be "
+                                      "built: Expected a Python module at: src/proj/__init__.py; "), outcome.warning
+    assert outcome.warning.endswith("its source is imported from APP_DIR; add `[tool.uv]` `package = false` to "
+                                    "pyproject.toml if it is not meant to be installed as a package")
     assert in_app(root, env, "import proj_app, six, iniconfig; print(proj_app.X, six.__version__)") == "1 1.16.0"
     assert dependencies.pending(root, env) == []  # not retried on every start: a save of pyproject.toml retries
     assert "is not installed as a package" in project_env.read_failure(env)

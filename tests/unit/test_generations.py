@@ -403,6 +403,18 @@ def test_a_failed_install_names_the_cause_first_and_claims_no_environment_that_i
     assert ("nothing is installed yet" in logged) is not had_env, logged
 
 
+def test_a_project_that_is_not_installed_as_a_package_is_said_in_the_status_until_it_is(m, ops):
+    ops.deps = ("pyproject.toml",)
+    m.start()
+    ops.deps = ()
+    warning = "the project itself (/workspace) is not installed as a package: ..."
+    m.handle(ev.Installed(True, ("pyproject.toml",), 1.0, warning=warning))
+    assert m.snapshot()["dependencies_warning"] == warning and m.snapshot()["dependencies_error"] is None
+    assert ops.spawned[-1].kind == "app"  # the dependencies are in: the app starts
+    m.handle(ev.Installed(True, ("pyproject.toml",), 1.0))
+    assert m.snapshot()["dependencies_warning"] is None
+
+
 def test_a_dependency_change_during_an_install_is_installed_next_then_one_reload(m, ops):
     serving(m, ops)
     ops.deps = ("requirements.txt",)
