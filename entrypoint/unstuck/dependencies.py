@@ -33,7 +33,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from unstuck import dependency_set, project_env, uv_errors
-from unstuck.dependency_set import SKIP_DIRS, read_toml as read_pyproject  # noqa: F401 - hints uses SKIP_DIRS
+from unstuck.dependency_set import read_toml as read_pyproject
 from unstuck.logs import log
 
 REQUIREMENTS = "*requirements*.txt"
@@ -41,7 +41,6 @@ REQUIREMENTS = "*requirements*.txt"
 FILES = (REQUIREMENTS, "pyproject.toml", "uv.lock", ".python-version")
 # The parts of a pyproject.toml that change what is installed; edits elsewhere ([tool.ruff] ...) do not.
 PYPROJECT_KEYS = ("project", "dependency-groups", "build-system")
-_INCLUDE_RE = dependency_set.INCLUDE_RE
 COMMON_ARGS = ("--no-progress",)
 NOT_A_PACKAGE = "add `[tool.uv]` `package = false` to pyproject.toml if it is not meant to be installed as a package"
 
@@ -78,11 +77,6 @@ class Plan:
 def is_dependency_file(path: str) -> bool:
     p = Path(path)
     return any(fnmatch(p.name, pattern) for pattern in FILES) or (p.parent.name == "requirements" and p.suffix == ".txt")
-
-
-def find(root: Path) -> list[Path]:
-    """Every dependency file under `root` (not only the chosen ones)."""
-    return sorted(dependency_set.all_files(root))
 
 
 def is_package(pyproject: dict) -> bool:
@@ -154,7 +148,7 @@ def _requirements_digest(path: Path, seen: set[Path]) -> bytes:
     seen.add(path)
     text = path.read_bytes()
     included = b""
-    for name in _INCLUDE_RE.findall(text.decode(errors="replace")):
+    for name in dependency_set.INCLUDE_RE.findall(text.decode(errors="replace")):
         try:
             included += _requirements_digest((path.parent / name).resolve(), seen)
         except OSError:

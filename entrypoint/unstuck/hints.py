@@ -17,7 +17,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from unstuck import dependencies
+from unstuck import dependencies, dependency_set
 
 # Import name -> distribution names, for the well-known packages whose names differ (import yaml,
 # install PyYAML). importlib.metadata.packages_distributions() only knows installed packages, which a
@@ -89,7 +89,7 @@ def _find_own_module(top: str, app_dir: Path) -> Path | None:
     walked = 0
     for directory, subdirs, files in os.walk(app_dir):
         walked += 1
-        subdirs[:] = sorted(d for d in subdirs if d not in dependencies.SKIP_DIRS and not d.startswith("."))
+        subdirs[:] = sorted(d for d in subdirs if d not in dependency_set.SKIP_DIRS and not d.startswith("."))
         rel = Path(directory).relative_to(app_dir)
         if rel != Path("."):
             if f"{top}.py" in files:
@@ -102,7 +102,7 @@ def _find_own_module(top: str, app_dir: Path) -> Path | None:
 
 
 def _install_hint(names: tuple[str, ...], app_dir: Path, near: str | None) -> str:
-    from unstuck import dependency_set, project_env
+    from unstuck import project_env
 
     wanted = [canonicalize_name(n) for n in names]
     try:
