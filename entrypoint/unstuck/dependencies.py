@@ -137,8 +137,8 @@ def plan(root: Path, env: Path, names: tuple[str, ...] | None = None) -> Plan | 
     install = ["pip", "install", *COMMON_ARGS, *python]
     # The package step resolves the dependencies again with it (one resolution: consistent versions).
     project_args = [*install, *args, *[a for p in packages for a in ("-e", str(p))]] if packages else None
-    if not args:  # only the package itself declares anything (dynamic dependencies)
-        return Plan(project_args, root, chosen.files, None, None, chosen)
+    if not args:  # only the package itself declares anything (dynamic dependencies), or nothing does
+        return Plan(project_args, root, chosen.files, None, None, chosen) if project_args else None
     return Plan([*install, *args], root, chosen.files, project_args, packages[0] if packages else None, chosen)
 
 

@@ -147,6 +147,11 @@ def test_a_pyproject_of_tool_settings_only_installs_nothing(tmp_path):
     assert dependencies.plan(tmp_path, tmp_path / "env", names=()) is None
 
 
+def test_a_named_pyproject_of_tool_settings_only_installs_nothing(tmp_path):
+    write(tmp_path, {"pyproject.toml": "[tool.ruff]\nline-length = 120\n", "requirements.txt": "six\n"})
+    assert dependencies.plan(tmp_path, tmp_path / "env", names=("pyproject.toml",)) is None
+
+
 def test_a_broken_pyproject_is_handed_to_uv_which_says_what_is_wrong(tmp_path):
     write(tmp_path, {"pyproject.toml": "[project\n"})
     assert dependencies.plan(tmp_path, tmp_path / "env", names=()).args[-2:] == ["-r", str(tmp_path / "pyproject.toml")]
