@@ -46,6 +46,7 @@ RUN set -eux; \
     if [ -n "${packages}" ]; then \
         apt-get update; \
         apt-get install -y --no-install-recommends ${packages}; \
+        apt-get clean; \
         rm -rf /var/lib/apt/lists/*; \
     fi
 
