@@ -55,6 +55,34 @@ def readable_copy(src: Path, dst: Path) -> None:
         parent.chmod(parent.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
 
 
+# Run in the container by Served.sockets: every TCP socket on the port, its state, queues and owners.
+SOCKETS_SCRIPT = r"""
+import os, sys
+port = int(sys.argv[1])
+states = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN", "07": "CLOSE",
+          "04": "FIN_WAIT1", "05": "FIN_WAIT2", "09": "LAST_ACK", "0B": "CLOSING", "03": "SYN_RECV"}
+owners = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        name = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()[:60]
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                owners.setdefault(link[8:-1], []).append(f"{pid}:{fd} {name}")
+    except OSError:
+        continue
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        f = line.split()
+        local, remote, st, queues, inode = f[1], f[2], f[3], f[4], f[9]
+        if int(local.split(":")[1], 16) != port and int(remote.split(":")[1], 16) != port:
+            continue
+        tx, rx = (int(q, 16) for q in queues.split(":"))
+        print(states.get(st, st), f"remote={int(remote.split(':')[1], 16)} tx={tx} rx={rx}",
+              "owners=" + "; ".join(owners.get(inode, ["none"])))
+"""
+
+
 @dataclass
 class Served:
     container: docker.models.containers.Container
@@ -76,6 +104,12 @@ class Served:
         said = [line for line in self.logs().splitlines() if leave_out is None or leave_out not in line]
         without = f" without lines containing {leave_out!r}" if leave_out is not None else ""
         return f"container logs{without} (tail):\n" + "\n".join(said[-lines:])
+
+    def sockets(self, port: int = 8000) -> str:
+        """Who holds each TCP connection of `port` in the container, with its queues (from /proc: the image has
+        no `ss`): for a test's failure message when a request got no answer (queued unaccepted in LISTEN's
+        backlog, or held by a process that does not read it)."""
+        return self.exec("python3", "-c", SOCKETS_SCRIPT, str(port), user="root")[1]
 
     def exec(self, *cmd: str, user: str | None = None) -> tuple[int, str]:
         result = self.container.exec_run(list(cmd), user=user or "")

@@ -61,7 +61,7 @@ def imports_of(name: str, path: str, is_package: bool, known: set[str]) -> set[s
         with open(path, "rb") as f:
             tree = ast.parse(f.read(), path)
     except (OSError, SyntaxError, ValueError):
-        return found | set(known)  # unreadable: assume it imports everything (it is then never preloaded)
+        return set(known)  # unreadable (a broken save): assume it imports everything (then never preloaded)
     package = name if is_package else name.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -95,7 +95,8 @@ def plan(app_modules: list[tuple[str, str]], hot: Iterable[str],
     for name, path in app_modules:
         is_package = os.path.basename(path) == "__init__.py"
         for imported in read_imports(name, path, is_package, known):
-            if imported != name:
+            # Only modules the app imported have a file: a namespace package (no __init__.py) has none.
+            if imported != name and imported in importers:
                 importers[imported].add(name)
     excluded = {name for name in known if os.path.realpath(files[name]) in hot}
     todo = list(excluded)

@@ -172,6 +172,8 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"dependencies: {data['dependencies_warning']}")
     if data.get("crashes"):
         lines.append(f"crashes:      {data['crashes']} in a row")
+    for note in (data.get("fast_path") or [])[-1:]:  # the latest: each narrows the fast path one step more
+        lines.append(f"fast path:    {note}")
     if data.get("procfile_error"):
         lines.append(f"procfile:     {data['procfile_error']}")
     for name, proc in sorted((data.get("procs") or {}).items()):

@@ -63,6 +63,10 @@ class Failed:
     failure: Failure
     at: float
     app: dict | None = None  # what it tried to serve, when that was found
+    # Made by a fast path (forked from the warm process, its spare or its app layer), it serves nothing and
+    # exits: the same saved code is tried in a fresh interpreter before the failure is shown (issue 18).
+    held: bool = False
+    source: str = ""  # with held: what the warm process made it from ("spare", "app layer", "fork")
 
 
 @dataclass(frozen=True)

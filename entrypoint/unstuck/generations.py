@@ -55,6 +55,9 @@ class Generation:
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> monotonic time
     changes: frozenset[tuple[str, str]] | None = None  # the saves that caused it: (kind, path under APP_DIR)
     source: str = ""  # how its process was made (ev.Started.source)
+    # A fresh interpreter (never forked from the warm process), started because a fast path's generation
+    # failed on the same saved code: that one's source and failure, to be told apart once this one is done.
+    verifies: tuple[str, Failure] | None = None
 
     def __repr__(self) -> str:  # short, for logs and test failures
         return f"<gen {self.id} {self.kind} pid={self.pid}{' stopping' if self.stopping else ''}>"
@@ -74,6 +77,8 @@ class Ops(Protocol):
     def app_label(self) -> str: ...  # the app being loaded, for the "starting" page
     def serving(self, gen: Generation | None) -> None: ...  # gen answers from now on (None: nobody, stopping)
     def restart_procs(self, reason: str) -> None: ...
+    def distrust(self, source: str) -> str: ...  # a fast path showed a failure a fresh interpreter does not:
+    # narrow it; says how, for the log
 
 
 def describe_exit(code: int) -> str:
@@ -113,10 +118,12 @@ class Generations:
         self.environment: Failure | None = None  # preflight problem: nothing is imported while it holds
         self.counters = collections.Counter(
             {"changes": 0, "reloads": 0, "failures": 0, "crashes": 0, "restarts": 0, "installs": 0, "superseded": 0,
-             "killed": 0})
+             "killed": 0, "verified": 0, "fast_path_wrong": 0})
         self.restart_delay: float | None = None  # the wait chosen after the last crash
         self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT_RELOADS)
         self.app: dict | None = None  # what the last good generation served
+        # Each time a fast path showed a failure that a fresh interpreter did not (for `unstuck status`).
+        self.fast_path_notes: collections.deque[str] = collections.deque(maxlen=5)
         self.version = 0  # bumped on every handled event: the reload server publishes when it changes
         self._ids = 0
 
@@ -306,7 +313,8 @@ class Generations:
         return gen
 
     def start_app(self, trigger: str, phases: dict | None = None, procs: bool = True,
-                  changes: frozenset[tuple[str, str]] | None = None) -> None:
+                  changes: frozenset[tuple[str, str]] | None = None,
+                  verifies: tuple[str, Failure] | None = None) -> None:
         """Start a new app generation beside the current one; the newest saved code always wins.
         `procs`: the Procfile workers restart with it, on the same saved code."""
         if self.stopping or self.environment is not None:
@@ -320,6 +328,7 @@ class Generations:
         self.timers.pop("restart", None)
         gen = self._new("app", trigger)
         gen.changes = changes
+        gen.verifies = verifies
         gen.phases.update({k: v for k, v in (phases or {}).items() if v is not None})
         self.pending = gen
         if self.current is None:
@@ -382,6 +391,14 @@ class Generations:
             return
         was_broken = self.current is not None and self.current.failure is not None
         self.promote(gen)
+        if gen.verifies is not None:
+            source, failure = gen.verifies
+            self.counters["fast_path_wrong"] += 1
+            how = self.ops.distrust(source)
+            note = (f"the {source} failed ({failure.headline()}) where a fresh interpreter serves the same code; "
+                    f"serving the fresh one. {how}")
+            self.fast_path_notes.append(note)
+            log.warning("%s", note)
         changed = bool(event.app) and (self.app or {}).get("import") != event.app.get("import")
         self.app = event.app or self.app
         self.counters["reloads"] += 1
@@ -398,6 +415,9 @@ class Generations:
         if gen is None:
             return
         gen.failure = event.failure
+        if event.held:
+            self._verify(gen, event.failure, event.source or gen.source or "fork")
+            return
         gen.ready = True
         if gen is not self.pending or self.stopping:
             return
@@ -410,6 +430,23 @@ class Generations:
                   gen.failure.headline())
         log.debug("%s", gen.failure.traceback)
         self.ops.prepare_layer()  # the fix is the next save: the layer leaves out the broken file (hot)
+
+    def _verify(self, gen: Generation, failure: Failure, source: str) -> None:
+        """A fast path's generation failed; it serves nothing and exits. The invariant: nothing is shown that a
+        fresh interpreter importing the same tree would not show. So the same saved code is started in one
+        (unless a newer save replaced it already), and whichever it does decides what is served."""
+        if gen is not self.pending or self.stopping:
+            return
+        self.pending = None
+        gen.stopping = True  # it exits by itself: not a crash
+        gen.kill_at = self.ops.now() + self.policy.grace + self.policy.kill_margin_s
+        self.retiring.append(gen)
+        self.counters["verified"] += 1
+        log.debug("%s failed when made from the %s (%s); trying the same code in a fresh interpreter", gen,
+                  source, failure.headline())
+        phases = {name: gen.phases[name] for name in ("saved", "delivered", "applied") if name in gen.phases}
+        self.start_app(gen.trigger, phases, procs=False, changes=gen.changes,
+                       verifies=(source, failure))
 
     def on_served(self, event: ev.Served) -> None:
         gen = self._phase(event.gen, "served", event.at)
@@ -524,4 +561,5 @@ class Generations:
             "dependencies_error": self.deps_error,
             "dependencies_warning": self.deps_warning,
             "environment_error": self.environment.message if self.environment else None,
+            "fast_path": list(self.fast_path_notes),
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -45,7 +46,50 @@ def prepare(app_module: str, app_dir: Path, environ=None) -> discovery.Found | d
                 sys.path.insert(0, path)
         for name, value in found.environ:
             os.environ.setdefault(name, value)
+        # What `flask run` sets before it imports the app: a module-level `app.run()` returns at once instead
+        # of starting a second server, and a `wsgi.py` that patches the standard library for production
+        # (gevent, eventlet) unless it is run from the CLI leaves it alone, as under `flask run`.
+        os.environ.setdefault("FLASK_RUN_FROM_CLI", "true")
     return found
+
+
+# A line of the user's code that patches the standard library (found to name it on the error page).
+PATCHING = re.compile(r"\b(monkey\.patch_all|patch_all|monkey_patch)\s*\(")
+
+
+def patched_stdlib(app_dir: Path) -> Failure | None:
+    """The import patched the standard library (gevent, eventlet): uvicorn and asyncio then run on green
+    sockets, and every answer stalls after its headers. Said on the page, with the line that did it."""
+    monkey = sys.modules.get("gevent.monkey")
+    patcher = sys.modules.get("eventlet.patcher")
+    if monkey is not None and getattr(monkey, "is_anything_patched", lambda: False)():
+        library = "gevent"
+    elif patcher is not None and getattr(patcher, "is_monkey_patched", lambda _: False)("socket"):
+        library = "eventlet"
+    else:
+        return None
+    file = line = None
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or not failure_mod.is_user_file(path, app_dir):
+            continue
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            continue
+        for number, source in enumerate(text.splitlines(), 1):
+            if PATCHING.search(source) and not source.lstrip().startswith(("#", "def ")):
+                file, line = failure_mod.display_path(path, app_dir), number
+                break
+        if file:
+            break
+    where = f" ({file}:{line})" if file else ""
+    return Failure("import", "MonkeyPatched",
+                   f"importing the app patched the standard library with {library}{where}: unstuck serves with "
+                   f"uvicorn on asyncio, which cannot run on patched sockets (answers would stall)",
+                   file, line, hint=f"patch only when the production server runs, e.g. under "
+                   f"`if not os.environ.get(\"FLASK_RUN_FROM_CLI\"):` (unstuck sets it, as `flask run` does), or "
+                   f"set APP_MODULE to an app factory that does not patch")
 
 
 def load(app_module: str, app_dir: Path, environ=None) -> Loaded:
@@ -57,6 +101,9 @@ def load(app_module: str, app_dir: Path, environ=None) -> Loaded:
     info = {"import": found.to_dict()["import"], "reason": found.reason, "interface": None}
     app, kind, failure = _load_found(found, app_dir)
     info["interface"] = kind
+    if failure is None:
+        failure = patched_stdlib(app_dir)
+        app = app if failure is None else None
     return Loaded(app, failure, info)
 
 

@@ -151,7 +151,9 @@ class Reloader:
         child = Child(gen, read_fd)
         self.children[gen.id] = child
         starting = self.warm is not None and self.warm.current is None and self.warm.next is not None
-        if starting and gen.kind == "app":
+        if gen.verifies is not None:  # the plain path, to check what a fast path showed (generations._verify)
+            self._popen(child, write_fd, None)
+        elif starting and gen.kind == "app":
             child.write_fd, child.deadline = write_fd, self.now() + WARM_WAIT_S
             self.waiting.append(child)
         else:
@@ -255,6 +257,9 @@ class Reloader:
     def restart_procs(self, reason: str) -> None:
         self.procs.on_batch(reason)
 
+    def distrust(self, source: str) -> str:
+        return self.warm.distrust(source)
+
     # -- the reports of one generation ---------------------------------------------------------------
 
     def _read_reports(self, child: Child) -> None:
@@ -281,7 +286,8 @@ class Reloader:
         elif kind == "ready":
             self.machine.handle(ev.Ready(gen, at, message.get("app")))
         elif kind == "failed":
-            self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at, message.get("app")))
+            self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at, message.get("app"),
+                                          held=bool(message.get("held")), source=message.get("source") or ""))
         elif kind == "served":
             self.machine.handle(ev.Served(gen, at))
         elif kind == "uses":

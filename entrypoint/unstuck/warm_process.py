@@ -50,17 +50,46 @@ def listed(preload_file: str) -> list[str]:
         return []
 
 
-def preload(names: list[str], app_dir: Path) -> int:
-    # The user's tree must not be importable here: a same-named module would be frozen into the fork.
+def import_cleanly(name: str) -> bool:
+    """Import `name`; when that fails, forget every module the attempt added, so that what a fork inherits is
+    exactly what clean imports left (no module that swallowed the failure of an optional import, no package
+    whose submodule failed half-way): a fork must never start from a state a fresh process cannot reach."""
+    before = set(sys.modules)
+    try:
+        importlib.import_module(name)
+        return True
+    except BaseException:  # noqa: BLE001 - a module that fails here is simply imported by the worker
+        for added in set(sys.modules) - before:
+            sys.modules.pop(added, None)
+        return False
+
+
+# sys.path as this process was started with (PYTHONPATH may name directories inside APP_DIR), before preload
+# hid the user's tree.
+_full_sys_path: list[str] | None = None
+
+
+def preload(names: list[str], app_dir: Path, stop_at_failure: bool = False) -> tuple[int, str | None]:
+    """Import `names` in order: how many imported, and the first that failed. With `stop_at_failure` (the
+    modules the app used, listed in the order it imported them), nothing after a failure is imported: a
+    module that fails here (Django's AppRegistryNotReady, a setting read at import time) marks the point
+    where the app's own code had set its framework up, and what the app imported after it may depend on
+    that too. Guesses (`stop_at_failure` False) are independent libraries: a failing one is skipped."""
+    # The user's tree must not be importable here: a same-named module would be frozen into the fork. (A fork
+    # puts these entries back: see _run_worker.)
+    global _full_sys_path
+    if _full_sys_path is None:
+        _full_sys_path = list(sys.path)
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and not p.startswith(str(app_dir))]
-    loaded = 0
+    loaded, failed = 0, None
     for name in names:
-        try:
-            importlib.import_module(name)
+        if name in sys.modules or import_cleanly(name):
             loaded += 1
-        except BaseException:  # noqa: BLE001 - a module that fails here is simply imported by the worker
-            continue
-    return loaded
+        elif failed is None:
+            failed = name
+            if stop_at_failure:
+                break
+    return loaded, failed
 
 
 SPARE_DELAY_S = 0.2
@@ -150,7 +179,7 @@ def entry_module(settings) -> str | None:
     return found.import_string.partition(":")[0] if isinstance(found, discovery.Found) else None
 
 
-def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> None:
+def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure, source: str) -> None:
     """In a forked child: run one worker generation, then exit with its status (never return)."""
     # Everything inherited from the warm process (every imported module, and a layer's user modules) lives as
     # long as the worker: without this, the first full collection the app's allocations trigger walks all
@@ -159,9 +188,11 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> No
     import gc
 
     gc.freeze()
+    if _full_sys_path is not None:  # the worker imports as a fresh interpreter would: PYTHONPATH as given
+        sys.path[:] = _full_sys_path + [p for p in sys.path if p not in _full_sys_path]
     code = 1
     try:
-        code = worker.run(settings, listen_fd, report_fd, os.getppid(), failure)
+        code = worker.run(settings, listen_fd, report_fd, os.getppid(), failure, source)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - report like an uncaught exception would
@@ -171,10 +202,17 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure) -> No
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+        from unstuck import output
+
+        output.drain()
         os._exit(code)
 
 
-def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = ()) -> None:
+def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = (),
+          stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False) -> None:
+    """Fork workers, a spare and an app layer as the reload server asks. `stopped_at`: the listed module whose
+    import failed at start (nothing listed after it is imported here); `narrow`: the list is not imported at
+    all (a fast path was wrong: generations._verify); `layer_off`: no app layer is built."""
     from unstuck import worker
     from unstuck.failure import Failure
 
@@ -207,8 +245,16 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     # exit is not reported unless it was handed out: the reload server only knows the workers it asked for.
     spare: tuple[int, socket.socket] | None = None
     handed_out: set[int] = set()
+    # Every child not yet reaped, by pid: "spare", "layer" or "worker". The reaper below removes each as it
+    # reaps it, so a signal is only ever sent to a pid that is still this process's child (never to one
+    # the kernel has since given to another process).
+    children: dict[int, str] = {}
 
-    def serve_when_asked(theirs: socket.socket, ready: bytes) -> None:
+    def kill_pid(pid: int) -> None:
+        if pid in children:
+            os.kill(pid, signal.SIGKILL)
+
+    def serve_when_asked(theirs: socket.socket, ready: bytes, source: str) -> None:
         """In a spare or an app layer (never returns): warm up, say `ready`, wait for a request, and become
         the worker it asks for; exit if dropped instead (replaced by a fresher one, or stopping)."""
         warmup.run_requests()
@@ -221,7 +267,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             os._exit(0)
         request = json.loads(data)
         failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
-        _run_worker(worker, settings, listen_fd, fds[0], failure)
+        _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else source)
 
     def fork_spare() -> None:
         nonlocal spare
@@ -230,8 +276,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         if pid == 0:
             become_plain(ours)
             worker.set_process_name("unstuck-spare")
-            serve_when_asked(theirs, SPARE_READY)
+            serve_when_asked(theirs, SPARE_READY, "spare")
         theirs.close()
+        children[pid] = "spare"
         spare = (pid, ours)
 
     def drop_spare() -> None:
@@ -257,7 +304,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
 
     def fork_layer() -> None:
         nonlocal layer
-        listed_modules = app_layer.read_list(app_list) if settings.app_layer else []
+        listed_modules = app_layer.read_list(app_list) if settings.app_layer and not layer_off else []
         # Before any save: the module that defines the app is the likeliest to be edited (in a small app it
         # is all the routes; in a large one it only includes them, and leaving it out costs little).
         names = app_layer.plan(listed_modules, hot or app_layer.entry_files(listed_modules, entry_module(settings)))
@@ -276,11 +323,12 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             if isinstance(held, dict):
                 ready = json.dumps({"held": held}).encode()
                 if len(ready) <= LAYER_READY_MAX:
-                    serve_when_asked(theirs, ready)
+                    serve_when_asked(theirs, ready, "app layer")
             why = held if isinstance(held, str) else "too many files"
             wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
             os._exit(0)
         theirs.close()
+        children[pid] = "layer"
         layer = [pid, ours, None, names]
         selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
 
@@ -288,7 +336,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         nonlocal layer
         if layer is not None:
             if kill and layer[2] is None:
-                os.kill(layer[0], signal.SIGKILL)  # still importing: it must not compete for the CPU
+                kill_pid(layer[0])  # still importing: it must not compete for the CPU
             if layer[2] is None:
                 selector.unregister(layer[1])
             layer[1].close()
@@ -348,26 +396,37 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             # for it, and it is ended, not left to compete for the CPU. A generation that is not a reload of
             # saves (a start's first, its "starting" page, a restart after a crash) is forked fresh too, but
             # the spare is kept for the next save, which often comes the moment the first page is served.
-            os.kill(spare[0], signal.SIGKILL)
+            kill_pid(spare[0])
             drop_spare()
         if ready_spare:
             pid, sock = spare
             spare = None
-            socket.send_fds(sock, [json.dumps(request).encode()], fds)
-            sock.close()
-            source = "spare"
-        else:
-            pid = os.fork()
-            if pid == 0:
-                # Nor the sockets to a kept spare or layer: they would not see their end while it runs.
-                become_plain(*[held[1] for held in (spare, layer) if held is not None])
-                failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
-                _run_worker(worker, settings, listen_fd, fds[0], failure)
-            source = "fork"
-        hand_out_pid(request, pid, fds, source)
+            try:
+                socket.send_fds(sock, [json.dumps(request).encode()], fds)
+            except OSError:  # it died since it said it was ready: a fresh fork instead
+                pid = None
+            finally:
+                sock.close()
+            if pid is not None:
+                hand_out_pid(request, pid, fds, "spare")
+                return
+        hand_out_fork(request, fds)
+
+    def hand_out_fork(request: dict, fds: list[int]) -> None:
+        pid = os.fork()
+        if pid == 0:
+            # Nor the sockets to a kept spare or layer: they would not see their end while it runs.
+            become_plain(*[held[1] for held in (spare, layer) if held is not None])
+            failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
+            _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else "fork")
+        hand_out_pid(request, pid, fds, "fork")
+
+    answered: collections.deque[int] = collections.deque(maxlen=8)  # the last fork requests answered
 
     def hand_out_pid(request: dict, pid: int, fds: list[int], source: str) -> None:
+        answered.append(request["id"])
         handed_out.add(pid)
+        children[pid] = "worker"
         for fd in fds:
             os.close(fd)
         # Opened before this process can reap the child (it only reaps in this loop), so the pidfd
@@ -381,11 +440,43 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         for fd in pidfd:
             os.close(fd)
 
-    # Modules to import between requests, one at a time, so that a fork is never kept waiting on them.
-    to_import: collections.deque[str] = collections.deque(later)
+    # Modules to import between requests, one at a time, so that a fork is never kept waiting on them:
+    # (name, listed: one the app used, in the order it did; else a first-start guess).
+    to_import: collections.deque[tuple[str, bool]] = collections.deque((name, False) for name in later)
     unscanned = set(later)  # first-start guesses, kept only if the project's sources import them (seeds.py)
     imported = 0
     spare_due: float | None = None
+    def handle(request: dict, fds: list[int]) -> None:
+        nonlocal layer_off, to_import
+        op = request.get("op")
+        if op == "preload":
+            if not narrow and stopped_at is None:
+                queued = {entry[0] for entry in to_import}
+                to_import.extend((name, True) for name in listed(preload_file)
+                                 if name not in sys.modules and name not in queued)
+        elif op == "layer":
+            fork_layer()
+        elif op == "no-layer":  # a layer served a failure that a fresh interpreter did not show
+            layer_off = True
+            drop_layer(kill=True)
+        else:
+            hand_out(request, fds)
+
+    def handle_failed(request: dict, fds: list[int]) -> None:
+        """Log it once (with the traceback: it is unstuck's bug) and degrade only that: a fork request is
+        answered with a plain fork, with no spare or layer; anything else is dropped."""
+        import traceback
+
+        print(f"unstuck: the warm process failed to handle {request.get('op', 'fork')}; "
+              "going on without its spare and app layer for it", file=sys.stderr)
+        traceback.print_exc()
+        try:
+            drop_layer(kill=True)
+            if request.get("op") in (None, "fork") and "id" in request and request["id"] not in answered:
+                hand_out_fork(request, fds)
+        except Exception:  # noqa: BLE001 - nothing more can be done for it: the reload server times it out
+            traceback.print_exc()
+
     fork_spare()
     fork_layer()  # after a restart the app's modules are listed already: ready by the time the app is served
     while True:
@@ -400,13 +491,18 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         if not ready and to_import and unscanned:
             # Here, not before "ready": the first generation's fork is handed out by now.
             unused = unscanned - seeds.imported_by_sources(settings.app_dir, unscanned, settings.ignore_patterns)
-            to_import = collections.deque(name for name in to_import if name not in unused)
+            to_import = collections.deque(entry for entry in to_import if entry[0] not in unused)
             unscanned = set()
             if unused:
                 send(event="seeds", skipped=sorted(unused))
             continue
         if not ready and to_import:
-            imported += preload([to_import.popleft()], settings.app_dir)
+            name, is_listed = to_import.popleft()
+            count, failed = preload([name], settings.app_dir)
+            imported += count
+            if failed is not None and is_listed:
+                stopped_at = failed  # nothing listed after it (see preload)
+                to_import = collections.deque(entry for entry in to_import if not entry[1])
             if not to_import:
                 send(event="preloaded", modules=imported, warmed=warmup.run())
                 imported = 0
@@ -427,6 +523,12 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                         break
                     if pid == 0:
                         break
+                    children.pop(pid, None)
+                    if spare is not None and spare[0] == pid:
+                        drop_spare()  # died while waiting: forked again when next due
+                        spare_due = time.monotonic() + SPARE_DELAY_S
+                    if layer is not None and layer[0] == pid and layer[2] is not None:
+                        drop_layer()  # died after it said it was ready (one still importing says why)
                     if pid in handed_out:
                         handed_out.discard(pid)
                         send(event="exit", pid=pid, code=os.waitstatus_to_exitcode(status))
@@ -444,13 +546,10 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                         time.sleep(0.01)
                 return
             request = json.loads(message)
-            if request.get("op") == "preload":
-                to_import.extend(name for name in listed(preload_file) if name not in sys.modules)
-                continue
-            if request.get("op") == "layer":
-                fork_layer()
-                continue
-            hand_out(request, fds)
+            try:
+                handle(request, fds)
+            except Exception:  # noqa: BLE001 - one request's failure must not end the process serving all
+                handle_failed(request, fds)
             # The next spare a little later: forking takes a core for milliseconds, which the worker just
             # handed out needs for importing the app. A save before then is forked at once instead.
             spare_due = time.monotonic() + SPARE_DELAY_S
@@ -468,6 +567,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--preload", default="", help="file with one module name per line")
     parser.add_argument("--import", dest="also", default="", help="comma-separated modules to import too")
+    parser.add_argument("--narrow", action="store_true", help="import none of the modules the preload file lists")
+    parser.add_argument("--no-layer", action="store_true", help="build no app layer")
     args = parser.parse_args(argv)
 
     die_with_parent(args.parent_pid)
@@ -488,14 +589,18 @@ def main(argv: list[str]) -> int:
     # Guesses that take most of a second to import (pandas) come after "ready", if the sources import them
     # (seeds.py): the first generation is not kept waiting for them.
     later = [name for name in also if name in seeds.IMPORTED_AFTER_READY]
-    loaded = preload(["uvicorn", "unstuck.worker", *listed(args.preload),
-                      *(name for name in also if name not in later)], settings.app_dir)
+    loaded, _ = preload(["uvicorn", "unstuck.worker"], settings.app_dir)
+    count, stopped_at = preload([] if args.narrow else listed(args.preload), settings.app_dir, stop_at_failure=True)
+    loaded += count
+    loaded += preload([name for name in also if name not in later], settings.app_dir)[0]
     warmed = warmup.run()
     from unstuck import worker
 
     worker.configure_logging(settings)  # once here, not in every worker (see worker.configure_logging)
-    control.send(json.dumps({"event": "ready", "modules": loaded, "warmed": warmed,
-                             "seconds": round(time.monotonic() - started, 3)})
-                 .encode())
-    serve(control, args.listen_fd, args.preload, settings, later)
+    try:
+        control.send(json.dumps({"event": "ready", "modules": loaded, "warmed": warmed, "stopped_at": stopped_at,
+                                 "seconds": round(time.monotonic() - started, 3)}).encode())
+    except OSError:
+        return 0  # the reload server is gone (stopped while this process was importing)
+    serve(control, args.listen_fd, args.preload, settings, later, stopped_at, args.narrow, args.no_layer)
     return 0

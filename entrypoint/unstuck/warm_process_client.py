@@ -64,9 +64,10 @@ class WarmProcess:
     """One warm process, seen from the reload server."""
 
     def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], events,
-                 also: frozenset[str] = frozenset()) -> None:
-        """It imports what `preload_file` lists (`modules` is that, for the caller's books) and `also`."""
-        self.modules = modules | also
+                 also: frozenset[str] = frozenset(), narrow: bool = False, layer_off: bool = False) -> None:
+        """It imports what `preload_file` lists (`modules` is that, for the caller's books) and `also`;
+        `narrow`: only uvicorn and unstuck's worker; `layer_off`: no app layer."""
+        self.modules = frozenset() if narrow else modules | also
         self.ready = False
         self.retiring = False
         self.children = 0  # forked and not yet exited
@@ -76,8 +77,10 @@ class WarmProcess:
         self.control = ours
         args = [sys.executable, "-m", "unstuck", "warm-process", "--control-fd", str(theirs.fileno()),
                 "--listen-fd", str(listen_fd), "--parent-pid", str(os.getpid()), "--preload", str(preload_file)]
-        if also:
+        if also and not narrow:
             args += ["--import", ",".join(sorted(also))]
+        args += ["--narrow"] if narrow else []
+        args += ["--no-layer"] if layer_off else []
         # Started outside the app's tree, so that nothing of the user's code is importable there.
         self.proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), listen_fd), cwd="/")
         theirs.close()
@@ -146,8 +149,11 @@ class WarmProcess:
         """A reload is done: build the app layer, of the modules now listed beside the preload file."""
         if not self.ready or self.retiring:
             return
+        self.send_op("layer")
+
+    def send_op(self, op: str) -> None:
         try:
-            self.control.send(json.dumps({"op": "layer"}).encode())
+            self.control.send(json.dumps({"op": op}).encode())
         except OSError:
             pass
 
@@ -188,20 +194,25 @@ class WarmProcesses:
         self.enabled = enabled
         self.current: WarmProcess | None = None
         self.next: WarmProcess | None = None
-        # What the app's generations reported using (the preload file): not the seeds a first start guessed.
-        self.learned: set[str] = self.remembered()
+        # What the app's generations reported using (the preload file), in the order they first imported
+        # it (a dict as an ordered set): not the seeds a first start guessed.
+        self.learned: dict[str, None] = dict.fromkeys(self.remembered())
+        # Narrowed after a fast path showed a failure that a fresh interpreter did not (distrust), for the
+        # life of this reload server: a restart tries the full fast path again (and checks it again).
+        self.narrow = False
+        self.layer_off = False
 
     @property
     def modules(self) -> frozenset[str]:
         newest = self.next or self.current
         return newest.modules if newest else frozenset()
 
-    def remembered(self) -> set[str]:
-        """The modules preloaded in this container before (kept across restarts of the server)."""
+    def remembered(self) -> list[str]:
+        """The modules preloaded in this container before (kept across restarts of the server), in order."""
         try:
-            return set(self.preload_file.read_text().split())
+            return self.preload_file.read_text().split()
         except OSError:
-            return set()
+            return []
 
     def start(self, modules: set[str]) -> None:
         if not self.enabled:
@@ -210,15 +221,19 @@ class WarmProcesses:
             self.next.retire()
         # What the preload file does not list (a first start's seeds) is passed along.
         self.next = WarmProcess(self.listen_fd, self.preload_file, frozenset(self.learned), self.events,
-                                frozenset(set(modules) - self.learned))
+                                frozenset(set(modules) - set(self.learned)), self.narrow, self.layer_off)
 
     def learn(self, modules) -> None:
+        """`modules`: what a generation imported from outside the app's tree, in the order it imported them."""
         if not self.enabled:
             return
+        unknown = [name for name in modules if name not in self.learned]
+        if unknown:  # the preload file lists what was used, never unused seeds; new ones go at its end
+            self.learned.update(dict.fromkeys(unknown))
+            self.remember(list(self.learned))
+        if self.narrow:
+            return
         modules = set(modules)
-        if not modules <= self.learned:  # the preload file lists what was used, never unused seeds
-            self.learned |= modules
-            self.remember(frozenset(self.learned))
         new = modules - self.modules
         target = self.next or self.current
         if not new:
@@ -248,11 +263,36 @@ class WarmProcesses:
         if self.enabled and self.current is not None:
             self.current.prepare_layer()
 
-    def remember(self, modules: frozenset[str]) -> None:
+    def remember(self, modules: list[str]) -> None:
         try:
-            self.preload_file.write_text("\n".join(sorted(modules)) + "\n")
+            self.preload_file.write_text("\n".join(modules) + "\n")
         except OSError as exc:
             log.debug("cannot write %s: %s", self.preload_file, exc)
+
+    def distrust(self, source: str) -> str:
+        """A generation made by `source` failed where a fresh interpreter served the same code: narrow the fast
+        path that was wrong, one step each time (the app layer off; then no preloaded modules; then no warm
+        process), until the reload server restarts. Says what was done, for the log and the status."""
+        if not self.enabled:
+            return "Reloads start fresh interpreters already."
+        if source == "app layer" and not self.layer_off:
+            self.layer_off = True
+            for warm in (self.current, self.next):
+                if warm is not None:
+                    warm.send_op("no-layer")
+            return ("The app layer is off until the container restarts: each save imports all of the app's "
+                    "code (in a fork that has its third-party modules).")
+        if not self.narrow:
+            self.narrow = True
+            self.rebuild()
+            return ("The warm process no longer imports the modules the app used ahead of it, until the container "
+                    "restarts: each reload imports them itself.")
+        self.enabled = False
+        for warm in (self.current, self.next):
+            if warm is not None:
+                warm.retire()
+        self.current = self.next = None
+        return "The warm process is off until the container restarts: each reload starts a fresh interpreter."
 
     def rebuild(self) -> None:
         """Fresh imports of the same modules (after an install they may be other versions)."""
@@ -272,6 +312,10 @@ class WarmProcesses:
             old.retire()
         log.debug("warm process %d ready: %d modules preloaded in %.2f s", warm.pid, message.get("modules", 0),
                   message.get("seconds", 0.0))
+        if message.get("stopped_at"):
+            log.debug("warm process %d imported the app's modules up to %s, which fails outside the app (its "
+                      "framework is not set up there): each reload imports it and the rest itself", warm.pid,
+                      message["stopped_at"])
 
     def on_exit(self, warm: WarmProcess, stopping: bool) -> None:
         if warm is self.current:

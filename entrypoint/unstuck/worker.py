@@ -23,7 +23,7 @@ import uvicorn
 from unstuck import config as config_mod
 from unstuck import debugger, handoff, project_env
 from unstuck import failure as failure_mod
-from unstuck import loading, logs
+from unstuck import loading, logs, output
 from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
 from unstuck.failure import Failure
@@ -354,11 +354,31 @@ def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Fai
     server.run(sockets=[sock])
 
 
-def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Reporter) -> None:
+# Failures no process state can cause: a fresh interpreter would show the same, so a fast path shows them
+# at once instead of having them checked (see held_for_checking).
+CERTAIN = {"SyntaxError", "IndentationError", "TabError"}
+
+
+def held_for_checking(failure: Failure, reporter: Reporter, source: str, app_info: dict | None) -> bool:
+    """In a generation made by a fast path (`source`: forked from the warm process, its spare or its app
+    layer): report the failure as held and serve nothing, so the reload server tries the same code in a
+    fresh interpreter before anything is shown (a preloaded module or one imported ahead in a different order
+    can make correct code fail). False when it is to be served here: plain path, or a certain failure."""
+    if not source or failure.phase == "discovery":
+        return False
+    frame = failure.failing_frame()
+    if failure.exc_type in CERTAIN and frame is not None and frame.get("user"):
+        return False
+    reporter.send("failed", failure=failure.to_dict(), at=time.monotonic(), app=app_info, held=True, source=source)
+    return True
+
+
+def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Reporter, source: str = "") -> None:
     started = time.monotonic()
     loaded = import_app(settings)
     if loaded.failure is not None:
-        serve_error(settings, sock, loaded.failure, reporter, loaded.info)
+        if not held_for_checking(loaded.failure, reporter, source, loaded.info):
+            serve_error(settings, sock, loaded.failure, reporter, loaded.info)
         return
     imported = time.monotonic() - started
     reporter.send("imported", at=time.monotonic())
@@ -370,7 +390,9 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     try:
         config.load()
     except BaseException as exc:  # noqa: BLE001 - the port must say so instead, with the traceback
-        serve_error(settings, sock, failure_mod.from_exception(exc, "import", settings.app_dir), reporter, loaded.info)
+        failure = failure_mod.from_exception(exc, "import", settings.app_dir)
+        if not held_for_checking(failure, reporter, source, loaded.info):
+            serve_error(settings, sock, failure, reporter, loaded.info)
         return
     uses_report: list[asyncio.TimerHandle] = []
 
@@ -416,13 +438,15 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         else:
             failure = Failure("startup", "LifespanStartupFailed", probe.failed_message.strip().splitlines()[-1],
                               traceback=probe.failed_message)
-        serve_error(settings, sock, failure, reporter, loaded.info)
+        if not held_for_checking(failure, reporter, source, loaded.info):
+            serve_error(settings, sock, failure, reporter, loaded.info)
 
 
 def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
     """One pass over sys.modules (listing them touches every module object: copy-on-write in a fork):
-    - the modules the app pulled in from outside its own tree (stdlib, site-packages), sorted: what a warm
-      process can import ahead of the next generation (never unstuck's own, never the user's code);
+    - the modules the app pulled in from outside its own tree (stdlib, site-packages), in the order they
+      were imported (sys.modules keeps it): what a warm process can import ahead of the next generation, in
+      that order (never unstuck's own, never the user's code);
     - the user's own modules (name, file), in the order they were imported: what the warm process's app
       layer may import ahead of a reload that does not change them (app_layer.py)."""
     app_prefix = str(app_dir).rstrip("/") + "/"
@@ -435,10 +459,11 @@ def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
             own.append((name, path))
         elif not name.startswith("unstuck"):
             preloadable.append(name)
-    return sorted(preloadable), own
+    return preloadable, own
 
 
 def _die_by_signal(signum, frame) -> None:
+    output.drain(0.5)  # what it printed last, if the log is read
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
 
@@ -456,11 +481,13 @@ def stop_is_never_lost() -> None:
 
 
 def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pid: int,
-        failure: Failure | None = None) -> int:
-    """Serve one generation on the inherited socket; shared by spawned and forked workers."""
+        failure: Failure | None = None, source: str = "") -> int:
+    """Serve one generation on the inherited socket; shared by spawned and forked workers (`source`: what the
+    warm process made it from; empty for a fresh interpreter, the plain path)."""
     stop_is_never_lost()
     die_with_parent(parent_pid)
     set_process_name("unstuck-worker")
+    output.pump_stdio()  # a log nobody reads must not stall its requests (output.py)
     for fd in (listen_fd, report_fd):
         os.set_inheritable(fd, False)  # the user's subprocesses must not hold the port or the pipe
     sock = socket.socket(fileno=listen_fd)
@@ -476,7 +503,7 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     os.chdir(settings.app_dir)
     if str(settings.app_dir) not in sys.path:
         sys.path.insert(0, str(settings.app_dir))
-    serve_app(settings, sock, reporter)
+    serve_app(settings, sock, reporter, source)
     return 0
 
 

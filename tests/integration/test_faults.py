@@ -280,6 +280,8 @@ def test_soak_random_good_and_broken_edits_under_traffic(start_container):
                     results["ok" if status_code == 200 else "error_page"] += 1
                 except httpx.HTTPError as exc:
                     results["failed"].append(f"{type(exc).__name__}: {exc} (after {time.monotonic() - started:.2f} s)")
+                    if "sockets" not in results:  # at once, while the connection is where it got stuck
+                        results["sockets"] = f"{served.sockets()}\nstatus: {served.status()}"
                 results["slowest"] = max(results["slowest"], time.monotonic() - started)
 
     threads = [threading.Thread(target=traffic, daemon=True) for _ in range(2)]

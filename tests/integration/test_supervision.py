@@ -1,6 +1,9 @@
 """supervisord keeps the server up whatever dies, stops fast, and bad settings fail with one clear line."""
 
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -99,17 +102,33 @@ def test_bad_settings_exit_2_with_one_line(start_container, env, message):
 
 
 KILL_SERVER_FOR = (
+    # Run on the test machine, not in the container (whose processes cannot raise their priority): it must kill
+    # each start within supervisord's startsecs on a machine that may be busy, so it runs at a high priority
+    # and looks every 10 ms (a start it misses counts as a success, and FATAL never comes). Only the reload
+    # server of the container named by argv[2] (its cgroup says so).
     "import os, signal, sys, time\n"
-    "end = time.monotonic() + float(sys.argv[1])\n"
+    "start = time.monotonic()\n"
+    "end, killed = start + float(sys.argv[1]), 0\n"
     "while time.monotonic() < end:\n"
+    "    if not killed and time.monotonic() > start + 5:\n"
+    "        sys.exit(3)  # its processes are not visible here (a VM's engine): the caller runs it inside\n"
     "    for p in [d for d in os.listdir('/proc') if d.isdigit()]:\n"
     "        try:\n"
-    "            if open(f'/proc/{p}/comm').read().strip() == 'unstuck-serve':\n"
+    "            if open(f'/proc/{p}/comm').read().strip() == 'unstuck-serve' \\\n"
+    "                    and sys.argv[2] in open(f'/proc/{p}/cgroup').read():\n"
     "                os.kill(int(p), signal.SIGKILL)\n"
+    "                killed += 1\n"
     "        except OSError:\n"
     "            pass\n"
-    "    time.sleep(0.05)\n"
+    "    time.sleep(0.01)\n"
 )
+
+
+def _high_priority() -> None:
+    try:
+        os.nice(-15)
+    except OSError:
+        pass  # not root: as it is
 
 
 def test_server_that_keeps_dying_at_start_is_never_left_fatal(start_container):
@@ -117,7 +136,12 @@ def test_server_that_keeps_dying_at_start_is_never_left_fatal(start_container):
     wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
     # Killed within a second of every start, long enough for supervisord to give up on it (FATAL).
     with watching_supervisor(served) as seen:
-        served.exec("python", "-c", KILL_SERVER_FOR, "25")
+        host = subprocess.run([sys.executable, "-c", KILL_SERVER_FOR, "25", served.container.id], timeout=60,
+                              preexec_fn=_high_priority)
+        if host.returncode == 3:  # the engine runs in a VM: from inside the container, at its own priority
+            served.exec("python", "-c", KILL_SERVER_FOR.replace("sys.argv[2] in", "'' in"), "25", "")
+        else:
+            assert host.returncode == 0
         wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)
         wait_until("everything RUNNING again", lambda: all_running(served))
     assert "FATAL" in seen, seen  # supervisord did give up on it, and it was lifted out of FATAL

@@ -63,6 +63,16 @@ def test_a_module_whose_imports_cannot_be_read_is_assumed_to_import_everything(t
     assert "app.broken" in app_layer.plan(listed(tmp_path, ORDER + ["app.broken"]), [])
 
 
+def test_a_namespace_package_with_a_broken_module_is_planned_without_the_broken_module(tmp_path):
+    """`app/` without an __init__.py is a namespace package: it has no file, so it is not among the modules
+    listed. A broken save of a module in it (its imports unreadable) must not end the warm process."""
+    write(tmp_path, {"app/main.py": "from app import routes\n", "app/routes.py": "def broken(:\n",
+                     "app/models.py": "x = 1\n"})
+    names = ["app.models", "app.routes", "app.main"]
+    planned = app_layer.plan(listed(tmp_path, names), [str(tmp_path / "app/routes.py")])
+    assert planned == ["app.models"]
+
+
 def test_the_layer_is_used_only_for_saves_of_python_files_it_does_not_hold_and_left_unchanged(tmp_path):
     write(tmp_path, TREE)
     held_files = [tmp_path / "app/models.py", tmp_path / "app/core/config.py"]

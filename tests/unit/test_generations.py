@@ -29,6 +29,7 @@ class FakeOps:
         self.layers = 0
         self.procs = []
         self.serving_order = []
+        self.distrusted = []
 
     def now(self):
         return self.t
@@ -62,6 +63,10 @@ class FakeOps:
 
     def restart_procs(self, reason):
         self.procs.append(reason)
+
+    def distrust(self, source):
+        self.distrusted.append(source)
+        return f"{source} narrowed."
 
     def app_label(self):
         return "app.main:app"
@@ -532,3 +537,75 @@ def test_exit_and_change_descriptions():
     assert describe_changes({("modified", "app/main.py")}) == "app/main.py modified"
     many = {("added", f"app/m{i}.py") for i in range(5)}
     assert describe_changes(many) == "app/m0.py added, app/m1.py added, app/m2.py added and 2 more"
+
+
+# -- a fast path's failure is checked on the plain path before it is shown -----------------------------
+
+STALE = Failure("import", "ImportError", "cannot import name 'rich_text' from 'wagtail.admin'",
+                "breads/wagtail_hooks.py", 112)
+
+
+def held(m, gen, failure=STALE, source="spare"):
+    m.handle(ev.Failed(gen.id, failure, m.ops.now(), held=True, source=source))
+
+
+def test_a_fast_path_failure_is_tried_in_a_fresh_interpreter_before_anything_is_shown(m, ops):
+    old = serving(m, ops)
+    change(m, "app/views.py")
+    fast = ops.spawned[-1]
+    held(m, fast)
+    plain = ops.spawned[-1]
+    # Nothing is shown yet: the old generation serves, and the same saves are started on the plain path.
+    assert plain is not fast and plain.verifies == ("spare", STALE) and m.pending is plain
+    assert m.current is old and m.state() == "reloading" and signalled(ops, old) == []
+    assert plain.trigger == fast.trigger and plain.changes == fast.changes and ops.procs == ["app/views.py modified"]
+    exited(m, fast, 0)  # it served nothing and exits by itself: not a crash
+    assert m.counters["crashes"] == 0 and len(ops.spawned) == 3
+
+    ready(m, plain)  # a fresh interpreter serves the same code: the fast path was wrong
+    assert m.current is plain and m.state() == "serving" and m.counters["failures"] == 0
+    assert ops.distrusted == ["spare"] and m.counters["fast_path_wrong"] == 1
+    note = m.snapshot()["fast_path"][-1]
+    assert "the spare failed (ImportError: cannot import name 'rich_text'" in note and "spare narrowed." in note
+
+
+def test_a_failure_the_fresh_interpreter_shows_too_is_shown_and_nothing_is_narrowed(m, ops):
+    serving(m, ops)
+    change(m, "app/views.py")
+    held(m, ops.spawned[-1], source="app layer")
+    plain = ops.spawned[-1]
+    failed(m, plain, STALE)
+    assert m.current is plain and m.state() == "broken" and m.snapshot()["error"] == STALE.headline()
+    assert ops.distrusted == [] and m.snapshot()["fast_path"] == []
+
+
+def test_a_newer_save_while_a_failure_is_checked_wins(m, ops):
+    serving(m, ops)
+    change(m, "app/views.py")
+    held(m, ops.spawned[-1])
+    checking = ops.spawned[-1]
+    change(m, "app/views.py")
+    latest = ops.spawned[-1]
+    assert signalled(ops, checking) == [TERM] and m.pending is latest and latest.verifies is None
+    ready(m, checking)
+    assert m.current is not checking and ops.distrusted == []
+
+
+def test_a_held_failure_of_a_superseded_generation_starts_nothing(m, ops):
+    serving(m, ops)
+    change(m, "app/views.py")
+    stale = ops.spawned[-1]
+    change(m, "app/views.py")
+    held(m, stale)
+    assert len(ops.spawned) == 3 and m.pending is ops.spawned[-1] and ops.spawned[-1].verifies is None
+
+
+def test_the_first_generation_is_checked_too_and_the_port_says_starting_meanwhile(m, ops):
+    m.start()
+    held(m, ops.spawned[-1], source="fork")
+    plain = ops.spawned[-1]
+    assert m.state() == "starting" and plain.verifies == ("fork", STALE)
+    advance(m, ops, POLICY.slow_start_s)
+    assert m.current.failure.phase == "starting"  # the "starting" page, not the fast path's error
+    ready(m, plain)
+    assert m.state() == "serving" and ops.distrusted == ["fork"]

@@ -176,3 +176,31 @@ def test_nothing_found_is_a_discovery_failure_that_says_how_to_set_app_module(tm
     assert "set APP_MODULE=package.module:attribute" in failure["message"]
     assert "manage.py" in failure["traceback"]  # the details: every place looked at
     assert out["info"]["import"] is None
+
+
+FAKE_GEVENT = {
+    # A stand-in with gevent's API for what unstuck looks at (gevent itself is not a test dependency).
+    "gevent/__init__.py": "",
+    "gevent/monkey.py": "_patched = False\n\ndef patch_all():\n    global _patched\n    _patched = True\n\n"
+                        "def is_anything_patched():\n    return _patched\n",
+}
+
+
+def test_an_import_that_patches_the_standard_library_is_named_with_its_line_instead_of_served(tmp_path):
+    write(tmp_path, {**FAKE_GEVENT, "wsgi.py": "from gevent import monkey\n# production only, once\nmonkey.patch_all()\n"
+                                                "from flask import Flask\napp = Flask(__name__)\n"})
+    out = load(tmp_path, "/", app_module="wsgi:app")
+    assert out["failure"]["exc_type"] == "MonkeyPatched" and (out["failure"]["file"], out["failure"]["line"]) == ("wsgi.py", 3)
+    assert "patched the standard library with gevent (wsgi.py:3)" in out["failure"]["message"]
+    assert "FLASK_RUN_FROM_CLI" in out["failure"]["hint"] and "responses" not in out
+
+
+def test_the_app_is_imported_as_flask_run_imports_it(tmp_path):
+    """A wsgi.py that patches only outside `flask run`, and a module-level app.run(): both as under `flask run`."""
+    write(tmp_path, {**FAKE_GEVENT, "wsgi.py": "import os\nfrom flask import Flask\n"
+                                                "if not os.environ.get('FLASK_RUN_FROM_CLI'):\n"
+                                                "    from gevent import monkey\n    monkey.patch_all()\n"
+                                                "app = Flask(__name__)\napp.add_url_rule('/', 'i', lambda: 'served')\n"
+                                                "app.run(port=1)  # would block (and fail) outside flask run\n"})
+    out = load(tmp_path, "/", app_module="wsgi:app")
+    assert out["failure"] is None and out["responses"]["/"] == [200, "served"]

@@ -139,3 +139,15 @@ def test_status_says_which_dependency_set_and_what_was_left_out():
     assert lines[-2:] == [f"dependencies: {data['dependency_set']['chosen']}",
                           f"dependencies: {data['dependency_set']['left_out']}"]
     assert "dependencies" not in format_status({"state": "serving", "port": 8000, "dependency_set": None}, now=0)
+
+
+def test_status_says_when_a_fast_path_was_found_wrong_and_what_was_narrowed():
+    from unstuck.cli import format_status
+
+    data = {"state": "serving", "app_module": "app.main:app", "port": 8000,
+            "fast_path": ["the app layer failed (KeyError: 'x') where a fresh interpreter serves the same code; "
+                          "serving the fresh one. The app layer is off until the container restarts.",
+                          "the spare failed (ImportError: ...) where ... The warm process no longer imports ..."]}
+    assert format_status(data, now=0).splitlines()[-1] == ("fast path:    the spare failed (ImportError: ...) where "
+                                                           "... The warm process no longer imports ...")
+    assert "fast path" not in format_status({**data, "fast_path": []}, now=0)

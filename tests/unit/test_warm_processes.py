@@ -6,10 +6,16 @@ from unstuck.warm_process_client import WarmProcesses
 
 
 class Recorded:
-    def __init__(self, listen_fd, preload_file, modules, events, also=frozenset()):
-        self.modules = modules | also
+    def __init__(self, listen_fd, preload_file, modules, events, also=frozenset(), narrow=False, layer_off=False):
+        self.modules = frozenset() if narrow else modules | also
         self.listed, self.also = modules, also
+        self.narrow, self.layer_off = narrow, layer_off
         self.retiring = False
+        self.ops = []
+        self.pid = 4242
+
+    def send_op(self, op):
+        self.ops.append(op)
 
     def preload(self, modules):
         self.modules = self.modules | frozenset(modules)
@@ -33,3 +39,45 @@ def test_a_first_start_imports_the_seeds_but_the_preload_file_keeps_only_what_th
     again = WarmProcesses(-1, preload, events=None, enabled=True)
     again.start(again.remembered())
     assert again.next.listed == {"fastapi", "uvicorn"} and again.next.also == frozenset()
+
+
+def test_the_preload_file_keeps_the_order_in_which_the_app_first_imported_its_modules(tmp_path, monkeypatch):
+    """The warm process imports them in that order and stops at the first that fails outside the app (a
+    framework not set up yet): sorted, a module the app imported late could come before what sets it up."""
+    monkeypatch.setattr(warm_process_client, "WarmProcess", Recorded)
+    preload = tmp_path / "preload.txt"
+    warm = WarmProcesses(-1, preload, events=None, enabled=True)
+    warm.start(set())
+    warm.learn(["django", "django.conf", "allauth"])
+    warm.learn(["django", "anyio", "allauth"])
+    assert preload.read_text().split() == ["django", "django.conf", "allauth", "anyio"]
+    assert WarmProcesses(-1, preload, events=None, enabled=True).remembered() == preload.read_text().split()
+
+
+def test_each_fast_path_found_wrong_is_narrowed_one_step_until_there_is_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(warm_process_client, "WarmProcess", Recorded)
+    preload = tmp_path / "preload.txt"
+    preload.write_text("lateconf\n")
+    warm = WarmProcesses(-1, preload, events=None, enabled=True)
+    warm.start(warm.remembered())
+    first = warm.next
+    warm.on_ready(first, {})
+    assert first.modules == {"lateconf"}
+
+    said = warm.distrust("app layer")
+    assert "app layer is off" in said and first.ops == ["no-layer"] and not first.retiring
+
+    said = warm.distrust("spare")
+    assert "no longer imports the modules the app used" in said
+    assert first.retiring and warm.next.narrow and warm.next.layer_off and warm.next.modules == frozenset()
+    warm.learn(["lateconf", "anyio"])  # still recorded for the next start, but not imported now
+    assert warm.next.modules == frozenset() and preload.read_text().split() == ["lateconf", "anyio"]
+
+    said = warm.distrust("fork")
+    assert "off until the container restarts" in said and warm.current is None and warm.next is None
+    assert warm.distrust("fork") == "Reloads start fresh interpreters already."
+
+    # A restart tries the fast path again (and checks it again): nothing kept says otherwise.
+    again = WarmProcesses(-1, preload, events=None, enabled=True)
+    again.start(again.remembered())
+    assert not again.next.narrow and not again.next.layer_off and "lateconf" in again.next.modules
