@@ -95,19 +95,22 @@ def test_the_cli_installs_and_says_so_in_one_line_when_it_cannot(project):
     assert "uv:" not in refused.stdout + refused.stderr  # nothing was attempted
 
 
+PACKAGE = """
+    [project]
+    name = "proj"
+    version = "0.1.0"
+    dependencies = ["six==1.16.0"]
+    [dependency-groups]
+    dev = ["iniconfig==2.0.0"]
+    [build-system]
+    requires = ["uv_build>=0.9,<0.14"]
+    build-backend = "uv_build"
+    """
+
+
 def test_a_package_project_is_editable_and_its_dev_group_installed(project):
     root, env, write = project
-    write({"pyproject.toml": """
-        [project]
-        name = "proj"
-        version = "0.1.0"
-        dependencies = ["six==1.16.0"]
-        [dependency-groups]
-        dev = ["iniconfig==2.0.0"]
-        [build-system]
-        requires = ["uv_build>=0.9,<0.14"]
-        build-backend = "uv_build"
-        """, "src/proj/__init__.py": "X = 1\n"})
+    write({"pyproject.toml": PACKAGE, "src/proj/__init__.py": "X = 1\n"})
     outcome = dependencies.install_now(root, env=env)
     assert outcome.ok, outcome.error
     assert in_app(root, env, "import proj, six, iniconfig; print(proj.X, six.__version__)") == "1 1.16.0"
@@ -119,15 +122,7 @@ def test_a_project_that_cannot_be_built_still_gets_its_dependencies_and_says_how
     root, env, write = project
     # A [build-system] whose build fails (here: no module where uv_build expects one), as a project that
     # installs with `pip install -r requirements.txt` often has.
-    write({"requirements.txt": "six==1.16.0\n", "pyproject.toml": """
-        [project]
-        name = "proj"
-        version = "0.1.0"
-        dependencies = ["iniconfig==2.0.0"]
-        [build-system]
-        requires = ["uv_build>=0.9,<0.14"]
-        build-backend = "uv_build"
-        """, "proj_app.py": "X = 1\n"})
+    write({"pyproject.toml": PACKAGE, "proj_app.py": "X = 1\n"})
     outcome = dependencies.install_now(root, env=env)
     assert outcome.ok, outcome.error
     assert outcome.warning.startswith(f"the project itself ({root}) is not installed as a package: proj cannot be "
