@@ -53,8 +53,6 @@ class Outcome:
     error: str = ""  # the installer's error lines
     summary: str = ""  # one line: what failed (or what was done)
     had_env: bool = True  # an earlier install was in place (and keeps serving when this one failed)
-    chosen: str = ""  # the dependency set and why, one line
-    left_out: str = ""  # what was found and not installed, and why, one line
     warning: str = ""  # the dependencies are in, but the project itself is not (why, and what to do)
 
 
@@ -255,7 +253,7 @@ def install_now(root: Path, names: list[str] | None = None, env: Path | None = N
     had_env = bool(stamps.get("sources")) and stamps.get("interpreter") == project_env.current_interpreter() \
         and project_env.made_for(env) == project_env.current_interpreter()
     chosen, left_out = the_plan.selection.describe(root)
-    base = Outcome(False, names, 0.0, had_env=had_env, chosen=chosen, left_out=left_out or "")
+    base = Outcome(False, names, 0.0, had_env=had_env)
     try:
         project_env.ensure(env)
     except project_env.EnvError as exc:
