@@ -14,11 +14,14 @@ ARG UNSTUCK_GID=1000
 # the runtime user, and by the host UID when the devcontainer CLI renumbers that user, since it re-owns
 # /home/app), with uv's cache beside it so that one volume keeps both and uv hardlinks from the cache.
 # The project environment's bin comes first on PATH, and VIRTUAL_ENV/UV_PROJECT_ENVIRONMENT point at it,
-# so `python`, `uv pip install` and `uv add` in a shell use the app's environment.
+# so `python`, `uv pip install` and `uv add` in a shell use the app's environment. UV_SYSTEM_CERTS: uv
+# trusts the system's CA store as pip does (its own bundled roots otherwise), so a company CA added to the
+# image (update-ca-certificates) serves both.
 ENV UNSTUCK_PROJECT_ENV=/home/app/.unstuck/venv \
     UV_CACHE_DIR=/home/app/.unstuck/cache \
     UV_PROJECT_ENVIRONMENT=/home/app/.unstuck/venv \
     UV_PYTHON_DOWNLOADS=never \
+    UV_SYSTEM_CERTS=1 \
     VIRTUAL_ENV=/home/app/.unstuck/venv \
     PATH=/home/app/.unstuck/venv/bin:/opt/unstuck/venv/bin:/opt/unstuck/entrypoint/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -28,6 +31,24 @@ ENV UNSTUCK_PROJECT_ENV=/home/app/.unstuck/venv \
     APP_MODULE="" \
     HOST=0.0.0.0 \
     PORT=8000
+
+# Packages without a wheel for this platform build, as in projects' own dev images (cookiecutter-django's
+# installs build-essential and libpq-dev): a C compiler, the C library's headers and libpq's (psycopg[c],
+# psycopg2), and Python's headers when the base lacks them (official python images have them; a base on
+# Debian's python3 gets python3-dev). More Debian packages (an install error names the missing ones):
+#   --build-arg UNSTUCK_BUILD_PACKAGES="gcc libc6-dev libpq-dev libldap2-dev libsasl2-dev"
+# and "" for the leanest image (wheels only). Cost: see the README ("Dependency sources").
+ARG UNSTUCK_BUILD_PACKAGES="gcc libc6-dev libpq-dev"
+RUN set -eux; \
+    packages="${UNSTUCK_BUILD_PACKAGES}"; \
+    include="$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')"; \
+    if [ -n "${packages}" ] && [ ! -e "${include}/Python.h" ]; then packages="${packages} python3-dev"; fi; \
+    if [ -n "${packages}" ]; then \
+        apt-get update; \
+        apt-get install -y --no-install-recommends ${packages}; \
+        apt-get clean; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi
 
 # The runtime user, unstuck's virtualenv, the project environment's home and the private runtime
 # directory (supervisord's control socket).

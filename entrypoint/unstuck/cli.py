@@ -159,10 +159,17 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"error:        {data['error']}")
         if (data.get("failure") or {}).get("hint"):
             lines.append(f"hint:         {data['failure']['hint']}")
+    chosen = data.get("dependency_set") or {}
+    if chosen.get("chosen"):
+        lines.append(f"dependencies: {chosen['chosen']}")
+        if chosen.get("left_out"):
+            lines.append(f"dependencies: {chosen['left_out']}")
     if data.get("installing"):
         lines.append("dependencies: installing")
     if data.get("dependencies_error"):
         lines.append(f"dependencies: {data['dependencies_error']}")
+    if data.get("dependencies_warning"):
+        lines.append(f"dependencies: {data['dependencies_warning']}")
     if data.get("crashes"):
         lines.append(f"crashes:      {data['crashes']} in a row")
     for note in (data.get("fast_path") or [])[-1:]:  # the latest: each narrows the fast path one step more

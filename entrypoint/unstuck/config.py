@@ -25,8 +25,12 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A
 # Directories and files that never trigger a reload: virtualenvs, VCS data, caches, logs and editor
 # droppings. watchfiles' DefaultFilter covers most; these are added on top of it.
 DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*")
-DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "uv.lock", ".python-version", "Procfile", "*.html",
-                 "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml", "*.ini", "*.cfg")
+# The requirements/ directory's usual names are listed (patterns match a name, not a path): an edit of
+# requirements/base.txt must reinstall the dev set that includes it.
+DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*-requirements.txt", "base.txt", "dev.txt",
+                 "development.txt", "local.txt", "production.txt", "prod.txt", "test.txt", "uv.lock",
+                 ".python-version", "Procfile", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
+                 "*.ini", "*.cfg")
 # The app's own dependencies (see project_env): kept by one named volume at /home/app/.unstuck.
 DEFAULT_PROJECT_ENV = "/home/app/.unstuck/venv"
 
@@ -54,6 +58,7 @@ class Settings:
     worker_grace: float
     project_env: Path
     app_layer: bool = True
+    requirements: tuple[str, ...] = ()  # UNSTUCK_REQUIREMENTS; () = chosen by dependency_set
 
     @property
     def state_file(self) -> Path:
@@ -112,6 +117,27 @@ def _flag(env: Mapping[str, str], name: str, default: str = "auto") -> bool | No
         return None
     accepted = "1, 0 or auto" if default == "auto" else "1 or 0"
     raise ConfigError(f"{name}={raw!r} is not accepted; use {accepted}")
+
+
+def requirement_names(raw: str) -> tuple[str, ...]:
+    """UNSTUCK_REQUIREMENTS: comma-separated paths relative to APP_DIR; empty = chosen automatically."""
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _requirements(env: Mapping[str, str], app_dir: Path, check_dirs: bool) -> tuple[str, ...]:
+    names = requirement_names(env.get("UNSTUCK_REQUIREMENTS", ""))
+    for name in names:
+        path = Path(name)
+        if path.is_absolute() or ".." in path.parts:
+            raise ConfigError(f"UNSTUCK_REQUIREMENTS: {name!r} is not a path inside APP_DIR; use paths relative to "
+                              f"{app_dir}, e.g. requirements/local.txt")
+        if not (name.endswith(".txt") or path.name in ("pyproject.toml", "uv.lock")):
+            raise ConfigError(f"UNSTUCK_REQUIREMENTS: {name!r} is not a requirements file; name .txt requirements "
+                              "files, a pyproject.toml or a uv.lock")
+        if check_dirs and not (app_dir / path).is_file():
+            raise ConfigError(f"UNSTUCK_REQUIREMENTS: {name!r} does not exist under {app_dir}; fix the path or "
+                              "leave UNSTUCK_REQUIREMENTS empty to choose automatically")
+    return names
 
 
 def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Settings:
@@ -181,4 +207,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         worker_grace=_number(env, "UNSTUCK_WORKER_GRACE", 5.0, 0.0, 60.0),
         project_env=project_env,
         app_layer=_flag(env, "UNSTUCK_APP_LAYER", default="1"),
+        requirements=_requirements(env, app_dir, check_dirs),
     )

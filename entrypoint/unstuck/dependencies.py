@@ -1,21 +1,23 @@
 """Install what the project declares into the project environment, at start and whenever it changes.
 
 Adding a package otherwise means rebuilding the image. uv does the work (it resolves everything before it
-touches the environment, so a failed install leaves the last good one serving); this decides what to
-install and how, streams uv's output into the log, remembers what was installed (by content hash, in the
-project environment, so a second start installs nothing), and reports the Outcome to the reloader.
+touches the environment, so a failed install leaves the last good one serving); this decides how to
+install the set dependency_set.select() chose, streams uv's output into the log, remembers what was
+installed (by content hash, in the project environment, so a second start installs nothing), and reports
+the Outcome to the reloader.
 
-What is installed (plan()), from the files found under APP_DIR outside ignored directories:
-- a `uv.lock` (beside its pyproject.toml; the shallowest if there are several) pins the whole
-  environment: `uv sync --locked` installs exactly the locked versions, the dev group included, and the
-  project itself (editable) when it is a package. The sync is exact (packages not in the lock are
-  removed), so requirements*.txt files are not installed then: they would be removed by the next sync.
-  `--locked` rather than `--frozen`: the same locked versions, but a pyproject.toml edited without
-  `uv lock` is reported ("run uv lock") instead of silently serving without the new dependency.
-- otherwise, in one `uv pip install` (one resolution, so the sources cannot contradict each other):
-  every requirements*.txt; each pyproject.toml's [project] dependencies, or the project itself as an
-  editable install when it is a package ([build-system], or tool.uv.package = true), so edits to it keep
-  reloading without a reinstall; and its [dependency-groups] dev group (PEP 735).
+How (plan()), in two steps:
+1. The dependencies. With a `uv.lock`: `uv sync --locked --no-install-project` (exactly the locked
+   versions, dev group included; the sync is exact, so files outside the lock are not installed: the next
+   sync would remove them). `--locked` rather than `--frozen`: a pyproject.toml edited without `uv lock`
+   is reported ("run uv lock") instead of silently serving without the new dependency. Without a lock,
+   one `uv pip install` (one resolution, so the files cannot contradict each other) of the chosen
+   requirements files and pyproject.toml's [project] dependencies, `dev` extra and `dev` group (PEP 735).
+2. The project itself, editable, when it is a package ([build-system], or tool.uv.package = true), so
+   edits to it keep reloading without a reinstall: a separate step, because a project that installs with
+   `pip install -r requirements.txt` often has a [build-system] that does not build in place (a forced
+   include of generated files): its dependencies are installed all the same, its source stays importable
+   from APP_DIR, and the log says how to say "not a package" (`[tool.uv] package = false`).
 """
 
 from __future__ import annotations
@@ -23,31 +25,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 import threading
 import time
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
-from watchfiles import DefaultFilter
-
-from unstuck import project_env
+from unstuck import dependency_set, project_env, uv_errors
+from unstuck.dependency_set import read_toml as read_pyproject
 from unstuck.logs import log
 
-REQUIREMENTS = "requirements*.txt"
+REQUIREMENTS = "*requirements*.txt"
 # A change to one of these re-checks what needs installing (.python-version: the Python check).
 FILES = (REQUIREMENTS, "pyproject.toml", "uv.lock", ".python-version")
-# The directories the watcher never looks into either (watchfiles' defaults, and `venv`): not walked.
-SKIP_DIRS = set(DefaultFilter.ignore_dirs) | {"venv"}
 # The parts of a pyproject.toml that change what is installed; edits elsewhere ([tool.ruff] ...) do not.
 PYPROJECT_KEYS = ("project", "dependency-groups", "build-system")
-# -r/-c lines of a requirements file: the files they name are part of what it declares.
-_INCLUDE_RE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)(?:\s+|=)(\S+)", re.M)
-ERROR_LINES = 12
 COMMON_ARGS = ("--no-progress",)
+NOT_A_PACKAGE = "add `[tool.uv]` `package = false` to pyproject.toml if it is not meant to be installed as a package"
 
 
 @dataclass
@@ -57,37 +52,29 @@ class Outcome:
     seconds: float
     error: str = ""  # the installer's error lines
     summary: str = ""  # one line: what failed (or what was done)
+    had_env: bool = True  # an earlier install was in place (and keeps serving when this one failed)
+    warning: str = ""  # the dependencies are in, but the project itself is not (why, and what to do)
 
 
 @dataclass
 class Plan:
-    """One uv command that installs everything the project declares."""
+    """The uv commands that install the chosen set: its dependencies, then the project itself."""
 
-    args: list[str]  # after `uv`
+    args: list[str]  # after `uv`: the dependencies
     cwd: Path
-    sources: list[Path]  # stamped once the command succeeds
-    ignored: list[Path] = field(default_factory=list)  # found, but not installed (and why, in `note`)
-    note: str = ""
+    sources: list[Path]  # stamped once the dependencies are in
+    project_args: list[str] | None = None  # the project's own editable install, after `args`
+    project: Path | None = None  # the package `project_args` installs
+    selection: dependency_set.Selection | None = None
+
+    @property
+    def ignored(self) -> list[Path]:
+        return self.selection.left_out if self.selection else []
 
 
 def is_dependency_file(path: str) -> bool:
-    return any(fnmatch(Path(path).name, pattern) for pattern in FILES)
-
-
-def find(root: Path) -> list[Path]:
-    found = []
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if d not in SKIP_DIRS]
-        found += [Path(directory, name) for name in files if is_dependency_file(name)]
-    return sorted(found)
-
-
-def read_pyproject(path: Path) -> dict | None:
-    """The parsed file; None when it cannot be read or parsed (uv then reports the error itself)."""
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
+    p = Path(path)
+    return any(fnmatch(p.name, pattern) for pattern in FILES) or (p.parent.name == "requirements" and p.suffix == ".txt")
 
 
 def is_package(pyproject: dict) -> bool:
@@ -96,44 +83,61 @@ def is_package(pyproject: dict) -> bool:
     return explicit if isinstance(explicit, bool) else "build-system" in pyproject
 
 
-def pyproject_args(path: Path) -> list[str]:
-    """`uv pip install` arguments for one pyproject.toml (none when it declares nothing to install)."""
+def pyproject_args(path: Path) -> tuple[list[str], Path | None]:
+    """`uv pip install` arguments for one pyproject.toml's dependencies, and its directory when the project
+    itself is a package (installed in the separate step)."""
     data = read_pyproject(path)
     if data is None:
-        return ["-r", str(path)]  # broken: let uv say what is wrong with it
+        return ["-r", str(path)], None  # broken: let uv say what is wrong with it
     project = data.get("project")
-    if not isinstance(project, dict) and not is_package(data):
-        return []  # only tool settings (ruff, pytest ...)
-    args = ["-e", str(path.parent)] if is_package(data) else (["-r", str(path)] if project.get("dependencies") else [])
+    project = project if isinstance(project, dict) else {}
+    dynamic = project.get("dynamic") or []
+    args: list[str] = []
+    # Dynamic dependencies need a build to be known: the package step (which builds) installs them.
+    if project.get("dependencies") and "dependencies" not in dynamic:
+        args += ["-r", str(path)]
+        if "dev" in (project.get("optional-dependencies") or {}) and "optional-dependencies" not in dynamic:
+            args += ["--extra", "dev"]
     if "dev" in (data.get("dependency-groups") or {}):
         args += ["--group", f"{path}:dev"]
-    return args
+    return args, (path.parent if is_package(data) else None)
 
 
-def plan(root: Path, env: Path) -> Plan | None:
-    """What to run to install everything the project under `root` declares; None when it declares nothing."""
-    files = [p for p in find(root) if p.name != ".python-version"]
-    locks = sorted((p for p in files if p.name == "uv.lock" and (p.parent / "pyproject.toml").is_file()),
-                   key=lambda p: (len(p.parts), str(p)))
-    if locks:
-        project_dir = locks[0].parent
-        sources = [p for p in files if p == locks[0] or (p.name == "pyproject.toml" and p.is_relative_to(project_dir))]
-        ignored = [p for p in files if p not in sources]
-        note = (f"{os.path.relpath(locks[0], root)} pins the environment: not installing "
-                f"{', '.join(os.path.relpath(p, root) for p in ignored)} (add them to pyproject.toml with `uv add`)"
-                if ignored else "")
-        args = ["sync", "--locked", *COMMON_ARGS, "--project", str(project_dir),
-                "--python", str(project_env.python(env))]
-        return Plan(args, project_dir, sources, ignored, note)
-    args, sources = [], []
-    for path in files:
-        more = ["-r", str(path)] if fnmatch(path.name, REQUIREMENTS) else pyproject_args(path)
-        if more:
-            args += more
-            sources.append(path)
-    if not sources:
+def configured_names(environ=None) -> tuple[str, ...]:
+    """UNSTUCK_REQUIREMENTS (validated by config.load at start)."""
+    from unstuck.config import requirement_names
+
+    return requirement_names((os.environ if environ is None else environ).get("UNSTUCK_REQUIREMENTS", ""))
+
+
+def plan(root: Path, env: Path, names: tuple[str, ...] | None = None) -> Plan | None:
+    """How to install the set the project under `root` declares; None when it declares nothing."""
+    chosen = dependency_set.select(root, configured_names() if names is None else names)
+    if chosen is None or not chosen.files:
         return None
-    return Plan(["pip", "install", *COMMON_ARGS, "--python", str(project_env.python(env)), *args], root, sources)
+    python = ["--python", str(project_env.python(env))]
+    if chosen.lock is not None:
+        project_dir = chosen.lock.parent
+        data = read_pyproject(project_dir / "pyproject.toml") or {}
+        sync = ["sync", "--locked", *COMMON_ARGS, "--project", str(project_dir), *python]
+        packaged = is_package(data) or bool(chosen.members)
+        skip = "--no-install-workspace" if chosen.members else "--no-install-project"
+        return Plan([*sync, skip] if packaged else sync, project_dir, chosen.files,
+                    sync if packaged else None, project_dir if packaged else None, chosen)
+    args: list[str] = []
+    packages: list[Path] = []
+    for path in chosen.requirements:
+        args += ["-r", str(path)]
+    for path in [p for p in [chosen.pyproject, *chosen.members] if p is not None]:
+        more, package = pyproject_args(path)
+        args += more
+        packages += [package] if package else []
+    install = ["pip", "install", *COMMON_ARGS, *python]
+    # The package step resolves the dependencies again with it (one resolution: consistent versions).
+    project_args = [*install, *args, *[a for p in packages for a in ("-e", str(p))]] if packages else None
+    if not args:  # only the package itself declares anything (dynamic dependencies), or nothing does
+        return Plan(project_args, root, chosen.files, None, None, chosen) if project_args else None
+    return Plan([*install, *args], root, chosen.files, project_args, packages[0] if packages else None, chosen)
 
 
 def _requirements_digest(path: Path, seen: set[Path]) -> bytes:
@@ -142,7 +146,7 @@ def _requirements_digest(path: Path, seen: set[Path]) -> bytes:
     seen.add(path)
     text = path.read_bytes()
     included = b""
-    for name in _INCLUDE_RE.findall(text.decode(errors="replace")):
+    for name in dependency_set.INCLUDE_RE.findall(text.decode(errors="replace")):
         try:
             included += _requirements_digest((path.parent / name).resolve(), seen)
         except OSError:
@@ -179,16 +183,23 @@ def preflight(root: Path) -> str | None:
 def pending(root: Path, env: Path | None = None) -> list[Path]:
     """The sources whose current content the project environment has not got yet (all of them when it is
     missing or was made for another interpreter); none while this Python does not fit the project."""
+    return check(root, env)[0]
+
+
+def check(root: Path, env: Path | None = None) -> tuple[list[Path], dict | None]:
+    """pending(), and the chosen set in words ({"chosen": line, "left_out": line or None}) for the status."""
     env = env or project_env.location()
     if preflight(root):
-        return []
+        return [], None
     the_plan = plan(root, env)
     if the_plan is None:
-        return []
+        return [], None
+    chosen, left_out = the_plan.selection.describe(root)
+    described = {"chosen": chosen, "left_out": left_out}
     stamps = project_env.read_stamps(env)
     if project_env.made_for(env) != project_env.current_interpreter() or stamps.get("interpreter") != \
             project_env.current_interpreter():
-        return the_plan.sources
+        return the_plan.sources, described
     installed = stamps.get("sources") or {}
     out = []
     for path in the_plan.sources:
@@ -199,13 +210,11 @@ def pending(root: Path, env: Path | None = None) -> list[Path]:
             continue
     if not out:
         log.debug("dependencies up to date (%s)", ", ".join(_stamp_key(p, root) for p in the_plan.sources))
-    return out
+    return out, described
 
 
 def error_lines(lines: list[str]) -> list[str]:
-    """uv's error and its explanation (from the first `error:` or `×` line on), else the last lines."""
-    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith(("error:", "×"))), None)
-    return (lines[start:] if start is not None else lines[-3:])[:ERROR_LINES]
+    return uv_errors.error_lines(lines)
 
 
 def run_uv(args: list[str], cwd: Path, env: Path) -> tuple[int, list[str]]:
@@ -223,7 +232,7 @@ def run_uv(args: list[str], cwd: Path, env: Path) -> tuple[int, list[str]]:
 
 def install_now(root: Path, names: list[str] | None = None, env: Path | None = None,
                 compile_now: bool = False) -> Outcome:
-    """Install everything the project under `root` declares into the project environment, now.
+    """Install the set the project under `root` declares into the project environment, now.
 
     The image runs with PYTHONDONTWRITEBYTECODE, so the installed modules' bytecode must be compiled by the
     install, or every interpreter start compiles them again. Compiling takes most of an install's time
@@ -240,29 +249,60 @@ def install_now(root: Path, names: list[str] | None = None, env: Path | None = N
         return Outcome(True, names or [], 0.0, summary=f"nothing to install: no requirements*.txt, pyproject.toml "
                                                        f"dependencies or uv.lock under {root}")
     names = names or [_stamp_key(p, root) for p in the_plan.sources]
+    stamps = project_env.read_stamps(env)
+    had_env = bool(stamps.get("sources")) and stamps.get("interpreter") == project_env.current_interpreter() \
+        and project_env.made_for(env) == project_env.current_interpreter()
+    chosen, left_out = the_plan.selection.describe(root)
+    base = Outcome(False, names, 0.0, had_env=had_env)
     try:
         project_env.ensure(env)
     except project_env.EnvError as exc:
-        return Outcome(False, names, time.monotonic() - started, str(exc), str(exc))
-    if the_plan.note:
-        log.info("%s", the_plan.note)
+        return _with(base, started, error=str(exc), summary=str(exc))
+    log.info("%s", chosen)
+    if left_out:
+        log.info("%s", left_out)
     log.info("installing dependencies from %s into %s ...", ", ".join(names), env)
     # Hashed before uv runs: a file saved meanwhile is installed by the next round, not stamped unseen.
     hashes = {_stamp_key(p, root): digest(p) for p in the_plan.sources if p.exists()}
-    args = [*the_plan.args, "--compile-bytecode"] if compile_now else the_plan.args
-    code, lines = run_uv(args, the_plan.cwd, env)
-    seconds = time.monotonic() - started
+    compile_args = ["--compile-bytecode"] if compile_now else []
+    code, lines = run_uv([*the_plan.args, *compile_args], the_plan.cwd, env)
     if code != 0:
-        summary = f"uv {' '.join(the_plan.args[:2])} failed (exit code {code})"
-        return Outcome(False, names, seconds, "\n".join(error_lines(lines)), summary)
+        summary = uv_errors.summary(lines, f"uv {' '.join(the_plan.args[:2])} failed (exit code {code})")
+        project_env.write_failure(env, summary)
+        return _with(base, started, error="\n".join(error_lines(lines)), summary=summary)
+    project_error = ""
+    if the_plan.project_args:
+        project_error = _install_project(the_plan, env, compile_args)
     project_env.write_stamps(env, {"interpreter": project_env.current_interpreter(), "sources": hashes})
+    project_env.write_failure(env, project_error or None)
     if not compile_now:
         project_env.compile_in_background(env)
     shadowed = project_env.shadowed(env)
     if shadowed:
         log.warning("the app imports unstuck's runtime copy of %s: the project's version is not used",
                     ", ".join(shadowed))
-    return Outcome(True, names, seconds, summary=f"installed from {', '.join(names)} in {seconds:.1f} s")
+    seconds = time.monotonic() - started
+    summary = f"installed from {', '.join(names)} in {seconds:.1f} s"
+    return _with(base, started, ok=True, summary=summary, warning=project_error)
+
+
+def _install_project(the_plan: Plan, env: Path, compile_args: list[str]) -> str:
+    """The project's own editable install, after its dependencies: "" when it is in, else one line saying
+    why not and how to say it is not a package (its dependencies stay installed either way)."""
+    where = the_plan.project or the_plan.cwd
+    log.info("installing the project itself (%s, editable) ...", where)
+    code, lines = run_uv([*the_plan.project_args, *compile_args], the_plan.cwd, env)
+    if code == 0:
+        return ""
+    why = uv_errors.summary(lines, f"exit code {code}")
+    message = (f"the project itself ({where}) is not installed as a package: {why}; its dependencies are "
+               f"installed and its source is imported from APP_DIR; {NOT_A_PACKAGE}")
+    log.warning("%s", message)
+    return message
+
+
+def _with(outcome: Outcome, started: float, **changes) -> Outcome:
+    return replace(outcome, seconds=time.monotonic() - started, **changes)
 
 
 def install(paths: list[Path], root: Path, on_done) -> threading.Thread:

@@ -106,6 +106,8 @@ class Installed:
     seconds: float
     error: str = ""  # the installer's error lines
     summary: str = ""  # one line: what failed
+    had_env: bool = True  # an earlier install is in place (and keeps serving when this one failed)
+    warning: str = ""  # installed, but the project itself is not (dependencies.Outcome.warning)
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ class Generations:
         self.after_install: str | None = None  # a reload waiting for the install to finish
         self.code_waits = False  # ... with code changed in the same batch (reloaded even if the install fails)
         self.deps_error: str | None = None
+        self.deps_warning: str | None = None  # installed, but not the project itself: why
         self.environment: Failure | None = None  # preflight problem: nothing is imported while it holds
         self.counters = collections.Counter(
             {"changes": 0, "reloads": 0, "failures": 0, "crashes": 0, "restarts": 0, "installs": 0, "superseded": 0,
@@ -278,14 +279,18 @@ class Generations:
         files = ", ".join(outcome.files)
         if outcome.ok:
             self.deps_error = None
+            self.deps_warning = outcome.warning or None
             log.info("dependencies installed from %s in %.1f s; restarting the app", files, outcome.seconds)
             self.ops.rebuild_warm()  # its preloaded modules may be other versions now
         else:
-            what = outcome.summary or outcome.error.splitlines()[0] if (outcome.summary or outcome.error) else "failed"
+            what = outcome.summary or (outcome.error.splitlines()[0] if outcome.error else "failed")
+            # The cause first, in one line (the log's and the status's headline); uv's lines after it.
             self.deps_error = f"installing dependencies from {files} failed: {what}"
+            after = ("the previous environment keeps serving" if outcome.had_env else
+                     "nothing is installed yet: the app cannot import its dependencies until this is fixed")
+            log.error("%s; %s", self.deps_error, after)
             if outcome.error and outcome.error.strip() != what:
                 self.deps_error += "\n" + outcome.error.strip()
-            log.error("%s; the previous environment keeps serving", self.deps_error.replace("\n", " | "))
         if self.install_again:
             self.install_again = False
             if self.ops.dependencies_pending():
@@ -555,6 +560,7 @@ class Generations:
             "pending_pid": self.pending.pid if self.pending else None,
             "installing": self.installing,
             "dependencies_error": self.deps_error,
+            "dependencies_warning": self.deps_warning,
             "environment_error": self.environment.message if self.environment else None,
             "fast_path": list(self.fast_path_notes),
         }

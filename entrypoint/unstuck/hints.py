@@ -1,8 +1,9 @@
 """A hint for a ModuleNotFoundError: which file to declare the missing package in, or why it is missing.
 
-unstuck installs what requirements*.txt and pyproject.toml's [project].dependencies declare, in place, as
-soon as the file is saved (dependencies.py): the useful hint is the file and the name to add. A module
-that is the user's own (a file under APP_DIR imported by the wrong name) gets no install hint.
+unstuck installs the dependency set dependency_set.py chooses, in place, as soon as a file of it is saved
+(dependencies.py): the useful hint is the file and the name to add, or, for a package that is declared,
+why it is not there (the install failed: the reason; a file left out of the set; a group other than dev).
+A module that is the user's own (a file under APP_DIR imported by the wrong name) gets no install hint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from unstuck import dependencies
+from unstuck import dependencies, dependency_set
 
 # Import name -> distribution names, for the well-known packages whose names differ (import yaml,
 # install PyYAML). importlib.metadata.packages_distributions() only knows installed packages, which a
@@ -88,7 +89,7 @@ def _find_own_module(top: str, app_dir: Path) -> Path | None:
     walked = 0
     for directory, subdirs, files in os.walk(app_dir):
         walked += 1
-        subdirs[:] = sorted(d for d in subdirs if d not in dependencies.SKIP_DIRS and not d.startswith("."))
+        subdirs[:] = sorted(d for d in subdirs if d not in dependency_set.SKIP_DIRS and not d.startswith("."))
         rel = Path(directory).relative_to(app_dir)
         if rel != Path("."):
             if f"{top}.py" in files:
@@ -101,35 +102,51 @@ def _find_own_module(top: str, app_dir: Path) -> Path | None:
 
 
 def _install_hint(names: tuple[str, ...], app_dir: Path, near: str | None) -> str:
+    from unstuck import project_env
+
     wanted = [canonicalize_name(n) for n in names]
-    files = dependencies.find(app_dir)
-    for path in files:
+    try:
+        chosen = dependency_set.select(app_dir, dependencies.configured_names())
+    except Exception:  # noqa: BLE001 - a hint must not fail the error page (a bad UNSTUCK_REQUIREMENTS ...)
+        chosen = None
+    installed = [*(chosen.files if chosen else [])]
+    for path in chosen.requirements if chosen else []:
+        installed += dependency_set.includes(path)
+    for path in [*installed, *(chosen.left_out if chosen else [])]:
         declared = _declared(path)
         found = next((n for n in wanted if n in declared), None)
         if found is None:
             continue
-        shown = path.relative_to(app_dir)
-        if declared[found] == "[dependency-groups]":
-            return (f"{found!r} is declared in {shown} [dependency-groups], which unstuck does not install: "
-                    f"move it to [project].dependencies (unstuck installs it in place)")
+        shown = os.path.relpath(path, app_dir)
+        where = declared[found]
+        if path not in installed:
+            return (f"{found!r} is declared in {shown}, which is not installed (the dependency set is "
+                    f"{', '.join(os.path.relpath(p, app_dir) for p in chosen.files)}): declare it there, or name "
+                    f"the files to install in UNSTUCK_REQUIREMENTS")
+        if where.startswith("[dependency-groups]") and where != "[dependency-groups] dev":
+            return (f"{found!r} is declared in {shown} {where}; unstuck installs only the dev group: "
+                    f"move it to [dependency-groups] dev")
+        failed = project_env.read_failure(project_env.location())
+        if failed:
+            return f"{found!r} is declared in {shown} but the install failed: {failed}"
         return f"{found!r} is declared in {shown} but not installed: see the install error in `unstuck status` or the log"
     name = names[0]
-    by_depth = sorted(files, key=lambda p: (len(p.parts), str(p)))
-    pyproject = next((p for p in by_depth if p.name == "pyproject.toml" and _takes_dependencies(p)), None)
-    if pyproject is not None:
-        return (f"add {name!r} to [project].dependencies in {pyproject.relative_to(app_dir)} "
+    if chosen is not None and chosen.lock is not None:
+        return (f"add {name!r} with `uv add {name}` (it updates pyproject.toml and uv.lock; an edit of "
+                f"pyproject.toml alone needs `uv lock` too); unstuck installs it in place")
+    if chosen is not None and chosen.pyproject is not None and _takes_dependencies(chosen.pyproject):
+        return (f"add {name!r} to [project].dependencies in {os.path.relpath(chosen.pyproject, app_dir)} "
                 f"(or `uv add {name}`); unstuck installs it in place")
-    requirements = ([p for p in by_depth if p.name == "requirements.txt"]
-                    or [p for p in by_depth if p.name != "pyproject.toml"])
-    if requirements:
-        return f"add {name!r} to {requirements[0].relative_to(app_dir)}; unstuck installs it in place"
+    if chosen is not None and chosen.requirements:
+        target = next((p for p in chosen.requirements if p.name == "requirements.txt"), chosen.requirements[0])
+        return f"add {name!r} to {os.path.relpath(target, app_dir)}; unstuck installs it in place"
     folder = Path(near).parent if near and not os.path.isabs(near) else Path(".")
     return f"create {folder / 'requirements.txt'} with the line {name!r}; unstuck installs it in place"
 
 
 def _declared(path: Path) -> dict[str, str]:
     """Canonical names the file declares -> where: "" (a requirements file, pyproject's
-    [project].dependencies) or "[dependency-groups]" (PEP 735, which unstuck does not install)."""
+    [project].dependencies) or "[dependency-groups] NAME" (PEP 735: unstuck installs the dev group)."""
     if path.name != "pyproject.toml":
         try:
             return dict.fromkeys(_names(_requirement_lines(path.read_text(errors="replace"))), "")
@@ -138,8 +155,8 @@ def _declared(path: Path) -> dict[str, str]:
     data = _toml(path)
     out: dict[str, str] = {}
     groups = data.get("dependency-groups")
-    for group in groups.values() if isinstance(groups, dict) else []:
-        out.update(dict.fromkeys(_names(group), "[dependency-groups]"))
+    for group, items in groups.items() if isinstance(groups, dict) else []:
+        out.update(dict.fromkeys(_names(items), f"[dependency-groups] {group}"))
     project = data.get("project")
     if isinstance(project, dict):
         out.update(dict.fromkeys(_names(project.get("dependencies")), ""))

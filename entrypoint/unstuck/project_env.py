@@ -34,6 +34,8 @@ from unstuck.logs import log
 
 # What was installed, by content hash of each source, and for which interpreter (see dependencies).
 STAMPS_FILE = "unstuck-installed.json"
+# Why the last install (or the project's own install) failed, one line; absent after a success.
+FAILED_FILE = "unstuck-install-failed.txt"
 
 
 class EnvError(Exception):
@@ -88,9 +90,10 @@ def uv_command() -> str:
 def uv_environment(env: Path) -> dict[str, str]:
     """The environment uv runs in: it targets `env`, never downloads an interpreter of its own (uv sync
     would otherwise replace the environment when .python-version names another Python), and prints plain
-    lines. SSL_CERT_FILE and the rest of the container's environment pass through: uv then trusts the CA
-    bundle the image sets."""
-    return {**os.environ, "UV_PROJECT_ENVIRONMENT": str(env), "VIRTUAL_ENV": str(env),
+    lines. It trusts the system's CA store as pip does (UV_SYSTEM_CERTS; uv's own bundled roots otherwise
+    refuse a company proxy's CA that the image added), unless the environment says otherwise; SSL_CERT_FILE
+    and the rest of the container's environment pass through."""
+    return {"UV_SYSTEM_CERTS": "1", **os.environ, "UV_PROJECT_ENVIRONMENT": str(env), "VIRTUAL_ENV": str(env),
             "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
 
 
@@ -149,6 +152,26 @@ def write_stamps(env: Path, data: dict) -> None:
     os.replace(tmp, env / STAMPS_FILE)
 
 
+def write_failure(env: Path, summary: str | None) -> None:
+    """The last install's failure in one line (None: it succeeded), for the ModuleNotFoundError hint, which
+    runs in the app's process and otherwise could not tell "not declared" from "declared, install failed"."""
+    path = env / FAILED_FILE
+    try:
+        if summary:
+            path.write_text(summary + "\n")
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass  # the hint then falls back to "see the install error in `unstuck status`"
+
+
+def read_failure(env: Path) -> str | None:
+    try:
+        return (env / FAILED_FILE).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def add_site_packages(env: Path) -> None:
     """Append `env`'s site-packages to sys.path, running its .pth files (editable installs), once."""
     path = site_packages(env)
@@ -187,5 +210,5 @@ def shadowed(env: Path) -> list[str]:
     """Packages the project environment has in another version than unstuck's runtime: the app imports the
     runtime's (its site-packages come first), so the project's pin does not hold for them."""
     mine, runtime = _versions(site_packages(env)), _versions(site_packages(Path(sys.prefix)))
-    return [f"{name} {mine[name]} (runtime has {runtime[name]})"
+    return [f"{name} {runtime[name]} (the project environment has {mine[name]})"
             for name in sorted(mine.keys() & runtime.keys()) if mine[name] != runtime[name]]

@@ -142,6 +142,7 @@ class Reloader:
         self.sock = None
         self.warm: WarmProcesses | None = None
         self.procs = ProcControl(settings, lambda *exit: self.events.put(ReleaseExited(*exit)))
+        self.dependency_set: dict | None = None  # dependencies.check(): the chosen set in words
         self.published = -1
         self.published_at = float("-inf")
 
@@ -224,7 +225,13 @@ class Reloader:
         return Failure("environment", "IncompatiblePython", problem) if problem else None
 
     def dependencies_pending(self) -> tuple[str, ...]:
-        pending = dependencies.pending(self.settings.app_dir, self.settings.project_env)
+        pending, described = dependencies.check(self.settings.app_dir, self.settings.project_env)
+        if described != self.dependency_set:
+            self.dependency_set = described  # in the status; in the log here unless an install logs it
+            if described and not pending:
+                log.info("%s", described["chosen"])
+                if described["left_out"]:
+                    log.info("%s", described["left_out"])
         return tuple(str(p.relative_to(self.settings.app_dir)) for p in pending)
 
     def install(self) -> None:
@@ -233,7 +240,7 @@ class Reloader:
 
         def done(outcome) -> None:
             self.events.put(ev.Installed(outcome.ok, tuple(outcome.files), outcome.seconds, outcome.error,
-                                         outcome.summary))
+                                         outcome.summary, outcome.had_env, outcome.warning))
 
         if not paths:
             done(dependencies.Outcome(True, [], 0.0))
@@ -488,7 +495,7 @@ class Reloader:
         try:
             state.write(self.settings.state_file, app_module=self.settings.app_module, port=self.settings.port,
                         warm_modules=len(warm.modules) if warm else None, app_layer=self.app_layer,
-                        procfile_error=self.procs.error, **self.procs.state(),
+                        procfile_error=self.procs.error, dependency_set=self.dependency_set, **self.procs.state(),
                         watcher=self.watcher.state() if self.watcher else None, **snapshot)
         except OSError as exc:
             log.debug("cannot write state file: %s", exc)

@@ -86,7 +86,8 @@ def test_the_cli_installs_and_says_so_in_one_line_when_it_cannot(project):
     write({"requirements.txt": "six==1.16.0\nunstuck-no-such-package-zz==9.9.9\n"})
     failed = deps_cli(root, env)
     assert failed.returncode == 1
-    assert failed.stderr.count("\n") == 1 and failed.stderr.startswith("unstuck: error: uv pip install failed")
+    assert failed.stderr.count("\n") == 1
+    assert failed.stderr.startswith("unstuck: error: Because unstuck-no-such-package-zz was not found"), failed.stderr
     assert "unstuck-no-such-package-zz" in failed.stderr
     write({"pyproject.toml": '[project]\nname = "x"\nversion = "0"\nrequires-python = ">=3.99"\n'})
     refused = deps_cli(root, env)
@@ -94,24 +95,43 @@ def test_the_cli_installs_and_says_so_in_one_line_when_it_cannot(project):
     assert "uv:" not in refused.stdout + refused.stderr  # nothing was attempted
 
 
+PACKAGE = """
+    [project]
+    name = "proj"
+    version = "0.1.0"
+    dependencies = ["six==1.16.0"]
+    [dependency-groups]
+    dev = ["iniconfig==2.0.0"]
+    [build-system]
+    requires = ["uv_build>=0.9,<0.14"]
+    build-backend = "uv_build"
+    """
+
+
 def test_a_package_project_is_editable_and_its_dev_group_installed(project):
     root, env, write = project
-    write({"pyproject.toml": """
-        [project]
-        name = "proj"
-        version = "0.1.0"
-        dependencies = ["six==1.16.0"]
-        [dependency-groups]
-        dev = ["iniconfig==2.0.0"]
-        [build-system]
-        requires = ["uv_build>=0.9,<0.14"]
-        build-backend = "uv_build"
-        """, "src/proj/__init__.py": "X = 1\n"})
+    write({"pyproject.toml": PACKAGE, "src/proj/__init__.py": "X = 1\n"})
     outcome = dependencies.install_now(root, env=env)
     assert outcome.ok, outcome.error
     assert in_app(root, env, "import proj, six, iniconfig; print(proj.X, six.__version__)") == "1 1.16.0"
     write({"src/proj/__init__.py": "X = 2\n"})  # an edit, no reinstall
     assert in_app(root, env, "import proj; print(proj.X)") == "2"
+
+
+def test_a_project_that_cannot_be_built_still_gets_its_dependencies_and_says_how_to_not_be_a_package(project):
+    root, env, write = project
+    # A [build-system] whose build fails (here: no module where uv_build expects one), as a project that
+    # installs with `pip install -r requirements.txt` often has.
+    write({"pyproject.toml": PACKAGE, "proj_app.py": "X = 1\n"})
+    outcome = dependencies.install_now(root, env=env)
+    assert outcome.ok, outcome.error
+    assert outcome.warning.startswith(f"the project itself ({root}) is not installed as a package: proj cannot be "
+                                      "built: Expected a Python module at: src/proj/__init__.py; "), outcome.warning
+    assert outcome.warning.endswith("its source is imported from APP_DIR; add `[tool.uv]` `package = false` to "
+                                    "pyproject.toml if it is not meant to be installed as a package")
+    assert in_app(root, env, "import proj_app, six, iniconfig; print(proj_app.X, six.__version__)") == "1 1.16.0"
+    assert dependencies.pending(root, env) == []  # not retried on every start: a save of pyproject.toml retries
+    assert "is not installed as a package" in project_env.read_failure(env)
 
 
 def lock(root: Path) -> dict:
@@ -142,7 +162,8 @@ def test_a_lock_installs_exactly_its_versions_and_a_stale_lock_changes_nothing(p
     pyproject.write_text(pyproject.read_text().replace('"six>=1.16"', '"six>=1.16", "iniconfig"'))
     assert [p.name for p in dependencies.pending(root, env)] == ["pyproject.toml"]
     stale = dependencies.install_now(root, env=env)
-    assert not stale.ok and stale.summary == "uv sync --locked failed (exit code 1)"
+    assert not stale.ok and stale.summary.startswith("The lockfile at `uv.lock` needs to be updated"), stale.summary
+    assert stale.summary.endswith("run `uv lock`"), stale.summary
     assert "needs to be updated" in stale.error and "uv lock" in stale.error
     assert installed(env) == {"six": locked["six"]}
     assert (env / project_env.STAMPS_FILE).read_text() == stamps_before  # still pending: retried on the next change
@@ -158,7 +179,7 @@ def test_a_failed_install_keeps_the_environment_and_stays_pending(project):
     assert dependencies.install_now(root, env=env).ok
     write({"requirements.txt": "six==1.16.0\nunstuck-no-such-package-zz==9.9.9\n"})
     outcome = dependencies.install_now(root, env=env)
-    assert not outcome.ok and outcome.summary == "uv pip install failed (exit code 1)"
+    assert not outcome.ok and outcome.summary.startswith("Because unstuck-no-such-package-zz was not found")
     assert "unstuck-no-such-package-zz" in outcome.error and "No solution found" in outcome.error
     assert in_app(root, env, "import six; print(six.__version__)") == "1.16.0"
     assert [p.name for p in dependencies.pending(root, env)] == ["requirements.txt"]
@@ -199,6 +220,6 @@ def test_a_package_the_runtime_has_in_another_version_is_named(project, caplog):
     with caplog.at_level(logging.INFO, logger="unstuck"):
         assert dependencies.install_now(root, env=env).ok
     warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"the app imports unstuck's runtime copy of h11 {other} (runtime has {runtime_h11}): "
-                        "the project's version is not used"]
+    assert warnings == [f"the app imports unstuck's runtime copy of h11 {runtime_h11} (the project environment "
+                        f"has {other}): the project's version is not used"]
     assert json.loads((env / project_env.STAMPS_FILE).read_text())["sources"]

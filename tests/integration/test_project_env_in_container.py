@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -195,3 +196,61 @@ def test_a_python_that_does_not_fit_is_said_in_one_line_and_nothing_is_installed
     save_in_place(project / "pyproject.toml", pyproject(["fastapi", "six==1.16.0"], f">={major}.{minor}"))
     wait_for(served.url(), has_text(200, '"six":"1.16.0"'), timeout=180, on_timeout=served.logs_tail)
     RECOVERIES.append(("requires-python fixed -> installed and served", time.monotonic() - started))
+
+
+DEV_SET_APP = """
+    import importlib.util
+    import fastapi, psycopg, six
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/")
+    def root():
+        return {"fastapi": fastapi.__version__, "six": six.__version__, "psycopg": psycopg.pq.__impl__,
+                "sphinx": importlib.util.find_spec("sphinx") is not None}
+"""
+HEROKU_STYLE = {  # as a Wagtail demo site or a cookiecutter project lays out its requirements
+    "requirements.txt": "-r requirements/production.txt\n",
+    # psycopg[c] has no wheel: it builds with the image's compiler and libpq headers.
+    "requirements/base.txt": "fastapi==0.115.6\npsycopg[c]==3.3.9\n",
+    # Production's additions must never be installed in development: this one does not even exist.
+    "requirements/production.txt": "-r base.txt\nunstuck-no-such-package-zz==9.9.9\n",
+    "requirements/development.txt": "-r base.txt\nsix==1.16.0\n",
+    "tests/fixtures/old/requirements.txt": "fastapi==0.65.2\n",
+    "docs/requirements.txt": "sphinx==8.1.3\n",
+    "main.py": DEV_SET_APP,
+}
+
+
+def test_the_dev_set_is_installed_and_said_and_a_build_that_fails_is_named_first(tmp_path, run_project):
+    project = make_project(tmp_path, HEROKU_STYLE)
+    served = run_project(project)
+    wait_for(served.url(), has_text(200, '"fastapi":"0.115.6"', '"six":"1.16.0"', '"psycopg":"c"', '"sphinx":false'),
+             timeout=300, on_timeout=served.logs_tail)
+    chosen = ("dependency set: requirements/development.txt (the dev set in preference to the production set)")
+    left_out = ("left out: requirements.txt, docs/requirements.txt, requirements/production.txt, "
+                "tests/fixtures/old/requirements.txt (not the chosen set or below the project root; "
+                "set UNSTUCK_REQUIREMENTS to choose)")
+    logs = served.logs()
+    assert chosen in logs and left_out in logs, served.logs_tail()
+    _, status = served.exec("unstuck", "status")
+    assert f"dependencies: {chosen}" in status and f"dependencies: {left_out}" in status, status
+    took = re.search(r"dependencies installed from requirements/development.txt in ([\d.]+) s", logs)
+    RECOVERIES.append(("dev set (fastapi, psycopg[c] built, six) installed at start", float(took.group(1))))
+
+    # uv trusts the system's CA store, as pip does: without SSL_CERT_FILE it still reaches the index
+    # (here through a proxy that re-signs TLS with a CA only the image's store has).
+    code, out = served.exec("env", "-u", "SSL_CERT_FILE", "uv", "pip", "install", "--dry-run", "--no-cache",
+                            "iniconfig==2.0.0")
+    assert code == 0, out
+
+    # A package that cannot be built: the package and the cause come first, and the app keeps serving.
+    save_in_place(project / "requirements/development.txt", "-r base.txt\nsix==1.16.0\npython-ldap==3.4.4\n")
+    failed = served.wait_status("the install fails", lambda s: bool(s.get("dependencies_error")), timeout=300)
+    headline = failed["dependencies_error"].splitlines()[0]
+    assert headline.startswith("installing dependencies from requirements/development.txt failed: python-ldap "
+                               "3.4.4 cannot be built: the C header "), headline
+    assert "(Debian package libldap2-dev); rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=" in headline
+    assert "the previous environment keeps serving" in served.logs()
+    assert httpx.get(served.url(), timeout=10).status_code == 200

@@ -80,3 +80,24 @@ def test_app_module_may_be_empty_or_a_factory_call(tmp_path, value, expected):
 def test_app_module_factory_call_takes_no_arguments(tmp_path):
     with pytest.raises(ConfigError, match=r"APP_MODULE='pkg:create_app\(1\)' is not an import string"):
         load(tmp_path, APP_MODULE="pkg:create_app(1)")
+
+
+def test_unstuck_requirements_names_existing_files_relative_to_app_dir(tmp_path):
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements/local.txt").write_text("django\n")
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    assert load(tmp_path).requirements == ()
+    assert load(tmp_path, UNSTUCK_REQUIREMENTS=" requirements/local.txt, pyproject.toml ,").requirements == (
+        "requirements/local.txt", "pyproject.toml")
+
+
+@pytest.mark.parametrize("value, needle", [
+    ("requirements/missing.txt", "UNSTUCK_REQUIREMENTS: 'requirements/missing.txt' does not exist under "),
+    ("/etc/requirements.txt", "UNSTUCK_REQUIREMENTS: '/etc/requirements.txt' is not a path inside APP_DIR"),
+    ("../requirements.txt", "is not a path inside APP_DIR; use paths relative to"),
+    ("setup.py", "UNSTUCK_REQUIREMENTS: 'setup.py' is not a requirements file"),
+])
+def test_a_bad_unstuck_requirements_is_one_line_that_says_the_fix(tmp_path, value, needle):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, UNSTUCK_REQUIREMENTS=value)
+    assert needle in str(info.value) and "\n" not in str(info.value)

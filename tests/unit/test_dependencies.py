@@ -28,30 +28,101 @@ PACKAGE = VIRTUAL + """
 """
 
 
-def test_finds_dependency_files_but_not_inside_virtualenvs_or_vcs(tmp_path):
-    write(tmp_path, {p: "" for p in [
-        "app/requirements.txt", "requirements-dev.txt", "pyproject.toml", "uv.lock", ".python-version",
-        ".venv/lib/pkg/requirements.txt", "venv/requirements.txt", "node_modules/x/pyproject.toml",
-        ".git/requirements.txt", "app/main.py", "app/constraints.txt"]})
-    found = rel(dependencies.find(tmp_path), tmp_path)
-    assert found == [".python-version", "app/requirements.txt", "pyproject.toml", "requirements-dev.txt", "uv.lock"]
+HEROKU_DJANGO = {  # a Wagtail-demo-like site: the production set at the root, the dev set beside it
+    "requirements.txt": "-r requirements/production.txt\n",
+    "requirements/base.txt": "django==5.2.19\nwagtail\n",
+    "requirements/production.txt": "-r base.txt\nuwsgi==2.0.31\n",
+    "requirements/development.txt": "-r base.txt  # what we use locally\nruff\n",
+    "tests/fixtures/old/requirements.txt": "fastapi==0.65.2\n",
+    "docs/requirements.txt": "sphinx\n",
+    "manage.py": "",
+}
 
 
-def test_requirement_files_are_installed_together_in_one_resolution(tmp_path):
-    write(tmp_path, {"app/requirements.txt": "six\n", "requirements-dev.txt": "iniconfig\n"})
-    plan = dependencies.plan(tmp_path, tmp_path / "env")
+def requirement_args(plan):
+    return [plan.args[i + 1] for i, a in enumerate(plan.args) if a == "-r"]
+
+
+def test_the_dev_set_is_chosen_over_the_production_set_and_nested_files_are_left_out(tmp_path):
+    write(tmp_path, HEROKU_DJANGO)
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
     assert plan.args[:2] == ["pip", "install"]
     assert plan.args[plan.args.index("--python") + 1] == str(tmp_path / "env/bin/python")
-    assert plan.args[-4:] == ["-r", str(tmp_path / "app/requirements.txt"), "-r", str(tmp_path / "requirements-dev.txt")]
-    assert "--compile-bytecode" not in plan.args  # compiled in the background after an install in place
-    assert rel(plan.sources, tmp_path) == ["app/requirements.txt", "requirements-dev.txt"]
+    assert requirement_args(plan) == [str(tmp_path / "requirements/development.txt")]
+    assert rel(plan.sources, tmp_path) == ["requirements/development.txt"]
+    assert plan.project_args is None
+    chosen, left_out = plan.selection.describe(tmp_path)
+    assert chosen == ("dependency set: requirements/development.txt "
+                      "(the dev set in preference to the production set)")
+    assert left_out == ("left out: requirements.txt, docs/requirements.txt, requirements/production.txt, "
+                        "tests/fixtures/old/requirements.txt (not the chosen set or below the project root; "
+                        "set UNSTUCK_REQUIREMENTS to choose)")
 
 
-def test_a_virtual_pyproject_installs_its_dependencies_and_dev_group(tmp_path):
-    write(tmp_path, {"pyproject.toml": VIRTUAL})
-    plan = dependencies.plan(tmp_path, tmp_path / "env")
+@pytest.mark.parametrize("dev_name", dependencies.dependency_set.DEV_FILES)
+def test_every_dev_file_name_is_a_dev_set(tmp_path, dev_name):
+    write(tmp_path, {"requirements.txt": "fastapi\n", dev_name: "-r ../requirements.txt\npytest\n"
+                     if "/" in dev_name else "-r requirements.txt\npytest\n"})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert rel(plan.sources, tmp_path) == [dev_name]  # it includes requirements.txt
+    assert plan.selection.left_out == []
+
+
+def test_a_dev_file_that_does_not_include_the_base_is_installed_with_it(tmp_path):
+    write(tmp_path, {"requirements.txt": "fastapi\n", "requirements-dev.txt": "pytest\n",
+                     "requirements-docs.txt": "sphinx\n"})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert rel(plan.sources, tmp_path) == ["requirements-dev.txt", "requirements.txt"]
+    assert rel(plan.selection.left_out, tmp_path) == ["requirements-docs.txt"]
+
+
+def test_a_test_fixture_deeper_in_the_tree_is_never_installed(tmp_path):
+    write(tmp_path, {"requirements.txt": "fastapi\n", "tests/fixtures/old/requirements.txt": "fastapi==0.65.2\n",
+                     "examples/vendored/pyproject.toml": VIRTUAL})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert requirement_args(plan) == [str(tmp_path / "requirements.txt")]
+    assert "--group" not in plan.args
+    assert rel(plan.selection.left_out, tmp_path) == ["examples/vendored/pyproject.toml",
+                                                      "tests/fixtures/old/requirements.txt"]
+    assert plan.selection.describe(tmp_path)[0] == "dependency set: requirements.txt (the project root's declarations (no dev set))"
+
+
+def test_the_project_root_is_the_shallowest_directory_that_declares_anything(tmp_path):
+    # The sample's layout: APP_DIR=/workspace, the project mounted at /workspace/app.
+    write(tmp_path, {"app/requirements.txt": "fastapi\n", "app/docs/requirements.txt": "sphinx\n",
+                     "app/main.py": "", "pyproject.toml": "[tool.ruff]\nline-length = 100\n"})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert rel(plan.sources, tmp_path) == ["app/requirements.txt"]
+    assert rel(plan.selection.left_out, tmp_path) == ["app/docs/requirements.txt"]
+    assert dependencies.plan(tmp_path / "empty", tmp_path / "env", names=()) is None
+
+
+def test_unstuck_requirements_names_the_files(tmp_path):
+    write(tmp_path, HEROKU_DJANGO)
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=("requirements/production.txt", "docs/requirements.txt"))
+    assert requirement_args(plan) == [str(tmp_path / "requirements/production.txt"), str(tmp_path / "docs/requirements.txt")]
+    assert plan.selection.describe(tmp_path)[0].endswith("(UNSTUCK_REQUIREMENTS names them)")
+    assert "requirements/development.txt" in plan.selection.describe(tmp_path)[1]
+
+
+def test_the_setting_is_read_from_the_environment(tmp_path, monkeypatch):
+    write(tmp_path, HEROKU_DJANGO)
+    monkeypatch.setenv("UNSTUCK_REQUIREMENTS", " requirements/base.txt , ")
+    assert rel(dependencies.plan(tmp_path, tmp_path / "env").sources, tmp_path) == ["requirements/base.txt"]
+
+
+def test_a_virtual_pyproject_installs_its_dependencies_dev_extra_and_dev_group(tmp_path):
+    write(tmp_path, {"pyproject.toml": VIRTUAL + '    [project.optional-dependencies]\n    dev = ["pytest"]\n'})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
     pyproject = str(tmp_path / "pyproject.toml")
-    assert plan.args[-4:] == ["-r", pyproject, "--group", f"{pyproject}:dev"]
+    assert plan.args[-6:] == ["-r", pyproject, "--extra", "dev", "--group", f"{pyproject}:dev"]
+    assert plan.project_args is None
+
+
+def test_pyproject_and_the_dev_requirements_beside_it_go_together(tmp_path):
+    write(tmp_path, {"pyproject.toml": VIRTUAL, "requirements-dev.txt": "pytest\n"})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert rel(plan.sources, tmp_path) == ["requirements-dev.txt", "pyproject.toml"]
 
 
 @pytest.mark.parametrize("text, editable", [
@@ -60,42 +131,56 @@ def test_a_virtual_pyproject_installs_its_dependencies_and_dev_group(tmp_path):
     (PACKAGE + "\n[tool.uv]\npackage = false\n", False),  # uv's switch wins over [build-system]
     (VIRTUAL, False),
 ])
-def test_an_installable_project_is_installed_editable(tmp_path, text, editable):
-    write(tmp_path, {"svc/pyproject.toml": text})
-    args = dependencies.plan(tmp_path, tmp_path / "env").args
-    assert (["-e", str(tmp_path / "svc")] == args[-4:-2]) is editable
-    assert ("-r" in args) is not editable
+def test_an_installable_project_is_installed_editable_in_a_step_after_its_dependencies(tmp_path, text, editable):
+    write(tmp_path, {"svc/pyproject.toml": text, "svc/requirements.txt": "six\n"})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert "-e" not in plan.args and "-r" in plan.args  # the dependencies alone first
+    if editable:
+        assert plan.project_args[-2:] == ["-e", str(tmp_path / "svc")]
+        assert plan.project_args[:-2] == plan.args  # resolved with the dependencies: consistent versions
+    else:
+        assert plan.project_args is None
 
 
 def test_a_pyproject_of_tool_settings_only_installs_nothing(tmp_path):
     write(tmp_path, {"pyproject.toml": "[tool.ruff]\nline-length = 120\n"})
-    assert dependencies.plan(tmp_path, tmp_path / "env") is None
+    assert dependencies.plan(tmp_path, tmp_path / "env", names=()) is None
+
+
+def test_a_named_pyproject_of_tool_settings_only_installs_nothing(tmp_path):
+    write(tmp_path, {"pyproject.toml": "[tool.ruff]\nline-length = 120\n", "requirements.txt": "six\n"})
+    assert dependencies.plan(tmp_path, tmp_path / "env", names=("pyproject.toml",)) is None
 
 
 def test_a_broken_pyproject_is_handed_to_uv_which_says_what_is_wrong(tmp_path):
     write(tmp_path, {"pyproject.toml": "[project\n"})
-    assert dependencies.plan(tmp_path, tmp_path / "env").args[-2:] == ["-r", str(tmp_path / "pyproject.toml")]
+    assert dependencies.plan(tmp_path, tmp_path / "env", names=()).args[-2:] == ["-r", str(tmp_path / "pyproject.toml")]
 
 
-def test_a_lock_pins_the_whole_environment_and_requirement_files_are_left_out(tmp_path):
-    write(tmp_path, {"pyproject.toml": VIRTUAL, "uv.lock": "version = 1\n", "app/requirements.txt": "six\n",
+def test_a_lock_pins_the_whole_environment_and_the_project_is_synced_after_its_dependencies(tmp_path):
+    write(tmp_path, {"pyproject.toml": PACKAGE, "uv.lock": "version = 1\n", "requirements-dev.txt": "six\n",
                      "libs/a/pyproject.toml": VIRTUAL, "other/uv.lock": "", "other/pyproject.toml": VIRTUAL})
-    plan = dependencies.plan(tmp_path, tmp_path / "env")
-    assert plan.args[:3] == ["sync", "--locked", "--no-progress"]
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert plan.args[:3] == ["sync", "--locked", "--no-progress"] and plan.args[-1] == "--no-install-project"
     assert plan.args[plan.args.index("--project") + 1] == str(tmp_path)
     assert plan.args[plan.args.index("--python") + 1] == str(tmp_path / "env/bin/python")
-    assert "--inexact" not in plan.args
-    assert set(rel(plan.sources, tmp_path)) == {"uv.lock", "pyproject.toml", "libs/a/pyproject.toml",
-                                                "other/pyproject.toml"}
-    assert rel(plan.ignored, tmp_path) == ["app/requirements.txt", "other/uv.lock"]
-    assert "uv.lock pins the environment: not installing app/requirements.txt" in plan.note
+    assert plan.project_args == plan.args[:-1]
+    assert rel(plan.sources, tmp_path) == ["pyproject.toml", "uv.lock"]
+    assert rel(plan.ignored, tmp_path) == ["requirements-dev.txt", "other/pyproject.toml", "other/uv.lock",
+                                           "libs/a/pyproject.toml"]
+    assert "uv.lock pins the environment" in plan.selection.describe(tmp_path)[1]
 
 
-def test_the_shallowest_lock_wins_and_a_lock_without_its_pyproject_does_not_count(tmp_path):
-    write(tmp_path, {"app/pyproject.toml": VIRTUAL, "app/uv.lock": "", "app/sub/pyproject.toml": VIRTUAL,
-                     "app/sub/uv.lock": "", "uv.lock": "", "requirements.txt": "six\n"})
-    plan = dependencies.plan(tmp_path, tmp_path / "env")
-    assert plan.args[0] == "sync" and plan.args[plan.args.index("--project") + 1] == str(tmp_path / "app")
+def test_a_workspace_includes_its_members(tmp_path):
+    root = PACKAGE + '\n[tool.uv.workspace]\nmembers = ["packages/*"]\nexclude = ["packages/old"]\n'
+    write(tmp_path, {"pyproject.toml": root, "packages/a/pyproject.toml": PACKAGE.replace("svc", "a"),
+                     "packages/old/pyproject.toml": VIRTUAL, "uv.lock": ""})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert rel(plan.sources, tmp_path) == ["pyproject.toml", "packages/a/pyproject.toml", "uv.lock"]
+    assert plan.args[-1] == "--no-install-workspace"
+    (tmp_path / "uv.lock").unlink()
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert plan.project_args[-4:] == ["-e", str(tmp_path), "-e", str(tmp_path / "packages/a")]
 
 
 def test_the_digest_of_a_pyproject_ignores_tool_settings(tmp_path):
@@ -127,27 +212,27 @@ def fake_env(path: Path, version: str | None = None) -> Path:
 
 
 def stamp_all(root: Path, env: Path) -> None:
-    plan = dependencies.plan(root, env)
+    plan = dependencies.plan(root, env, names=())
     project_env.write_stamps(env, {"interpreter": project_env.current_interpreter(),
                                    "sources": {str(p.relative_to(root)): dependencies.digest(p) for p in plan.sources}})
 
 
 def test_nothing_is_pending_once_stamped_and_a_changed_file_is(tmp_path):
     root, env = tmp_path / "project", fake_env(tmp_path / "env")
-    write(root, {"app/requirements.txt": "six\n", "pyproject.toml": VIRTUAL})
-    assert rel(dependencies.pending(root, env), root) == ["app/requirements.txt", "pyproject.toml"]
+    write(root, {"requirements.txt": "six\n", "pyproject.toml": VIRTUAL})
+    assert rel(dependencies.pending(root, env), root) == ["requirements.txt", "pyproject.toml"]
     stamp_all(root, env)
     assert dependencies.pending(root, env) == []
-    (root / "app/requirements.txt").write_text("six\niniconfig\n")
-    assert rel(dependencies.pending(root, env), root) == ["app/requirements.txt"]
+    (root / "requirements.txt").write_text("six\niniconfig\n")
+    assert rel(dependencies.pending(root, env), root) == ["requirements.txt"]
 
 
 def test_everything_is_pending_for_an_environment_made_for_another_python(tmp_path):
     root, env = tmp_path / "project", fake_env(tmp_path / "env")
-    write(root, {"app/requirements.txt": "six\n", "pyproject.toml": VIRTUAL})
+    write(root, {"requirements.txt": "six\n", "pyproject.toml": VIRTUAL})
     stamp_all(root, env)
     fake_env(env, version="3.10.0")
-    assert rel(dependencies.pending(root, env), root) == ["app/requirements.txt", "pyproject.toml"]
+    assert rel(dependencies.pending(root, env), root) == ["requirements.txt", "pyproject.toml"]
 
 
 def test_nothing_is_installed_while_the_python_does_not_fit(tmp_path):
@@ -158,17 +243,8 @@ def test_nothing_is_installed_while_the_python_does_not_fit(tmp_path):
     assert not outcome.ok and "requires Python >=3.99" in outcome.summary
 
 
-def test_uv_errors_are_picked_out_of_its_output():
-    lines = ["Using Python 3.11.2 environment at: /env", "  × No solution found when resolving dependencies:",
-             "  ╰─▶ Because nope was not found in the package registry, your requirements are unsatisfiable."]
-    assert dependencies.error_lines(lines) == lines[1:]
-    lines = ["Resolved 4 packages in 178ms", "error: The lockfile at `uv.lock` needs to be updated, but `--locked` "
-             "was provided.", "hint: To update the lockfile, run `uv lock`."]
-    assert dependencies.error_lines(lines) == lines[1:]
-    assert dependencies.error_lines(["a", "b", "c", "d"]) == ["b", "c", "d"]
-
-
 def test_dependency_files_trigger_an_install_check():
     assert all(dependencies.is_dependency_file(f"/w/{name}") for name in
-               ["requirements.txt", "requirements-dev.txt", "pyproject.toml", "uv.lock", ".python-version"])
+               ["requirements.txt", "requirements-dev.txt", "dev-requirements.txt", "requirements/base.txt",
+                "pyproject.toml", "uv.lock", ".python-version"])
     assert not any(dependencies.is_dependency_file(f"/w/{name}") for name in ["main.py", "constraints.txt"])

@@ -392,6 +392,34 @@ def test_a_failed_install_keeps_the_current_generation_and_says_why(m, ops, code
     assert len(ops.spawned) == (2 if code else 1) and m.state() == ("reloading" if code else "serving")
 
 
+@pytest.mark.parametrize("had_env", [True, False])
+def test_a_failed_install_names_the_cause_first_and_claims_no_environment_that_is_not_there(m, ops, caplog, had_env):
+    ops.deps = ("requirements.txt",)
+    m.start()
+    summary = "uwsgi 2.0.31 cannot be built: no C compiler in this image"
+    with caplog.at_level("ERROR", logger="unstuck"):
+        m.handle(ev.Installed(False, ("requirements.txt",), 2.0, "error: Failed to build `uwsgi==2.0.31`\n...",
+                              summary, had_env))
+    assert m.snapshot()["dependencies_error"].splitlines()[0] == \
+        f"installing dependencies from requirements.txt failed: {summary}"
+    logged = caplog.records[-1].getMessage()
+    assert logged.startswith(f"installing dependencies from requirements.txt failed: {summary}; "), logged
+    assert ("the previous environment keeps serving" in logged) is had_env, logged
+    assert ("nothing is installed yet" in logged) is not had_env, logged
+
+
+def test_a_project_that_is_not_installed_as_a_package_is_said_in_the_status_until_it_is(m, ops):
+    ops.deps = ("pyproject.toml",)
+    m.start()
+    ops.deps = ()
+    warning = "the project itself (/workspace) is not installed as a package: ..."
+    m.handle(ev.Installed(True, ("pyproject.toml",), 1.0, warning=warning))
+    assert m.snapshot()["dependencies_warning"] == warning and m.snapshot()["dependencies_error"] is None
+    assert ops.spawned[-1].kind == "app"  # the dependencies are in: the app starts
+    m.handle(ev.Installed(True, ("pyproject.toml",), 1.0))
+    assert m.snapshot()["dependencies_warning"] is None
+
+
 def test_a_dependency_change_during_an_install_is_installed_next_then_one_reload(m, ops):
     serving(m, ops)
     ops.deps = ("requirements.txt",)

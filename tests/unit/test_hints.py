@@ -1,6 +1,16 @@
 import pytest
 
+from unstuck import project_env
 from unstuck.hints import for_missing_module
+
+
+@pytest.fixture
+def env(tmp_path_factory, monkeypatch):
+    """The project environment the hint reads the last install's failure from."""
+    path = tmp_path_factory.mktemp("env")
+    monkeypatch.setenv("UNSTUCK_PROJECT_ENV", str(path))
+    monkeypatch.delenv("UNSTUCK_REQUIREMENTS", raising=False)
+    return path
 
 
 def write(root, files: dict[str, str]):
@@ -61,11 +71,42 @@ def test_declared_in_pyproject_dependencies(tmp_path):
     assert for_missing_module("requests", tmp_path).startswith("'requests' is declared in pyproject.toml but not installed")
 
 
-def test_declared_in_a_dependency_group_says_unstuck_does_not_install_those(tmp_path):
-    write(tmp_path, {"pyproject.toml": PYPROJECT + '[dependency-groups]\ndev = ["pytest>=8", {include-group = "x"}]\n'})
+def test_declared_in_the_dev_group_counts_as_declared_and_other_groups_are_said_to_be_left_out(tmp_path, env):
+    write(tmp_path, {"pyproject.toml": PYPROJECT + '[dependency-groups]\ndev = ["pytest>=8", {include-group = "x"}]\n'
+                                                   'docs = ["sphinx"]\n'})
     assert for_missing_module("pytest", tmp_path) == (
-        "'pytest' is declared in pyproject.toml [dependency-groups], which unstuck does not install: "
-        "move it to [project].dependencies (unstuck installs it in place)")
+        "'pytest' is declared in pyproject.toml but not installed: see the install error in `unstuck status` or the log")
+    assert for_missing_module("sphinx", tmp_path) == (
+        "'sphinx' is declared in pyproject.toml [dependency-groups] docs; unstuck installs only the dev group: "
+        "move it to [dependency-groups] dev")
+
+
+HEROKU_DJANGO = {"requirements.txt": "-r requirements/production.txt\n", "requirements/base.txt": "django==5.2\n",
+                 "requirements/production.txt": "-r base.txt\nuwsgi\n", "requirements/development.txt": "-r base.txt\n",
+                 "tests/fixtures/old/requirements.txt": "fastapi==0.65.2\n"}
+
+
+def test_declared_and_the_install_failed_says_why_instead_of_asking_to_declare_it(tmp_path, env):
+    write(tmp_path, HEROKU_DJANGO)
+    project_env.write_failure(env, "uwsgi 2.0.31 cannot be built: no C compiler in this image")
+    assert for_missing_module("django", tmp_path) == (
+        "'django' is declared in requirements/base.txt but the install failed: "
+        "uwsgi 2.0.31 cannot be built: no C compiler in this image")
+
+
+def test_declared_only_in_a_file_left_out_of_the_set_says_so(tmp_path, env):
+    write(tmp_path, HEROKU_DJANGO)
+    assert for_missing_module("uwsgi", tmp_path) == (
+        "'uwsgi' is declared in requirements/production.txt, which is not installed (the dependency set is "
+        "requirements/development.txt): declare it there, or name the files to install in UNSTUCK_REQUIREMENTS")
+    assert for_missing_module("requests", tmp_path).startswith("add 'requests' to requirements/development.txt;")
+
+
+def test_a_locked_project_is_told_to_uv_add_not_to_edit_pyproject(tmp_path, env):
+    write(tmp_path, {"pyproject.toml": PYPROJECT, "uv.lock": "version = 1\n"})
+    assert for_missing_module("requests", tmp_path) == (
+        "add 'requests' with `uv add requests` (it updates pyproject.toml and uv.lock; an edit of pyproject.toml "
+        "alone needs `uv lock` too); unstuck installs it in place")
 
 
 def test_a_module_of_the_users_own_package_gets_no_install_hint(tmp_path):

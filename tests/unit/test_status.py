@@ -148,6 +148,19 @@ def test_status_shows_the_release_and_why_the_workers_wait():
     assert "workers:      they start once the release has exited" in text
 
 
+def test_status_says_which_dependency_set_and_what_was_left_out():
+    from unstuck.cli import format_status
+
+    data = {"state": "serving", "port": 8000, "dependency_set": {
+        "chosen": "dependency set: requirements/development.txt (the dev set in preference to the production set)",
+        "left_out": "left out: requirements.txt, docs/requirements.txt (not the chosen set or below the project root; "
+                    "set UNSTUCK_REQUIREMENTS to choose)"}}
+    lines = format_status(data, now=0).splitlines()
+    assert lines[-2:] == [f"dependencies: {data['dependency_set']['chosen']}",
+                          f"dependencies: {data['dependency_set']['left_out']}"]
+    assert "dependencies" not in format_status({"state": "serving", "port": 8000, "dependency_set": None}, now=0)
+
+
 def test_status_says_when_a_fast_path_was_found_wrong_and_what_was_narrowed():
     from unstuck.cli import format_status
 
