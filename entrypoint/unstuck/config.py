@@ -19,6 +19,7 @@ class ConfigError(ValueError):
 
 RELOADERS = ("unstuck", "uvicorn")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+ERROR_PAGES = ("on", "off", "locals")  # UNSTUCK_ERROR_PAGES: 1, 0, locals
 # module:attribute, or module:factory() as Flask's CLI writes an app factory (called with no arguments).
 _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(\(\))?$")
 
@@ -54,6 +55,7 @@ class Settings:
     worker_grace: float
     project_env: Path
     app_layer: bool = True
+    error_pages: str = "on"  # one of ERROR_PAGES: a request's uncaught exception gets unstuck's page
 
     @property
     def state_file(self) -> Path:
@@ -112,6 +114,16 @@ def _flag(env: Mapping[str, str], name: str, default: str = "auto") -> bool | No
         return None
     accepted = "1, 0 or auto" if default == "auto" else "1 or 0"
     raise ConfigError(f"{name}={raw!r} is not accepted; use {accepted}")
+
+
+def _error_pages(env: Mapping[str, str]) -> str:
+    raw = env.get("UNSTUCK_ERROR_PAGES", "1").strip().lower() or "1"
+    if raw == "locals":
+        return "locals"
+    try:
+        return "on" if _flag({"UNSTUCK_ERROR_PAGES": raw}, "UNSTUCK_ERROR_PAGES", default="1") else "off"
+    except ConfigError:
+        raise ConfigError(f"UNSTUCK_ERROR_PAGES={raw!r} is not accepted; use 1, 0 or locals") from None
 
 
 def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Settings:
@@ -181,4 +193,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         worker_grace=_number(env, "UNSTUCK_WORKER_GRACE", 5.0, 0.0, 60.0),
         project_env=project_env,
         app_layer=_flag(env, "UNSTUCK_APP_LAYER", default="1"),
+        error_pages=_error_pages(env),
     )

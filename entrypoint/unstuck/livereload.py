@@ -5,7 +5,13 @@ Every generation (the app, or the error responder) answers /__unstuck__/liverelo
 and the error responder with the error too. A small script (livereload.js) is added to HTML responses;
 it polls that endpoint with short requests. When the token changes to the app's, the page reloads; when
 it changes to an error, the page stays and an overlay shows the error and its source over it (as Vite's
-does), until the fix reloads the page. On unstuck's own 503 page the script only reloads. Polling, rather
+does), until the fix reloads the page. On unstuck's own 503 page the script only reloads.
+
+Errors raised while handling a request (request_errors.py) show in the same overlay: a response of the
+page's own fetch()/XMLHttpRequest carrying request_errors' marker header, and the open page itself when it
+fails after a reload (on a new generation the script requests the page before reloading into it). The
+overlay's data comes from this endpoint, `?error=<the marker's id>`, so that no request is made twice.
+Polling, rather
 than a server-sent stream or a websocket, keeps no connection open that could hold a retiring generation
 back. The user's app is not changed.
 """
@@ -16,6 +22,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+from urllib.parse import parse_qs
 
 from unstuck.error_page import brief
 from unstuck.failure import Failure
@@ -30,9 +38,11 @@ def script(on_error_page: bool) -> bytes:
 
 
 class LiveReload:
-    def __init__(self, app, failure: Failure | None = None) -> None:
-        """`failure`: what `app` (then an ErrorApp) serves; the endpoint tells it to open pages."""
+    def __init__(self, app, failure: Failure | None = None, request_errors=None) -> None:
+        """`failure`: what `app` (then an ErrorApp) serves; the endpoint tells it to open pages.
+        `request_errors`: id -> the overlay's data of a failed request (RequestErrors.lookup), or None."""
         self.app = app
+        self.request_errors = request_errors
         self.token = f"{os.getpid()}-{time.time_ns()}"
         answer = {"token": self.token, **({"error": brief(failure)} if failure is not None else {})}
         self.answer = json.dumps(answer).encode()
@@ -42,10 +52,15 @@ class LiveReload:
         if scope["type"] != "http" or scope.get("method") == "HEAD":
             return await self.app(scope, receive, send)
         if scope.get("path") == ENDPOINT:
+            answer = self.answer
+            error_id = parse_qs((scope.get("query_string") or b"").decode("latin-1")).get("error")
+            if error_id:
+                found = self.request_errors(error_id[0]) if self.request_errors is not None else None
+                answer = json.dumps({"token": self.token, "request_error": found}).encode()
             await send({"type": "http.response.start", "status": 200, "headers": [
                 (b"content-type", b"application/json"), (b"cache-control", b"no-store"),
-                (b"content-length", str(len(self.answer)).encode())]})
-            await send({"type": "http.response.body", "body": self.answer})
+                (b"content-length", str(len(answer)).encode())]})
+            await send({"type": "http.response.body", "body": answer})
             return
 
         start: dict | None = None
