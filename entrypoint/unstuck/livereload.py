@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -30,6 +31,21 @@ from unstuck.failure import Failure
 
 ENDPOINT = "/__unstuck__/livereload"
 _JS = (Path(__file__).with_name("livereload.js")).read_text()
+
+
+# Where the script goes: first thing in <head>, else before the page's first script, else before </body>.
+# It must run before the page's own scripts, which may fetch at once: it wraps fetch and XMLHttpRequest.
+_HEAD = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
+_SCRIPT = re.compile(rb"<script\b", re.IGNORECASE)
+
+
+def insert(body: bytes, tag: bytes) -> bytes:
+    head = _HEAD.search(body)
+    if head:
+        return body[:head.end()] + tag + body[head.end():]
+    first = _SCRIPT.search(body)
+    index = first.start() if first else body.rfind(b"</body>")
+    return body[:index] + tag + body[index:] if index >= 0 else body + tag
 
 
 def script(on_error_page: bool) -> bytes:
@@ -81,9 +97,7 @@ class LiveReload:
                 # A streamed page is passed through untouched rather than buffered.
                 await send(held)
                 return await send(message)
-            body = message.get("body", b"")
-            index = body.rfind(b"</body>")
-            body = body[:index] + self.script + body[index:] if index >= 0 else body + self.script
+            body = insert(message.get("body", b""), self.script)
             headers = [(k, v) for k, v in held.get("headers") or [] if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
             await send({**held, "headers": headers})
