@@ -168,7 +168,7 @@ def test_a_wsgi_apps_request_error_answers_the_error_page(start_container):
     failed = httpx.get(served.url("/coffee"), timeout=10)
     assert failed.status_code == 500 and failed.headers["x-unstuck-error"]
     assert failed.text.startswith("500 The request failed\nGET /coffee\nKeyError: 'coffee' (app/wsgi_app.py:2)\n")
-    assert "  >  2 |     return prices[name]" in failed.text
+    assert "  > 2 |     return prices[name]" in failed.text
 
 
 DASHBOARD = """
