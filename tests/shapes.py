@@ -43,6 +43,19 @@ def lock(project: Path) -> None:
 
 # -- sources: `value` is a Python expression, `imports` extra lines at the top --------------------------
 
+# A plain WSGI app, no framework: /tea answers 2, any other path raises a KeyError in `lookup` (line 2).
+PLAIN_WSGI = """\
+def lookup(prices, name):
+    return prices[name]
+
+
+def application(environ, start_response):
+    price = lookup({"tea": 2}, environ["PATH_INFO"].strip("/"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(price).encode()]
+"""
+
+
 def fastapi_source(value: str, imports: str = "") -> str:
     return f"{imports}from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/')\ndef root():\n    return {{'page': {value}}}\n"
 

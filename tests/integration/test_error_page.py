@@ -11,6 +11,7 @@ import httpx
 from browser import Browser
 from editor import save_in_place
 from repo import REPO
+from shapes import PLAIN_WSGI
 from waiting import has_text, wait_for, wait_until
 
 ORIGINAL = "Hello from unstuck"
@@ -124,16 +125,6 @@ def order_total(items):
 @app.get("/orders")
 def orders() -> dict:
     return {"total": order_total([{"price": 3}])}
-"""
-PLAIN_WSGI = """\
-def lookup(prices, name):
-    return prices[name]
-
-
-def application(environ, start_response):
-    price = lookup({"tea": 2}, environ["PATH_INFO"].strip("/"))
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [str(price).encode()]
 """
 
 

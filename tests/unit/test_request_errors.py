@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from repo import REPO
-from shapes import write
+from shapes import PLAIN_WSGI, write
 from unstuck.livereload import ENDPOINT, LiveReload
 from unstuck.request_errors import HOLD_BYTES, MARKER, RequestErrors
 
@@ -159,18 +159,6 @@ def test_starlette_debug_page_and_the_apps_own_500_handler_are_left_alone(tmp_pa
 
 
 # -- WSGI -----------------------------------------------------------------------------------------------
-
-PLAIN_WSGI = """\
-def lookup(prices, name):
-    return prices[name]
-
-
-def application(environ, start_response):
-    price = lookup({"tea": 2}, environ["PATH_INFO"].strip("/"))
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [str(price).encode()]
-"""
-
 
 def test_plain_wsgi_app_error_gets_the_page(tmp_path):
     [ok, failed], log = serve(write(tmp_path, {"wsgi_app.py": PLAIN_WSGI}), "wsgi_app:application",
