@@ -360,7 +360,7 @@ def wrap_app(app, settings: config_mod.Settings):
     (UNSTUCK_LIVERELOAD) around it; live reload outside, so that the error page gets its script too."""
     errors = None
     if settings.error_pages != "off":
-        framework_errors.install()
+        framework_errors.install(app)
         app = errors = RequestErrors(app, settings.app_dir, with_locals=settings.error_pages == "locals")
     if settings.livereload:
         app = LiveReload(app, request_errors=errors.lookup if errors is not None else None)

@@ -226,6 +226,39 @@ def test_werkzeugs_debugger_and_flasks_own_500_handler_are_left_alone(tmp_path):
     assert (handled["status"], handled["text"], handled["marker"]) == (500, "our own oops page", None)
 
 
+LITESTAR = """\
+from litestar import Litestar, get
+from litestar.exceptions import NotFoundException
+
+
+def price(name):
+    return {"tea": 2}[name]
+
+
+@get("/{name:str}")
+async def index(name: str) -> str:
+    if name == "none":
+        raise NotFoundException("no such drink")
+    return str(price(name))
+
+
+app = Litestar([index])
+"""
+
+
+def test_litestar_with_debug_off_gets_the_page_and_its_debug_page_and_404s_are_left_alone(tmp_path):
+    debug = LITESTAR.replace("Litestar([index])", "Litestar([index], debug=True)")
+    app_dir = write(tmp_path, {"ls_app.py": LITESTAR, "ls_debug.py": debug})
+    [text, missing], log = serve(app_dir, "ls_app:app", ("/coffee", TEXT), ("/none", JSON))
+    line = line_of(LITESTAR, '{"tea": 2}[name]')
+    assert text["status"] == 500 and text["marker"], text
+    assert f"GET /coffee\nKeyError: 'coffee' (ls_app.py:{line})" in text["text"]
+    assert log.count("Traceback (most recent call last)") == 1, log
+    assert missing["status"] == 404 and missing["marker"] is None and "no such drink" in missing["text"]
+    [page], _ = serve(app_dir, "ls_debug:app", ("/coffee", TEXT))
+    assert page["status"] == 500 and page["marker"] is None and "KeyError" in page["text"]
+
+
 # -- Django ---------------------------------------------------------------------------------------------
 
 DJANGO = {
