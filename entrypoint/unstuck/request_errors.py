@@ -65,7 +65,9 @@ def framework_renders_generic_500(exc: BaseException, logged: bool) -> None:
 
 def request_line(scope) -> str:
     query = scope.get("query_string") or b""
-    path = (scope.get("root_path") or "") + (scope.get("path") or "/")
+    path, root = scope.get("path") or "/", scope.get("root_path") or ""
+    if root and not path.startswith(root):  # servers before ASGI's 2023 wording leave the mount point out
+        path = root + path
     return f"{scope.get('method', 'GET')} {path}" + (f"?{query.decode('latin-1')}" if query else "")
 
 
