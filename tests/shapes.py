@@ -83,6 +83,7 @@ class Shape:
     source: Callable[[str, str], str]  # value, imports -> the main file's text
     add_dependency: Callable[[Path], None]  # declare DEPENDENCY as this project declares dependencies
     framework: str = ""  # its pinned framework requirement (what its install is measured by)
+    debug_page: bool = False  # it shows a request's exception on a debug page of its own (Django's DEBUG)
 
     def serve(self, project: Path, value: str, imports: str = "") -> None:
         save_atomic(project / self.main, self.source(value, imports))
@@ -145,6 +146,6 @@ SHAPES = {
     "flask-factory": Shape(flask_factory, "app:create_app()", "hello from a flask factory", "app/__init__.py",
                            flask_source, append_requirement, FLASK),
     "django-startproject": Shape(django_project, "mysite.asgi:application", "hello from django",
-                                 "mysite/mysite/views.py", django_views, append_requirement, DJANGO),
+                                 "mysite/mysite/views.py", django_views, append_requirement, DJANGO, debug_page=True),
     "litestar": Shape(litestar_app, "app:app", "hello from litestar", "app.py", litestar_source, append_requirement, LITESTAR),
 }

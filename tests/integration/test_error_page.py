@@ -213,6 +213,11 @@ def test_a_failed_fetch_and_a_failed_page_show_in_the_overlay_until_the_fix(star
         assert browser.evaluate(FAILING_ROW).endswith(f'{line} |     return sum(i["cost"] for i in items)')
         assert "failed" in browser.text()  # the page itself, under the overlay, saw its fetch fail
         browser.screenshot(f"{shots}/request-error-overlay-fetch.png")
+        # The same for an XMLHttpRequest of the page's.
+        browser.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
+        wait_until("Esc dismisses the overlay", lambda: (browser.evaluate(OVERLAY_TEXT) == "", "still shown"))
+        browser.evaluate("(function () { var x = new XMLHttpRequest(); x.open('GET', '/api/total?via=xhr'); x.send(); })()")
+        wait_until("the overlay shows the failed XMLHttpRequest", overlay_shows("GET /api/total?via=xhr", "KeyError"))
 
         # The open page itself fails at request time: it stays as it was, the overlay tells why.
         browser.evaluate("document.documentElement.setAttribute('data-test-mark', 'unreloaded')")
