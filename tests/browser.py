@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +21,7 @@ class Browser:
     """One Chromium with one page open at `url`; `evaluate` runs JavaScript in it."""
 
     FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-quic"]
+             "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1280,800"]
 
     def __init__(self, url: str, profile) -> None:
         binary = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -47,15 +49,23 @@ class Browser:
         self.ws = self.stack.enter_context(ws_connect(target["webSocketDebuggerUrl"], open_timeout=10,
                                                       max_size=None))
 
-    def evaluate(self, expression: str):
-        """The value of a JavaScript expression in the page (None when it throws or is undefined)."""
+    def call(self, method: str, params: dict) -> dict:
+        """A DevTools protocol command on the page; its result."""
         self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": "Runtime.evaluate",
-                                 "params": {"expression": expression, "returnByValue": True}}))
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
         while True:
             reply = json.loads(self.ws.recv(timeout=10))
             if reply.get("id") == self.next_id:
-                return reply.get("result", {}).get("result", {}).get("value")
+                return reply.get("result", {})
+
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression in the page (None when it throws or is undefined)."""
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        return result.get("result", {}).get("value")
+
+    def screenshot(self, path) -> None:
+        """What the page shows, as a PNG file."""
+        Path(path).write_bytes(base64.b64decode(self.call("Page.captureScreenshot", {"format": "png"})["data"]))
 
     def text(self) -> str:
         """The text the page shows, including what open shadow roots render (overlays live there)."""

@@ -43,6 +43,19 @@ def lock(project: Path) -> None:
 
 # -- sources: `value` is a Python expression, `imports` extra lines at the top --------------------------
 
+# A plain WSGI app, no framework: /tea answers 2, any other path raises a KeyError in `lookup` (line 2).
+PLAIN_WSGI = """\
+def lookup(prices, name):
+    return prices[name]
+
+
+def application(environ, start_response):
+    price = lookup({"tea": 2}, environ["PATH_INFO"].strip("/"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(price).encode()]
+"""
+
+
 def fastapi_source(value: str, imports: str = "") -> str:
     return f"{imports}from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/')\ndef root():\n    return {{'page': {value}}}\n"
 
@@ -70,6 +83,7 @@ class Shape:
     source: Callable[[str, str], str]  # value, imports -> the main file's text
     add_dependency: Callable[[Path], None]  # declare DEPENDENCY as this project declares dependencies
     framework: str = ""  # its pinned framework requirement (what its install is measured by)
+    debug_page: bool = False  # it shows a request's exception on a debug page of its own (Django's DEBUG)
 
     def serve(self, project: Path, value: str, imports: str = "") -> None:
         save_atomic(project / self.main, self.source(value, imports))
@@ -132,6 +146,6 @@ SHAPES = {
     "flask-factory": Shape(flask_factory, "app:create_app()", "hello from a flask factory", "app/__init__.py",
                            flask_source, append_requirement, FLASK),
     "django-startproject": Shape(django_project, "mysite.asgi:application", "hello from django",
-                                 "mysite/mysite/views.py", django_views, append_requirement, DJANGO),
+                                 "mysite/mysite/views.py", django_views, append_requirement, DJANGO, debug_page=True),
     "litestar": Shape(litestar_app, "app:app", "hello from litestar", "app.py", litestar_source, append_requirement, LITESTAR),
 }

@@ -19,6 +19,7 @@ class ConfigError(ValueError):
 
 RELOADERS = ("unstuck", "uvicorn")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+ERROR_PAGES = ("on", "off", "locals")  # UNSTUCK_ERROR_PAGES: 1, 0, locals
 # module:attribute, or module:factory() as Flask's CLI writes an app factory (called with no arguments).
 _MODULE_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(\(\))?$")
 
@@ -59,6 +60,7 @@ class Settings:
     project_env: Path
     app_layer: bool = True
     requirements: tuple[str, ...] = ()  # UNSTUCK_REQUIREMENTS; () = chosen by dependency_set
+    error_pages: str = "on"  # one of ERROR_PAGES: a request's uncaught exception gets unstuck's page
 
     @property
     def state_file(self) -> Path:
@@ -140,6 +142,16 @@ def _requirements(env: Mapping[str, str], app_dir: Path, check_dirs: bool) -> tu
     return names
 
 
+def _error_pages(env: Mapping[str, str]) -> str:
+    raw = env.get("UNSTUCK_ERROR_PAGES", "1").strip().lower() or "1"
+    if raw == "locals":
+        return "locals"
+    try:
+        return "on" if _flag({"UNSTUCK_ERROR_PAGES": raw}, "UNSTUCK_ERROR_PAGES", default="1") else "off"
+    except ConfigError:
+        raise ConfigError(f"UNSTUCK_ERROR_PAGES={raw!r} is not accepted; use 1, 0 or locals") from None
+
+
 def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Settings:
     """Read and validate the settings; raise ConfigError with a one-line message on the first problem."""
     env = os.environ if env is None else env
@@ -208,4 +220,5 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         project_env=project_env,
         app_layer=_flag(env, "UNSTUCK_APP_LAYER", default="1"),
         requirements=_requirements(env, app_dir, check_dirs),
+        error_pages=_error_pages(env),
     )

@@ -7,17 +7,8 @@ of the user's app, never in front of it, so the app's own 500s are untouched onc
 
 from __future__ import annotations
 
-from unstuck.error_page import RETRY_AFTER, fingerprint, render
+from unstuck.error_page import RETRY_AFTER, fingerprint, negotiate, render
 from unstuck.failure import Failure
-
-
-def _wants(headers: dict[bytes, bytes]) -> str:
-    accept = headers.get(b"accept", b"").decode("latin-1").lower()
-    if "application/json" in accept and "text/html" not in accept:
-        return "json"
-    if "text/html" in accept:
-        return "html"
-    return "text"
 
 
 class ErrorApp:
@@ -39,7 +30,7 @@ class ErrorApp:
             reason = self.failure.headline().encode()[:120].decode(errors="ignore")
             await send({"type": "websocket.close", "code": 1013, "reason": reason})
         elif scope["type"] == "http":
-            body, content_type = render(self.failure, _wants(dict(scope.get("headers") or [])))
+            body, content_type = render(self.failure, negotiate(dict(scope.get("headers") or [])))
             await send({"type": "http.response.start", "status": 503, "headers": [
                 (b"content-type", content_type), (b"retry-after", RETRY_AFTER.encode()),
                 (b"cache-control", b"no-store"), (b"x-unstuck-state", self.failure.phase.encode()),

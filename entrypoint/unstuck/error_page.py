@@ -22,11 +22,18 @@ TITLES = {
     "starting": "The app is starting",
     "discovery": "No app found to serve",
     "environment": "The project needs another Python",
+    "request": "The request failed",
 }
 
 
 def title(failure: Failure) -> str:
     return TITLES.get(failure.phase, "The app cannot serve")
+
+
+def status(failure: Failure) -> int:
+    """500 for an exception raised while handling a request (the app serves; that request failed), 503 while
+    the app cannot serve at all (retry once it can)."""
+    return 500 if failure.phase == "request" else 503
 
 
 def fingerprint(failure: Failure) -> str:
@@ -44,14 +51,15 @@ def summary(failure: Failure) -> dict:
     """The error as data: the JSON body, and what the live-reload overlay shows."""
     return {"error": title(failure), "phase": failure.phase, "exception": failure.exc_type,
             "message": failure.message, "file": failure.file, "line": failure.line, "hint": failure.hint,
-            "frames": failure.frames, "frames_omitted": failure.frames_omitted}
+            "frames": failure.frames, "frames_omitted": failure.frames_omitted,
+            **({"request": failure.request} if failure.request else {})}
 
 
 def brief(failure: Failure) -> dict:
     """What the live-reload overlay shows: the headline, the hint and the failing frame's source."""
     return {"title": title(failure), "headline": failure.headline(), "exception": failure.exc_type,
             "message": failure.message, "file": failure.file, "line": failure.line, "hint": failure.hint,
-            "frame": failure.failing_frame()}
+            "frame": failure.failing_frame(), "phase": failure.phase, "request": failure.request}
 
 
 def _caret(source: str, column: int | None, end_column: int | None) -> str | None:
@@ -86,11 +94,13 @@ def _text_frame(frame: dict) -> str:
         caret = _caret(source, frame.get("column"), frame.get("end_column")) if own else None
         if caret:
             out.append(f"    {' ' * width} | {caret}")
+    out.extend(f"    {name} = {value}" for name, value in (frame.get("locals") or {}).items())
     return "\n".join(out)
 
 
 def as_text(failure: Failure) -> str:
-    parts = [f"503 {title(failure)}\n{failure.headline()}"]
+    request = f"\n{failure.request}" if failure.request else ""
+    parts = [f"{status(failure)} {title(failure)}{request}\n{failure.headline()}"]
     if failure.hint:
         parts.append(f"hint: {failure.hint}")
     failing = failure.failing_frame()
@@ -119,7 +129,11 @@ def _html_frame(frame: dict) -> str:
             lines.append(f"{gutter}{esc(source)}")
     kind = "user" if frame.get("user") else "library"
     code = f'<pre class="code">{chr(10).join(lines)}</pre>' if lines else ""
-    return f'<div class="frame {kind}"><p class="loc"><code>{esc(_location(frame))}</code></p>{code}</div>'
+    local_rows = "".join(f"<tr><th>{esc(name)}</th><td><code>{esc(value)}</code></td></tr>"
+                         for name, value in (frame.get("locals") or {}).items())
+    local_table = f'<table class="locals">{local_rows}</table>' if local_rows else ""
+    return (f'<div class="frame {kind}"><p class="loc"><code>{esc(_location(frame))}</code></p>{code}'
+            f"{local_table}</div>")
 
 
 STYLE = """body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:64rem;padding:0 1rem;color:#222}
@@ -129,7 +143,10 @@ pre{background:#f6f6f6;border-left:4px solid #b00020;padding:.75rem 1rem;overflo
 .where{font-weight:bold}.hint{background:#fff8e1;border-left:4px solid #f0a000;padding:.5rem 1rem}
 .frame .loc{margin:.75rem 0 0}.library pre{border-left-color:#999}
 mark.failing{display:inline-block;min-width:100%;background:#ffd7d7;color:inherit;font-weight:bold}.caret{color:#b00020;font-weight:bold}
-.ln{color:#888;user-select:none}details{margin:1rem 0}summary{cursor:pointer;color:#555}"""
+.ln{color:#888;user-select:none}details{margin:1rem 0}summary{cursor:pointer;color:#555}
+.request{font:bold 14px ui-monospace,Menlo,monospace;color:#555}
+table.locals{border-collapse:collapse;margin:0 0 1rem;font-size:13px}.locals th{text-align:left;padding:0 1rem 0 0;
+font-weight:normal;color:#555;vertical-align:top}.locals td code{white-space:pre-wrap;word-break:break-all}"""
 
 
 def _reload_script(failure: Failure) -> str:
@@ -161,26 +178,47 @@ def as_html(failure: Failure) -> str:
         summary_text = "Full traceback" if failure.frames else "Traceback"
         sections.append(f'<details class="traceback"{"" if failure.frames else " open"}><summary>{summary_text}'
                         f"</summary><pre>{esc(failure.traceback)}</pre></details>")
+    if failure.phase == "request":
+        # The app serves: only this request failed. Nothing polls it (requesting it again may not be safe).
+        refresh, request = "", f'<p class="request">{esc(failure.request or "")}</p>'
+        footer = ("Served by unstuck in place of the app's generic 500 (UNSTUCK_ERROR_PAGES=0 turns this off). "
+                  "Save a fix and retry the request.")
+        script = ""
+    else:
+        refresh, request = '<noscript><meta http-equiv="refresh" content="2"></noscript>', ""
+        footer = "Served by unstuck while your app cannot load. Save a fix and this page reloads into your app."
+        script = _reload_script(failure)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><noscript><meta http-equiv="refresh" content="2"></noscript>
-<title>503 · {esc(title(failure))}</title>
+<html lang="en"><head><meta charset="utf-8">{refresh}
+<title>{status(failure)} · {esc(title(failure))}</title>
 <style>{STYLE}</style>
 </head><body>
 <h1>{esc(title(failure))}</h1>
-<p class="headline"><code>{esc(failure.exc_type or "")}: {esc(failure.message or "")}</code></p>
+{request}<p class="headline"><code>{esc(failure.exc_type or "")}: {esc(failure.message or "")}</code></p>
 <p class="where">{esc(failure.where())}</p>
 {chr(10).join(sections)}
-<p>Served by unstuck while your app cannot load. Save a fix and this page reloads into your app.</p>
-{_reload_script(failure)}
+<p>{footer}</p>
+{script}
 </body></html>
 """
+
+
+def negotiate(headers: dict[bytes, bytes]) -> str:
+    """"json", "html" or "text", from the request's Accept header (curl sends none, or */*)."""
+    accept = headers.get(b"accept", b"").decode("latin-1").lower()
+    if "application/json" in accept and "text/html" not in accept:
+        return "json"
+    if "text/html" in accept:
+        return "html"
+    return "text"
 
 
 def render(failure: Failure, kind: str) -> tuple[bytes, bytes]:
     """(body, content type) for kind "json", "html" or "text"."""
     if kind == "json":
-        body = {**summary(failure), "traceback": failure.traceback, "served_by": "unstuck",
-                "retry_after": int(RETRY_AFTER)}
+        body = {**summary(failure), "traceback": failure.traceback, "served_by": "unstuck"}
+        if status(failure) == 503:
+            body["retry_after"] = int(RETRY_AFTER)
         return json.dumps(body, indent=2).encode() + b"\n", b"application/json"
     if kind == "html":
         return as_html(failure).encode(), b"text/html; charset=utf-8"

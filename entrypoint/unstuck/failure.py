@@ -23,7 +23,7 @@ HINT_BYTES = 600
 
 @dataclass
 class Failure:
-    phase: str  # "import", "startup" (lifespan), "crash", "starting"
+    phase: str  # "import", "startup" (lifespan), "crash", "starting", "request" (raised by a request handler)
     exc_type: str
     message: str
     file: str | None = None
@@ -32,6 +32,7 @@ class Failure:
     frames: list[dict] = field(default_factory=list)  # see frames.py
     frames_omitted: int = 0
     hint: str | None = None  # what to do about it, e.g. which file to declare a missing package in
+    request: str | None = None  # phase "request": the request line that failed, "GET /orders?page=2"
 
     def __post_init__(self) -> None:
         # Whoever builds a Failure (here, the worker, the reloader), it stays within its size budget.
@@ -39,6 +40,7 @@ class Failure:
         self.traceback = clip_middle(self.traceback or "", TRACEBACK_BYTES)
         self.file = clip(self.file, FILE_BYTES, keep="tail")
         self.hint = clip(self.hint, HINT_BYTES)
+        self.request = clip(self.request, FILE_BYTES)
         self.frames = self.frames or []
         self.frames_omitted = self.frames_omitted or 0
 
@@ -72,8 +74,9 @@ def _user_traceback(exc: BaseException, app_dir: Path) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def from_exception(exc: BaseException, phase: str, app_dir: Path) -> Failure:
-    frames, omitted = extract(exc, app_dir)
+def from_exception(exc: BaseException, phase: str, app_dir: Path, *, request: str | None = None,
+                   with_locals: bool = False) -> Failure:
+    frames, omitted = extract(exc, app_dir, with_locals)
     failing = next((f for f in frames if f["failing"]), None)
     file, line = (failing["file"], failing["line"]) if failing else (None, None)
     message = (exc.msg or str(exc)) if isinstance(exc, SyntaxError) else str(exc)
@@ -81,4 +84,4 @@ def from_exception(exc: BaseException, phase: str, app_dir: Path) -> Failure:
 
     hint = hints.for_exception(exc, app_dir, near=file if failing and failing["user"] else None)
     return Failure(phase, type(exc).__name__, message, file, line, _user_traceback(exc, app_dir),
-                   frames, omitted, hint)
+                   frames, omitted, hint, request)

@@ -6,12 +6,14 @@ APP_DIR, not site-packages) and the few frames shown in full carry the lines aro
 A frame is a plain dict, as it travels in the Failure's JSON:
     {"file": "app/main.py", "line": 12, "function": "index", "user": true, "failing": true,
      "column": 5, "end_column": 9,          # 1-based, end exclusive, on `line`; null when unknown
-     "context_start": 7, "context": ["...", ...]}   # source lines from context_start on
+     "context_start": 7, "context": ["...", ...],   # source lines from context_start on
+     "locals": {"name": "repr", ...}}   # only when asked (UNSTUCK_ERROR_PAGES=locals), the user's frames only
 
 Sizes are capped (a Failure crosses a 64 KB SOCK_SEQPACKET message, see sizes.py): at most MAX_FRAMES
 frames (the outermost few, the failing one, the innermost ones), full context on CONTEXT_FRAMES of them
 (the others carry their one line), every string clipped by its encoded size. Worst case, all caps reached:
-4 x 11 lines x 162 B + 16 x (path 160 + name 80 + keys 150) + 12 x 162 B ~ 15 KB.
+4 x 11 lines x 162 B + 16 x (path 160 + name 80 + keys 150) + 12 x 162 B ~ 15 KB. Locals are only ever
+taken for a failed request, whose page is rendered in the process it failed in: they never cross a pipe.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ CONTEXT_FRAMES = 4
 LINE_BYTES = 160
 PATH_BYTES = 160
 NAME_BYTES = 80
+LOCALS = 20  # names shown per frame
+VALUE_BYTES = 200
+# A local whose name says it holds a secret shows as MASK: the page is for the developer's eyes, but may be
+# screenshotted, pasted into an issue or shown on a shared screen.
+SECRET_WORDS = ("key", "secret", "token", "password")
+MASK = "********"
 
 
 def display_path(path: str, app_dir: Path) -> str:
@@ -59,6 +67,32 @@ def from_user_code(tb: TracebackType | None, app_dir: Path) -> TracebackType | N
     return tb
 
 
+def is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def _safe_repr(value) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001 - a user's __repr__ that fails must not hide the error
+        text = f"<repr failed: {type(exc).__name__}>"
+    return clip(text, VALUE_BYTES)
+
+
+def local_values(frame_locals: dict) -> dict[str, str]:
+    """The first LOCALS names (dunder names and a generator's hidden ".0" left out) with their repr,
+    clipped; secrets masked."""
+    shown = {}
+    for name, value in frame_locals.items():
+        if len(shown) >= LOCALS:
+            break
+        if name.startswith("__") or not name.isidentifier():
+            continue
+        shown[clip(name, NAME_BYTES)] = MASK if is_secret(name) else _safe_repr(value)
+    return shown
+
+
 def _char_column(raw_line: str, byte_offset: int) -> int:
     # Code positions are UTF-8 byte offsets; the page counts characters.
     return len(raw_line.encode()[:byte_offset].decode(errors="ignore"))
@@ -72,7 +106,7 @@ def _frame(file: str, line: int | None, function: str | None, user: bool, app_di
             "_globals": module_globals, "_fallback": fallback_text}
 
 
-def _traceback_frames(tb: TracebackType | None, app_dir: Path) -> list[dict]:
+def _traceback_frames(tb: TracebackType | None, app_dir: Path, with_locals: bool = False) -> list[dict]:
     frames = []
     for (frame_obj, _), summary in zip(traceback.walk_tb(tb), traceback.extract_tb(tb)):
         column = end_column = None
@@ -82,9 +116,12 @@ def _traceback_frames(tb: TracebackType | None, app_dir: Path) -> list[dict]:
             if raw:
                 column = _char_column(raw, summary.colno) + 1
                 end_column = _char_column(raw, summary.end_colno) + 1
-        frames.append(_frame(summary.filename, summary.lineno, summary.name,
-                             is_user_file(summary.filename, app_dir), app_dir, column, end_column,
-                             frame_obj.f_globals))
+        user = is_user_file(summary.filename, app_dir)
+        frame = _frame(summary.filename, summary.lineno, summary.name, user, app_dir, column, end_column,
+                       frame_obj.f_globals)
+        if with_locals and user:
+            frame["locals"] = local_values(frame_obj.f_locals)
+        frames.append(frame)
     return frames
 
 
@@ -129,12 +166,13 @@ def _fill_context(frame: dict, around: int) -> None:
     frame["function"] = clip(frame["function"], NAME_BYTES)
 
 
-def extract(exc: BaseException, app_dir: Path) -> tuple[list[dict], int]:
-    """(frames, outermost first, the failing one marked; how many were left out to cap the size)."""
+def extract(exc: BaseException, app_dir: Path, with_locals: bool = False) -> tuple[list[dict], int]:
+    """(frames, outermost first, the failing one marked; how many were left out to cap the size).
+    `with_locals`: the user's frames carry their local variables (see local_values)."""
     linecache.checkcache()  # a file edited since it was last read must be read again
     tb = exc.__traceback__
     user_tb = from_user_code(tb, app_dir)
-    frames = _traceback_frames(user_tb or (None if isinstance(exc, SyntaxError) else tb), app_dir)
+    frames = _traceback_frames(user_tb or (None if isinstance(exc, SyntaxError) else tb), app_dir, with_locals)
     if isinstance(exc, SyntaxError) and exc.filename:
         frames.append(_syntax_error_frame(exc, app_dir))
     if not frames:

@@ -3,9 +3,10 @@
 // with DOM calls (no innerHTML, no <style> element), so the page's CSS and ours never meet. Sizes are in
 // px: rem would follow the page's root font size.
 (function () {
-  var ENDPOINT = "/__unstuck__/livereload", POLL_MS = 400;
+  var ENDPOINT = "/__unstuck__/livereload", POLL_MS = 400, MARKER = "x-unstuck-error";
   var onErrorPage = __ON_ERROR_PAGE__;  // this page is unstuck's 503 page: it just reloads
   var token = null, host = null;
+  var realFetch = window.fetch;  // the script's own requests go around the page's wrapped fetch below
 
   function el(tag, css, text) {
     var node = document.createElement(tag);
@@ -56,15 +57,19 @@
     close.addEventListener("click", hide);
     box.appendChild(close);
     box.appendChild(el("div", "color:#ff7b7b;font-weight:bold;font-size:16px", error.title));
+    if (error.request) box.appendChild(el("div", "margin-top:4px;color:#bbb;font:bold 13px/1.5 ui-monospace,Menlo,monospace",
+                                          error.request));
     box.appendChild(el("pre", "margin:8px 0;white-space:pre-wrap;color:#ffd5d5;font:bold 14px/1.5 ui-monospace,Menlo,monospace",
                        error.exception + (error.message ? ": " + error.message : "")));
     if (error.file) box.appendChild(el("div", "color:#9ab", error.file + (error.line ? ":" + error.line : "")));
     if (error.hint) box.appendChild(el("div", "margin:12px 0;padding:8px 12px;border-radius:4px;background:#3a3000;color:#ffe08a",
                                        "Hint: " + error.hint));
     if (error.frame && error.frame.context && error.frame.context.length) box.appendChild(code(error.frame));
-    box.appendChild(el("div", "margin-top:16px;color:#888;font-size:12px",
-                       "Served by unstuck: save a fix and this page reloads. Esc or a click outside dismisses this; " +
-                       "any URL of the app shows the full error while it is broken."));
+    box.appendChild(el("div", "margin-top:16px;color:#888;font-size:12px", error.phase === "request"
+                       ? "Served by unstuck: a request of this page failed. Save a fix and this page reloads; " +
+                         "Esc or a click outside dismisses this."
+                       : "Served by unstuck: save a fix and this page reloads. Esc or a click outside dismisses this; " +
+                         "any URL of the app shows the full error while it is broken."));
     backdrop.appendChild(box);
     backdrop.addEventListener("click", function (event) { if (event.target === backdrop) hide(); });
     root.appendChild(backdrop);
@@ -75,16 +80,50 @@
     if (host && (event.key === "Escape" || event.key === "Esc")) hide();
   });
 
+  // A request that failed with unstuck's request-time error page (request_errors.py) carries MARKER: the
+  // overlay shows that error, fetched by its id (the failed request is not made again).
+  function failedRequest(status, id) {
+    if (status !== 500 || !id) return;
+    realFetch.call(window, ENDPOINT + "?error=" + encodeURIComponent(id), { cache: "no-store" })
+      .then(function (response) { return response.json(); })
+      .then(function (data) { if (data.request_error) show(data.request_error); }, function () {});
+  }
+
+  if (realFetch) {
+    window.fetch = function () {
+      return realFetch.apply(window, arguments).then(function (response) {
+        failedRequest(response.status, response.headers.get(MARKER));
+        return response;
+      });
+    };
+  }
+  var xhrSend = window.XMLHttpRequest && XMLHttpRequest.prototype.send;
+  if (xhrSend) {
+    XMLHttpRequest.prototype.send = function () {
+      this.addEventListener("loadend", function () { failedRequest(this.status, this.getResponseHeader(MARKER)); });
+      return xhrSend.apply(this, arguments);
+    };
+  }
+
+  // A new generation of the app serves: reload into it, unless this very page now fails, which then shows
+  // in the overlay over the page as it was (the next save tries again).
+  function reloadUnlessFailing() {
+    if (onErrorPage) { location.reload(); return; }
+    realFetch.call(window, location.href, { cache: "no-store", headers: { accept: "text/html" } }).then(function (response) {
+      var id = response.status === 500 && response.headers.get(MARKER);
+      if (id) failedRequest(500, id); else location.reload();
+    }, function () { location.reload(); });
+  }
+
   function poll() {
-    fetch(ENDPOINT, { cache: "no-store" }).then(function (response) { return response.json(); }).then(function (data) {
+    realFetch.call(window, ENDPOINT, { cache: "no-store" }).then(function (response) { return response.json(); }).then(function (data) {
       if (data.token !== token) {
         // A new generation serves. The app: reload into it. An error, over a page of the app: show it
         // over the page, which stays (as it was before the broken save), until a fix reloads it.
         if (data.error && !onErrorPage) {
           show(data.error);
         } else if (token !== null) {
-          location.reload();
-          return;
+          reloadUnlessFailing();
         }
         token = data.token;
       }

@@ -23,11 +23,12 @@ import uvicorn
 from unstuck import config as config_mod
 from unstuck import debugger, handoff, project_env
 from unstuck import failure as failure_mod
-from unstuck import loading, logs, output
+from unstuck import framework_errors, loading, logs, output
 from unstuck.draining import DrainingHTTPProtocol
 from unstuck.error_app import ErrorApp
 from unstuck.failure import Failure
 from unstuck.livereload import LiveReload
+from unstuck.request_errors import RequestErrors
 
 PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
@@ -354,6 +355,18 @@ def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Fai
     server.run(sockets=[sock])
 
 
+def wrap_app(app, settings: config_mod.Settings):
+    """The user's app with unstuck's request-time error page (UNSTUCK_ERROR_PAGES) and live reload
+    (UNSTUCK_LIVERELOAD) around it; live reload outside, so that the error page gets its script too."""
+    errors = None
+    if settings.error_pages != "off":
+        framework_errors.install(app)
+        app = errors = RequestErrors(app, settings.app_dir, with_locals=settings.error_pages == "locals")
+    if settings.livereload:
+        app = LiveReload(app, request_errors=errors.lookup if errors is not None else None)
+    return app
+
+
 # Failures no process state can cause: a fresh interpreter would show the same, so a fast path shows them
 # at once instead of having them checked (see held_for_checking).
 CERTAIN = {"SyntaxError", "IndentationError", "TabError"}
@@ -385,7 +398,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
 
     # The probe wraps the app before uvicorn sees it: uvicorn calls what it is given with no arguments to
     # detect factories, which must never reach the user's object (the interface is already known).
-    probe = LifespanProbe(LiveReload(loaded.app) if settings.livereload else loaded.app)
+    probe = LifespanProbe(wrap_app(loaded.app, settings))
     config = _uvicorn_config(settings, probe, loaded.lifespan)
     try:
         config.load()

@@ -1,13 +1,17 @@
 """The error where the developer looks: the 503 page shows the failing source line of the user's file and a
-hint for a missing package; with live reload, a broken save shows an overlay over the open page."""
+hint for a missing package; with live reload, a broken save shows an overlay over the open page. An
+exception raised while handling a request answers 500 with the same page, and shows in the overlay too."""
 
 import html
+import os
 import re
 
 import httpx
 
 from browser import Browser
 from editor import save_in_place
+from repo import REPO
+from shapes import PLAIN_WSGI
 from waiting import has_text, wait_for, wait_until
 
 ORIGINAL = "Hello from unstuck"
@@ -104,6 +108,128 @@ def test_a_broken_save_shows_an_overlay_over_the_open_page_until_the_fix_reloads
         wait_until("the fix reloads the page with the new content",
                    lambda: ("Fixed under the overlay" in browser.text() and browser.evaluate(MARKED) is False,
                             browser.text()[:300]))
+        assert browser.evaluate(OVERLAY_TEXT) == ""
+    finally:
+        browser.close()
+
+
+# -- errors raised while handling a request ----------------------------------------------------------------
+
+SAMPLE_MAIN = (REPO / "app" / "main.py").read_text()
+ORDERS = """
+
+def order_total(items):
+    return sum(i["cost"] for i in items)
+
+
+@app.get("/orders")
+def orders() -> dict:
+    return {"total": order_total([{"price": 3}])}
+"""
+
+
+def test_a_request_error_answers_the_error_page_and_the_fix_answers_again(start_container):
+    source = SAMPLE_MAIN + ORDERS
+    served = start_container(files={"main.py": source})
+    wait_for(served.url("/page"), has_text(200, ORIGINAL), on_timeout=served.logs_tail)
+    line = source.splitlines().index('    return sum(i["cost"] for i in items)') + 1
+
+    page = httpx.get(served.url("/orders"), headers=HTML, timeout=10)
+    assert page.status_code == 500 and page.headers["x-unstuck-error"], page.text[:500]
+    highlighted = re.search(r'<mark class="failing"><span class="ln">(\d+)</span> (.*?)</mark>', page.text)
+    assert highlighted.groups() == (str(line), html.escape('    return sum(i["cost"] for i in items)'))
+    assert '<p class="request">GET /orders</p>' in page.text
+    as_json = httpx.get(served.url("/orders"), headers=JSON, timeout=10).json()
+    assert (as_json["request"], as_json["exception"], as_json["file"], as_json["line"]) == (
+        "GET /orders", "KeyError", "app/main.py", line)
+    text = httpx.get(served.url("/orders"), timeout=10).text
+    assert text.startswith(f"500 The request failed\nGET /orders\nKeyError: 'cost' (app/main.py:{line})\n"), text
+    # The log: a line with the request, file and line, and the traceback once per failed request.
+    logged = wait_until("the failure is logged", lambda: (
+        served.logs().count(f"GET /orders failed: KeyError: 'cost' (app/main.py:{line})") == 3, served.logs_tail()))
+    assert served.logs().count("Traceback (most recent call last)") == 3, logged
+
+    save_in_place(served.app_dir / "main.py", source.replace('i["cost"]', 'i.get("cost", i["price"])'))
+    wait_for(served.url("/orders"), has_text(200, '{"total":3}'), on_timeout=served.logs_tail)
+
+
+def test_a_wsgi_apps_request_error_answers_the_error_page(start_container):
+    served = start_container(env={"APP_MODULE": "app.wsgi_app:application"}, files={"wsgi_app.py": PLAIN_WSGI})
+    wait_for(served.url("/tea"), has_text(200, "2"), on_timeout=served.logs_tail)
+    failed = httpx.get(served.url("/coffee"), timeout=10)
+    assert failed.status_code == 500 and failed.headers["x-unstuck-error"]
+    assert failed.text.startswith("500 The request failed\nGET /coffee\nKeyError: 'coffee' (app/wsgi_app.py:2)\n")
+    assert "  > 2 |     return prices[name]" in failed.text
+
+
+DASHBOARD = """
+
+def order_total(items):
+    return sum(i["price"] for i in items)
+
+
+@app.get("/api/total")
+def api_total() -> dict:
+    return {"total": order_total([{"price": 3}, {"price": 2}])}
+
+
+@app.get("/dashboard", response_class=HTMLResponse)
+def dashboard() -> str:
+    return DASHBOARD_PAGE.replace("TITLE", "Orders")
+
+
+DASHBOARD_PAGE = (
+    "<!doctype html><html><body><h1>TITLE</h1><p id='total'>loading</p><script>fetch('/api/total')"
+    ".then(function (r) { return r.json(); }).then(function (d) { document.getElementById('total')"
+    ".textContent = 'total: ' + d.total; }, function () { document.getElementById('total').textContent = 'failed'; })"
+    "</script></body></html>")
+"""
+
+
+def test_a_failed_fetch_and_a_failed_page_show_in_the_overlay_until_the_fix(start_container, tmp_path):
+    source = SAMPLE_MAIN + DASHBOARD
+    served = start_container(env={"UNSTUCK_LIVERELOAD": "1"}, files={"main.py": source})
+    wait_for(served.url("/dashboard"), has_text(200, "Orders"), on_timeout=served.logs_tail)
+    shots = os.environ.get("UNSTUCK_SCREENSHOTS") or str(tmp_path)
+    browser = Browser(served.url("/dashboard"), tmp_path / "chromium-profile")
+    main = served.app_dir / "main.py"
+
+    def overlay_shows(*needles):
+        def probe():
+            text = browser.evaluate(OVERLAY_TEXT) or ""
+            return all(n in text for n in needles), text[:300]
+        return probe
+
+    try:
+        browser.connect()
+        wait_until("the page shows the total", lambda: ("total: 5" in browser.text(), browser.text()[:200]))
+
+        # The page's fetch fails at request time: the new generation reloads the page, whose fetch gets a 500.
+        broken_api = source.replace('i["price"] for i', 'i["cost"] for i')
+        save_in_place(main, broken_api)
+        line = broken_api.splitlines().index('    return sum(i["cost"] for i in items)') + 1
+        wait_until("the overlay shows the failed fetch",
+                   overlay_shows("The request failed", "GET /api/total", "KeyError: 'cost'", f"app/main.py:{line}"))
+        assert browser.evaluate(FAILING_ROW).endswith(f'{line} |     return sum(i["cost"] for i in items)')
+        assert "failed" in browser.text()  # the page itself, under the overlay, saw its fetch fail
+        browser.screenshot(f"{shots}/request-error-overlay-fetch.png")
+        # The same for an XMLHttpRequest of the page's.
+        browser.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
+        wait_until("Esc dismisses the overlay", lambda: (browser.evaluate(OVERLAY_TEXT) == "", "still shown"))
+        browser.evaluate("(function () { var x = new XMLHttpRequest(); x.open('GET', '/api/total?via=xhr'); x.send(); })()")
+        wait_until("the overlay shows the failed XMLHttpRequest", overlay_shows("GET /api/total?via=xhr", "KeyError"))
+
+        # The open page itself fails at request time: it stays as it was, the overlay tells why.
+        browser.evaluate("document.documentElement.setAttribute('data-test-mark', 'unreloaded')")
+        broken_page = broken_api.replace('.replace("TITLE", "Orders")', '.replace("TITLE", {}["title"])')
+        save_in_place(main, broken_page)
+        wait_until("the overlay shows the failed page", overlay_shows("GET /dashboard", "KeyError: 'title'"))
+        assert browser.evaluate(MARKED)  # not reloaded into the error
+        browser.screenshot(f"{shots}/request-error-overlay-page.png")
+
+        save_in_place(main, source.replace('{"price": 2}', '{"price": 4}'))
+        wait_until("the fix reloads the page with the new answer",
+                   lambda: ("total: 7" in browser.text() and browser.evaluate(MARKED) is False, browser.text()[:300]))
         assert browser.evaluate(OVERLAY_TEXT) == ""
     finally:
         browser.close()

@@ -1,7 +1,7 @@
 """Projects of every shape (tests/shapes.py), mounted at /workspace in the image for any project, with
 APP_MODULE unset: the app is found as its framework's CLI finds it, its own dependencies are installed at
 start, the first page is served, an edit is served, a broken save is a 503 naming the file, the fix is
-served, and a dependency added the way the project declares them is installed in place and importable."""
+served, a view that raises answers unstuck's 500 page (or the framework's own debug page), and a dependency added the way the project declares them is installed in place and importable."""
 
 import time
 
@@ -52,6 +52,13 @@ def test_a_project_is_found_served_edited_broken_fixed_and_extended(start_projec
     shape.serve(served.app_dir, repr(f"fixed {name}"))
     wait_for(served.url(), has_text(200, f"fixed {name}"), timeout=RELOAD_S, on_timeout=served.logs_tail)
     RECOVERIES.append((f"{name}: broken save fixed -> served", time.monotonic() - fixed))
+
+    # A view that raises while handling a request: unstuck's page names the file, unless the framework
+    # shows the exception on a debug page of its own, which is left alone.
+    shape.serve(served.app_dir, "{}['missing_key']")
+    expected = ("missing_key",) if shape.debug_page else ("KeyError: 'missing_key'", f"({shape.main}:")
+    _, failed = wait_for(served.url(), has_text(500, *expected), timeout=RELOAD_S, on_timeout=served.logs_tail)
+    assert ("x-unstuck-error" in failed.headers) is not shape.debug_page, failed.text[:2000]
 
     # A dependency declared the project's way is installed in place, then used by the next edit.
     installs = served.wait_state("serving")["counters"]["installs"]

@@ -18,6 +18,13 @@ def test_defaults(tmp_path):
     assert "*.py" in s.watch_patterns and "*.log" in s.ignore_patterns
     assert {"uv.lock", ".python-version", "requirements*.txt", "*.toml"} <= set(s.watch_patterns)
     assert s.project_env == Path("/home/app/.unstuck/venv")
+    assert s.error_pages == "on"
+
+
+@pytest.mark.parametrize("value, expected", [("1", "on"), ("0", "off"), ("off", "off"), ("locals", "locals"),
+                                             (" LOCALS ", "locals"), ("", "on")])
+def test_error_pages(tmp_path, value, expected):
+    assert load(tmp_path, UNSTUCK_ERROR_PAGES=value).error_pages == expected
 
 
 @pytest.mark.parametrize(
@@ -43,6 +50,7 @@ def test_defaults(tmp_path):
         ({"UNSTUCK_POLL_MS": "10"}, "UNSTUCK_POLL_MS='10' is out of range; set it to milliseconds between 50 and 10000"),
         ({"UNSTUCK_WARM": "2"}, "UNSTUCK_WARM='2' is not accepted; use 1 or 0"),
         ({"UNSTUCK_APP_LAYER": "yes please"}, "UNSTUCK_APP_LAYER='yes please' is not accepted; use 1 or 0"),
+        ({"UNSTUCK_ERROR_PAGES": "vars"}, "UNSTUCK_ERROR_PAGES='vars' is not accepted; use 1, 0 or locals"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(tmp_path, env, needle):

@@ -97,3 +97,13 @@ def test_head_responses_pass_through_untouched():
     inner = page_app(b"<html><body>x</body></html>")
     assert asgi_messages(LiveReload(inner), "HEAD") == asgi_messages(inner, "HEAD")
     assert asgi_messages(LiveReload(inner), "GET") != asgi_messages(inner, "GET")  # the same check sees a GET's script
+
+
+def test_the_script_runs_before_the_pages_own_scripts():
+    # It wraps fetch and XMLHttpRequest (a failed request shows in the overlay): a page may fetch at once.
+    with_head = get(LiveReload(page_app(b"<html><head><title>t</title></head><body><script>fetch('/x')</script>"
+                                        b"</body></html>"))).text
+    assert with_head.index("unstuck live reload") < with_head.index("<title>")
+    no_head = get(LiveReload(page_app(b"<html><body><header>h</header><p>x</p><script>fetch('/x')</script>"
+                                      b"</body></html>"))).text
+    assert no_head.index("<p>x</p>") < no_head.index("unstuck live reload") < no_head.index("fetch('/x')")
