@@ -141,7 +141,17 @@ class SafetyNet:
         with self._lock:
             # What was heard before the previous walk began cannot vouch for anything any more.
             self._heard = {path: at for path, at in self._heard.items() if at >= self._judged_since}
-            return {(change, path) for change, path in changes if path not in self._heard}
+            return {(change, path) for change, path in changes if not self._vouched_for(path)}
+
+    def _vouched_for(self, path: str) -> bool:
+        # A directory moved in or out, or created by a checkout before inotify watched it, is reported alone:
+        # its event vouches for every file beneath it.
+        while path not in self._heard:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return False
+            path = parent
+        return True
 
     def confirm(self, changes: Changes) -> tuple[Changes, bool]:
         """Of `unheard`'s changes, those still unheard: missed by the events. True the first time."""

@@ -66,6 +66,19 @@ def test_an_event_that_comes_just_after_the_walk_still_counts():
     assert net.confirm(unheard) == (set(), False)
 
 
+def test_a_directory_reported_by_an_event_vouches_for_the_files_beneath_it():
+    clock = Clock()
+    net = SafetyNet(5.0, 0.5, clock)
+    look(net, clock, A)
+    clock.now = 1002.0
+    net.heard({(Change.added, "/w/pkg")})  # moved in whole: one event for the directory
+    clock.now = 1005.0
+    moved_in = {**A, "/w/pkg/__init__.py": (2, 2, 0, 20), "/w/pkg/deep/mod.py": (2, 2, 5, 21)}
+    assert look(net, clock, moved_in) == (set(), False)
+    clock.now = 1010.0
+    assert look(net, clock, {**moved_in, "/w/pkg/new.py": (3, 3, 5, 22)})[0] == {(Change.added, "/w/pkg/new.py")}
+
+
 def test_an_event_heard_before_the_previous_look_vouches_for_nothing_later():
     clock = Clock()
     net = SafetyNet(5.0, 0.5, clock)
