@@ -55,6 +55,8 @@ NEW_DIR_CHECKS = 10
 # The safety poll's walk ends a moment before the events of the last changes it saw are delivered: how long
 # it waits for them before judging a change unreported (a batch comes within 2 steps of 20 ms of a change).
 SAFETY_SETTLE_S = 0.3
+# While no watcher watches, the safety poll looks again this often whether one does.
+SAFETY_NOT_WATCHING_S = 0.1
 
 Changes = set[tuple[Change, str]]
 
@@ -311,15 +313,21 @@ class Watcher:
             if delay > 0 and self._stop.wait(delay):
                 return
             try:
-                self.safety_check()
+                if not self.safety_check() and self._stop.wait(SAFETY_NOT_WATCHING_S):
+                    return
             except Exception as exc:  # noqa: BLE001 - the events go on; try again next time
                 log.warning("the safety poll failed (%s: %s); trying again in %g s", type(exc).__name__, exc,
                             self._safety.every_s)
                 log.debug("safety poll failure", exc_info=exc)
                 self._stop.wait(self._safety.every_s)
 
-    def safety_check(self) -> None:
-        """One look of the safety poll: deliver what changed that no event reported."""
+    def safety_check(self) -> bool:
+        """One look of the safety poll: deliver what changed that no event reported. False, without a look,
+        while no watcher watches (at the start, between restarts): the first look after it does only takes
+        stock, so the first one must come as soon as it watches, not an interval later."""
+        with self._lock:
+            if not self._state["watching"]:
+                return False
         started = self._clock()
         snapshot = self._tree.snapshot()
         with self._lock:
@@ -330,11 +338,11 @@ class Watcher:
         self._safety_since = started
         unheard = self._safety.unheard(snapshot, started, judging)
         if not unheard:
-            return
+            return True
         self._wait(SAFETY_SETTLE_S)
         missed, first = self._safety.confirm(unheard)
         if not missed:
-            return
+            return True
         if first:
             log.warning("the safety poll found %d change(s) under %s that no inotify event reported (%s): this "
                         "mount drops events, so it is polled every %d ms from now on, besides inotify",
@@ -344,6 +352,7 @@ class Watcher:
         self._set(safety_poll_ms=self.poll_ms, missed_by_events=self._safety.missed,
                   first_missed=self._safety.first_missed)
         self._deliver(missed)
+        return True
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -387,6 +387,16 @@ def test_on_a_share_that_may_drop_events_what_they_missed_is_delivered_said_once
     assert states[-1]["first_missed"] == str(app) and states[-1]["mode"] == "inotify"
 
 
+def test_the_safety_poll_takes_no_look_before_the_watcher_watches(tmp_path):
+    (tmp_path / "app.py").write_text("x = 1\n")
+    watcher, fake, clock, waits, batches, states = make(tmp_path, starts(Tick()), safety=True)
+    # A look now would only take stock, and the next one, an interval later, could not judge either (the
+    # watcher started after it): a change made beneath the share meanwhile would wait two intervals.
+    assert watcher.safety_check() is False and watcher._safety.due_at() == clock.now
+    watcher.run()
+    assert watcher.safety_check() is True and watcher._safety.due_at() == clock.now + 5.0
+
+
 def test_on_a_share_changes_the_events_reported_are_delivered_once_and_the_poll_stays_slow(tmp_path, logs):
     app = tmp_path / "app.py"
     app.write_text("x = 1\n")
