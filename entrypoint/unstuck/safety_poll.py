@@ -30,6 +30,13 @@ def _stamp(st: os.stat_result) -> Stamp:
     return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
 
 
+def stamp_of(path: str) -> Stamp | None:
+    try:
+        return _stamp(os.stat(path, follow_symlinks=False))
+    except OSError:
+        return None
+
+
 class Tree:
     """The stamps of the files under `roots` that `watch_filter` watches."""
 
@@ -96,19 +103,22 @@ class SafetyNet:
     """Which differences between two snapshots no event reported, and how often to look.
 
     A difference between the snapshots begun at t0 and t1 is a change made after the first look at its
-    file, so after t0: an event for it was delivered after t0. Events come a few milliseconds after a
-    change, so a difference is judged unreported only if still unheard a moment after the second walk
-    (`unheard`, then `confirm`).
+    file, so after t0: it was reported if an event for that file was delivered after t0 and the file then
+    had the stamp it has now (an event for an earlier save does not vouch for a later one no event
+    reported). Events come a few milliseconds after a change, so a difference is judged unreported only
+    if still unheard a moment after the second walk (`unheard`, then `confirm`).
     """
 
-    def __init__(self, interval_s: float, fast_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, interval_s: float, fast_s: float, clock: Callable[[], float],
+                 stamp: Callable[[str], Stamp | None] = stamp_of) -> None:
         self.interval_s = interval_s
         self.fast_s = fast_s
         self._clock = clock
         self._snapshot: dict[str, Stamp] | None = None
         self._taken_at = 0.0  # when the walk of the last snapshot began
         self._judged_since = 0.0  # when the walk of the snapshot before it began
-        self._heard: dict[str, float] = {}
+        self._stamp = stamp
+        self._heard: dict[str, tuple[float, Stamp | None]] = {}  # path -> when an event said so, its stamp then
         self._lock = threading.Lock()  # heard() is called by the events' thread, the rest by the poll's
         self.missed = 0  # changes found by the poll that no event reported, in all
         self.first_missed: str | None = None  # the first of them; from then on the poll is fast
@@ -123,9 +133,10 @@ class SafetyNet:
     def heard(self, changes: Changes) -> None:
         """Events reported these changes now."""
         now = self._clock()
+        stamps = {path: self._stamp(path) for _, path in changes}
         with self._lock:
-            for _, path in changes:
-                self._heard[path] = now
+            for path, stamp in stamps.items():
+                self._heard[path] = (now, stamp)
 
     def unheard(self, snapshot: dict[str, Stamp], taken_at: float, judging: bool) -> Changes:
         """Keep `snapshot` (its walk began at `taken_at`); return what changed since the previous one with
@@ -140,18 +151,22 @@ class SafetyNet:
     def _unheard_of(self, changes: Changes) -> Changes:
         with self._lock:
             # What was heard before the previous walk began cannot vouch for anything any more.
-            self._heard = {path: at for path, at in self._heard.items() if at >= self._judged_since}
+            self._heard = {path: heard for path, heard in self._heard.items() if heard[0] >= self._judged_since}
             return {(change, path) for change, path in changes if not self._vouched_for(path)}
 
     def _vouched_for(self, path: str) -> bool:
+        heard = self._heard.get(path)
+        if heard is not None:
+            return heard[1] == self._snapshot.get(path)  # None == None: reported deleted, and gone
         # A directory moved in or out, or created by a checkout before inotify watched it, is reported alone:
         # its event vouches for every file beneath it.
-        while path not in self._heard:
+        while True:
             parent = os.path.dirname(path)
             if parent == path:
                 return False
+            if parent in self._heard:
+                return True
             path = parent
-        return True
 
     def confirm(self, changes: Changes) -> tuple[Changes, bool]:
         """Of `unheard`'s changes, those still unheard: missed by the events. True the first time."""

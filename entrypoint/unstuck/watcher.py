@@ -239,9 +239,9 @@ class Watcher:
                         self._deliver(missed)
                     recent.remember(changes | missed)
                 if changes:
-                    if self._safety is not None:
-                        self._safety.heard(changes)
                     self._deliver(changes)
+                    if self._safety is not None:
+                        self._safety.heard(changes)  # after the delivery: a stat per path, off the reload's path
                     if not polling:
                         self._check_new_dirs(changes)
                 self._covered = returned_at

@@ -17,6 +17,10 @@ class Clock:
         return self.now
 
 
+class Disk(dict):
+    """The files' stamps as a stat would give them when an event is heard (path -> stamp)."""
+
+
 def look(net: SafetyNet, clock: Clock, snapshot: dict, judging: bool = True):
     """One look of the poll at the clock's time: what it finds unheard, then still unheard."""
     unheard = net.unheard(snapshot, clock.now, judging)
@@ -44,22 +48,37 @@ def test_a_change_no_event_reported_is_missed_and_makes_the_poll_fast():
 
 
 def test_changes_events_reported_are_not_missed_and_the_poll_stays_slow():
-    clock = Clock()
-    net = SafetyNet(5.0, 0.5, clock)
+    clock, disk = Clock(), Disk(A)
+    net = SafetyNet(5.0, 0.5, clock, disk.get)
     look(net, clock, A)
     clock.now = 1002.0
+    disk["/w/a.py"] = (2, 2, 11, 7)
+    del disk["/w/b.py"]
     net.heard({(Change.modified, "/w/a.py"), (Change.deleted, "/w/b.py")})
     clock.now = 1005.0
-    assert look(net, clock, {"/w/a.py": (2, 2, 11, 7)}) == (set(), False)
+    assert look(net, clock, dict(disk)) == (set(), False)
     assert net.every_s == 5.0 and net.missed == 0
 
 
+def test_an_event_for_a_save_does_not_vouch_for_a_later_one_no_event_reported():
+    clock, disk = Clock(), Disk(A)
+    net = SafetyNet(5.0, 0.5, clock, disk.get)
+    look(net, clock, A)
+    clock.now = 1002.0
+    disk["/w/a.py"] = (2, 2, 11, 7)
+    net.heard({(Change.modified, "/w/a.py")})  # a save through the share, reported
+    disk["/w/a.py"] = (3, 3, 12, 7)  # then one written on the other side, not reported
+    clock.now = 1005.0
+    assert look(net, clock, dict(disk)) == ({(Change.modified, "/w/a.py")}, True)
+
+
 def test_an_event_that_comes_just_after_the_walk_still_counts():
-    clock = Clock()
-    net = SafetyNet(5.0, 0.5, clock)
+    clock, disk = Clock(), Disk(A)
+    net = SafetyNet(5.0, 0.5, clock, disk.get)
     look(net, clock, A)
     clock.now = 1005.0
-    unheard = net.unheard({**A, "/w/a.py": (2, 2, 11, 7)}, clock.now, True)
+    disk["/w/a.py"] = (2, 2, 11, 7)
+    unheard = net.unheard(dict(disk), clock.now, True)
     assert unheard == {(Change.modified, "/w/a.py")}
     clock.now = 1005.1
     net.heard({(Change.modified, "/w/a.py")})
@@ -68,7 +87,7 @@ def test_an_event_that_comes_just_after_the_walk_still_counts():
 
 def test_a_directory_reported_by_an_event_vouches_for_the_files_beneath_it():
     clock = Clock()
-    net = SafetyNet(5.0, 0.5, clock)
+    net = SafetyNet(5.0, 0.5, clock, {}.get)
     look(net, clock, A)
     clock.now = 1002.0
     net.heard({(Change.added, "/w/pkg")})  # moved in whole: one event for the directory
@@ -81,7 +100,7 @@ def test_a_directory_reported_by_an_event_vouches_for_the_files_beneath_it():
 
 def test_an_event_heard_before_the_previous_look_vouches_for_nothing_later():
     clock = Clock()
-    net = SafetyNet(5.0, 0.5, clock)
+    net = SafetyNet(5.0, 0.5, clock, {"/w/a.py": (2, 2, 11, 7)}.get)  # even with the stamp it has later
     net.heard({(Change.modified, "/w/a.py")})  # a save reported before the first look
     clock.now = 1001.0
     look(net, clock, A)
