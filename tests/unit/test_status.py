@@ -126,3 +126,18 @@ def test_status_prints_the_errors_hint():
                           "hint:         add 'requests' to app/requirements.txt; unstuck installs it in place"]
     del data["failure"]["hint"]
     assert "hint" not in format_status(data, now=0)
+
+
+def test_status_says_what_the_safety_poll_found():
+    from unstuck.cli import format_status
+
+    watcher = {"mode": "inotify", "reason": "/workspace/app is a fakeowner mount, whose changes may not all raise "
+               "inotify events", "last_change": None, "safety_poll_ms": 5000, "missed_by_events": 0,
+               "first_missed": None}
+    data = {"state": "serving", "app_module": "app.main:app", "port": 8000, "watcher": watcher}
+    assert "safety poll:  every 5000 ms, no change missed by inotify events so far" in format_status(data, now=0)
+    watcher.update(safety_poll_ms=500, missed_by_events=2, first_missed="/workspace/app/main.py")
+    assert ("safety poll:  every 500 ms, 2 change(s) no inotify event reported (first: /workspace/app/main.py)"
+            in format_status(data, now=0))
+    watcher.update(safety_poll_ms=None)  # a local filesystem, or UNSTUCK_POLL_SAFETY_MS=0
+    assert "safety poll" not in format_status(data, now=0)
