@@ -384,6 +384,7 @@ def bench_shares(bench: Bench, edits: int, think: float, files: int) -> str:
         for container in (shared, plain):
             container.remove(force=True)
             bench.containers.remove(container)
+        (src / "main.py").write_text(main_src)  # the sample's text again, which the next containers wait for
         lines.append(f"  watcher process CPU, idle, {files} watched files through the view:")
         for i in range(files):
             sub = src / f"pkg{i // 1000}" / f"sub{i // 100 % 10}"
