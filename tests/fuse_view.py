@@ -15,6 +15,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+# The sample app plus a name imported from a module that can be deleted: /extra says "none" once reloaded.
+EXTRA_ROUTE = '''
+try:
+    from app.extra import NAME
+except ImportError:
+    NAME = "none"
+
+
+@app.get("/extra")
+def extra() -> dict:
+    return {"extra": NAME}
+'''
+
+
+def sample_with_extra_module(dst: Path) -> str:
+    """The sample app at `dst` with EXTRA_ROUTE and app/extra.py (NAME = "extra module"); its main.py text."""
+    from containers import readable_copy
+    from repo import REPO
+
+    readable_copy(REPO / "app", dst)
+    main = (dst / "main.py").read_text() + EXTRA_ROUTE
+    (dst / "main.py").write_text(main)
+    (dst / "extra.py").write_text('NAME = "extra module"\n')
+    (dst / "extra.py").chmod(0o644)
+    return main
+
+
 class Unavailable(RuntimeError):
     """No FUSE view can be made here; str() says why and what to install."""
 

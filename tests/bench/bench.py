@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from containers import LABEL, SESSION, default_base_image, free_port, readable_copy  # noqa: E402
-from fuse_view import Unavailable, fuse_view  # noqa: E402
+from fuse_view import Unavailable, fuse_view, sample_with_extra_module  # noqa: E402
 from repo import REPO  # noqa: E402
 
 RELOADERS = ("unstuck", "uvicorn")
@@ -305,17 +305,6 @@ def bench_polling(bench: Bench, files: int) -> str:
 
 # -- Docker Desktop shares, simulated (--only shares) ------------------------------------------------------
 
-EXTRA_ROUTE = '''
-try:
-    from app.extra import NAME
-except ImportError:
-    NAME = "none"
-
-
-@app.get("/extra")
-def extra() -> dict:
-    return {"extra": NAME}
-'''
 
 
 def run_on(bench: Bench, app_dir: Path, env: dict | None = None):
@@ -338,11 +327,8 @@ def bench_shares(bench: Bench, edits: int, think: float, files: int) -> str:
     lines = ["Docker Desktop share simulated by a FUSE view (bindfs, fuse.grpcfuse) at /workspace/app:"]
     work = bench.workdir / "shares"
     src, local = work / "src" / "app", work / "local" / "app"
-    for copy in (src, local):
-        readable_copy(REPO / "app", copy)
-    main_src = (src / "main.py").read_text() + EXTRA_ROUTE
-    (src / "main.py").write_text(main_src)
-    (src / "extra.py").write_text('NAME = "extra module"\n')
+    readable_copy(REPO / "app", local)
+    main_src = sample_with_extra_module(src)
     try:
         view_cm = fuse_view(src, work / "view")
         view = view_cm.__enter__()

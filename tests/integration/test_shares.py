@@ -7,37 +7,20 @@ import time
 
 import pytest
 
-from containers import readable_copy
 from editor import save_in_place
-from fuse_view import Unavailable, fuse_view
-from repo import REPO
+from fuse_view import Unavailable, fuse_view, sample_with_extra_module
 from waiting import has_text, wait_for
 
 SAFETY_S = 5.0  # UNSTUCK_POLL_SAFETY_MS's default
 RELOAD_S = 1.5  # a reload after the change is found, and this test's own polling
 # Through the event path a save is served in tens of milliseconds; waiting for a poll of 500 ms, 0.5 s.
 EVENT_P50_S = 0.2
-# The sample app, with a name imported from a module that the test deletes: served "none" once reloaded.
-EXTRA_IMPORT = '''
-try:
-    from app.extra import NAME
-except ImportError:
-    NAME = "none"
-
-
-@app.get("/extra")
-def extra() -> dict:
-    return {"extra": NAME}
-'''
 
 
 @pytest.fixture
 def view(tmp_path):
     src = tmp_path / "src" / "app"
-    readable_copy(REPO / "app", src)
-    (src / "main.py").write_text((src / "main.py").read_text() + EXTRA_IMPORT)
-    (src / "extra.py").write_text('NAME = "extra module"\n')
-    (src / "extra.py").chmod(0o644)
+    sample_with_extra_module(src)
     try:
         with fuse_view(src, tmp_path / "view") as mounted:
             yield src, mounted

@@ -21,6 +21,14 @@ class Disk(dict):
     """The files' stamps as a stat would give them when an event is heard (path -> stamp)."""
 
 
+def looked_at(snapshot: dict):
+    """A clock at 1000 s, a disk holding `snapshot`, and a safety net (5 s, fast 0.5 s) that took it in."""
+    clock, disk = Clock(), Disk(snapshot)
+    net = SafetyNet(5.0, 0.5, clock, disk.get)
+    look(net, clock, snapshot)
+    return clock, disk, net
+
+
 def look(net: SafetyNet, clock: Clock, snapshot: dict, judging: bool = True):
     """One look of the poll at the clock's time: what it finds unheard, then still unheard."""
     unheard = net.unheard(snapshot, clock.now, judging)
@@ -48,9 +56,7 @@ def test_a_change_no_event_reported_is_missed_and_makes_the_poll_fast():
 
 
 def test_changes_events_reported_are_not_missed_and_the_poll_stays_slow():
-    clock, disk = Clock(), Disk(A)
-    net = SafetyNet(5.0, 0.5, clock, disk.get)
-    look(net, clock, A)
+    clock, disk, net = looked_at(A)
     clock.now = 1002.0
     disk["/w/a.py"] = (2, 2, 11, 7)
     del disk["/w/b.py"]
@@ -61,9 +67,7 @@ def test_changes_events_reported_are_not_missed_and_the_poll_stays_slow():
 
 
 def test_an_event_for_a_save_does_not_vouch_for_a_later_one_no_event_reported():
-    clock, disk = Clock(), Disk(A)
-    net = SafetyNet(5.0, 0.5, clock, disk.get)
-    look(net, clock, A)
+    clock, disk, net = looked_at(A)
     clock.now = 1002.0
     disk["/w/a.py"] = (2, 2, 11, 7)
     net.heard({(Change.modified, "/w/a.py")})  # a save through the share, reported
@@ -73,9 +77,7 @@ def test_an_event_for_a_save_does_not_vouch_for_a_later_one_no_event_reported():
 
 
 def test_an_event_that_comes_just_after_the_walk_still_counts():
-    clock, disk = Clock(), Disk(A)
-    net = SafetyNet(5.0, 0.5, clock, disk.get)
-    look(net, clock, A)
+    clock, disk, net = looked_at(A)
     clock.now = 1005.0
     disk["/w/a.py"] = (2, 2, 11, 7)
     unheard = net.unheard(dict(disk), clock.now, True)

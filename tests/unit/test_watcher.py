@@ -363,20 +363,25 @@ def test_state_has_the_documented_keys(tmp_path):
     assert set(watcher.state()) >= {"mode", "reason", "since", "last_change", "restarts", "error"}
 
 
-def test_on_a_share_that_may_drop_events_what_they_missed_is_delivered_said_once_and_polled_fast(tmp_path, logs):
+def on_a_share(tmp_path, *steps):
+    """A watcher on a share that may drop events, over app.py, playing `steps` in which LOOK is one look of
+    its safety poll."""
     app = tmp_path / "app.py"
     app.write_text("x = 1\n")
-    watcher = None
+    made = make(tmp_path, starts(*[(lambda: made[0].safety_check()) if step is LOOK else step for step in steps]),
+                safety=True)
+    made[0].run()
+    return app, made
 
-    def look():
-        watcher.safety_check()
 
-    watcher, fake, clock, waits, batches, states = make(
-        tmp_path,
-        starts(look, Tick(5.0), lambda: app.write_text("x = 2\n"), look,  # written beneath the share: no event
-               Tick(0.5), lambda: app.unlink(), look),
-        safety=True)
-    watcher.run()
+LOOK = object()
+
+
+def test_on_a_share_that_may_drop_events_what_they_missed_is_delivered_said_once_and_polled_fast(tmp_path, logs):
+    app = tmp_path / "app.py"
+    app, (watcher, fake, clock, waits, batches, states) = on_a_share(
+        tmp_path, LOOK, Tick(5.0), lambda: app.write_text("x = 2\n"), LOOK,  # written beneath the share: no event
+        Tick(0.5), lambda: app.unlink(), LOOK)
     assert logs[0] == f"INFO watching {tmp_path} with inotify, and polling every 5000 ms for what events miss: " \
                       "test filesystem"
     assert batches == [{(Change.modified, str(app))}, {(Change.deleted, str(app))}]
@@ -399,17 +404,8 @@ def test_the_safety_poll_takes_no_look_before_the_watcher_watches(tmp_path):
 
 def test_on_a_share_changes_the_events_reported_are_delivered_once_and_the_poll_stays_slow(tmp_path, logs):
     app = tmp_path / "app.py"
-    app.write_text("x = 1\n")
-    watcher = None
-
-    def look():
-        watcher.safety_check()
-
-    watcher, fake, clock, waits, batches, states = make(
-        tmp_path,
-        starts(look, Tick(2.0), lambda: app.write_text("x = 2\n"), {(Change.modified, str(app))}, Tick(3.0), look),
-        safety=True)
-    watcher.run()
+    app, (watcher, fake, clock, waits, batches, states) = on_a_share(
+        tmp_path, LOOK, Tick(2.0), lambda: app.write_text("x = 2\n"), {(Change.modified, str(app))}, Tick(3.0), LOOK)
     assert batches == [{(Change.modified, str(app))}]
     assert not any(line.startswith("WARNING") for line in logs)
     assert watcher.state()["safety_poll_ms"] == 5000 and watcher.state()["missed_by_events"] == 0
