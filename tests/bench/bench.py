@@ -316,7 +316,19 @@ def run_on(bench: Bench, app_dir: Path, env: dict | None = None):
     return container, port
 
 
-def idle_watcher_cpu(container, seconds: float = 20.0) -> float:
+def wait_watcher_watching(container, timeout: float = 300) -> None:
+    """Until `unstuck status` says the file watcher watches (on a large tree through FUSE, inotify's setup
+    takes seconds after the first 200; the safety poll's first look, which lists every directory, follows)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        status = json.loads(container.exec_run(["unstuck", "status", "--json"]).output or b"{}")
+        if (status.get("watcher") or {}).get("watching"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the file watcher did not start watching")
+
+
+def idle_watcher_cpu(container, seconds: float = 30.0) -> float:
     """The watcher process's share of a core over `seconds` with nothing changing."""
     cpu0, t0 = watcher_cpu_seconds(container), time.monotonic()
     time.sleep(seconds)
@@ -385,10 +397,11 @@ def bench_shares(bench: Bench, edits: int, think: float, files: int) -> str:
             container, port = run_on(bench, view, env)
             with httpx.Client(timeout=10) as client:
                 wait_body(client, f"http://127.0.0.1:{port}/", "Hello from unstuck", timeout=120)
+                wait_watcher_watching(container)
                 if miss:
                     save(src / "pkg0" / "sub0" / "m0.py", "X = 'missed'\n")
                     wait_logs(container, "no inotify event reported", 1)
-            time.sleep(6)  # the first walk of the tree, which lists every directory, is not the steady cost
+            time.sleep(5)  # the first look, which lists every directory, is not the steady cost
             lines.append(f"    {label:42} {idle_watcher_cpu(container) * 100:6.2f} % of a core")
             print(lines[-1], flush=True)
             container.remove(force=True)
