@@ -328,8 +328,12 @@ class Watcher:
         with self._lock:
             if not self._state["watching"]:
                 return False
-        started = self._clock()
+        started, cpu = self._clock(), time.thread_time()
         snapshot = self._tree.snapshot()
+        self._safety.spent(time.thread_time() - cpu)
+        every_ms = round(self._safety.every_s * 1000, -2)
+        if every_ms != self._state["safety_poll_ms"]:
+            self._set(safety_poll_ms=int(every_ms))  # stretched to stay within safety_poll.BUDGET, or fast
         with self._lock:
             # Only while inotify watched all along since the previous look: otherwise the catch-up after a
             # restart, or the poll that stands in for inotify, covers that time.
@@ -349,7 +353,7 @@ class Watcher:
                         len(missed), ", ".join(map(str, self.roots)), self._safety.first_missed, self.poll_ms)
         else:
             log.info("the safety poll found %d change(s) that no inotify event reported", len(missed))
-        self._set(safety_poll_ms=self.poll_ms, missed_by_events=self._safety.missed,
+        self._set(safety_poll_ms=int(round(self._safety.every_s * 1000)), missed_by_events=self._safety.missed,
                   first_missed=self._safety.first_missed)
         self._deliver(missed)
         return True

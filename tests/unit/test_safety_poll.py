@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from watchfiles import Change
 
-from unstuck.safety_poll import SafetyNet, Tree, diff
+from unstuck.safety_poll import BUDGET, SafetyNet, Tree, diff
 
 
 class Clock:
@@ -159,3 +160,17 @@ def test_a_file_copied_in_with_its_old_times_is_seen(tmp_path):
     (tmp_path / "a.py").write_text("x = 2\n")
     os.utime(tmp_path / "a.py", ns=(st.st_atime_ns, st.st_mtime_ns))  # what `cp -p` leaves
     assert diff(before, tree.snapshot()) == {(Change.modified, str(tmp_path / "a.py"))}
+
+
+def test_a_look_that_costs_more_than_the_budget_stretches_the_interval_but_not_the_fast_one():
+    clock, disk, net = looked_at(A)
+    net.spent(0.01)  # 10 ms of CPU every 5 s: 0.2 % of a core
+    assert net.every_s == 5.0
+    net.spent(0.2)  # a large tree through a share: each look now costs more than 1 % of a core every 5 s
+    assert net.every_s * BUDGET == pytest.approx(net.cost_s) and net.every_s > 5.0
+    for _ in range(30):
+        net.spent(0.08)
+    assert net.every_s == pytest.approx(8.0, rel=0.01)  # 80 ms every 8 s: 1 %
+    clock.now = 1010.0
+    look(net, clock, {})  # a miss: polled fast from now on, whatever it costs
+    assert net.every_s == 0.5
