@@ -330,7 +330,10 @@ class Watcher:
                 return False
         started, cpu = self._clock(), time.thread_time()
         snapshot = self._tree.snapshot()
-        self._safety.spent(time.thread_time() - cpu)
+        if self._safety_since != float("inf"):
+            # Not the first look: it lists every directory and asks the filter about every path, which the
+            # next looks do only where something changed; counted, it would space them out for minutes.
+            self._safety.spent(time.thread_time() - cpu)
         every_ms = round(self._safety.every_s * 1000, -2)
         if every_ms != self._state["safety_poll_ms"]:
             self._set(safety_poll_ms=int(every_ms))  # stretched to stay within safety_poll.BUDGET, or fast

@@ -402,7 +402,9 @@ def bench_shares(bench: Bench, edits: int, think: float, files: int) -> str:
                     save(src / "pkg0" / "sub0" / "m0.py", "X = 'missed'\n")
                     wait_logs(container, "no inotify event reported", 1)
             time.sleep(5)  # the first look, which lists every directory, is not the steady cost
-            lines.append(f"    {label:42} {idle_watcher_cpu(container) * 100:6.2f} % of a core")
+            share = idle_watcher_cpu(container)
+            every = json.loads(container.exec_run(["unstuck", "status", "--json"]).output)["watcher"]["safety_poll_ms"]
+            lines.append(f"    {label:42} {share * 100:6.2f} % of a core (poll every {every} ms)")
             print(lines[-1], flush=True)
             container.remove(force=True)
             bench.containers.remove(container)
