@@ -58,3 +58,9 @@ def test_forced_either_way():
 def test_escaped_mount_points_are_read():
     mounts = parse_mountinfo(r"628 611 254:0 /a /work\040space/app rw - ext4 /dev/vda rw")
     assert mounts[0].point == "/work space/app"
+
+
+def test_fuse_shares_known_to_carry_no_events_still_poll():
+    sshfs = "70 611 0:48 / /workspace rw,nosuid,nodev,relatime - fuse.sshfs dev@host:/proj rw,user_id=0,group_id=0"
+    d = decide(ROOT, "\n".join([OVERLAY_ROOT, sshfs]), None)
+    assert d.poll and not d.safety and "fuse.sshfs" in d.reason
