@@ -7,7 +7,7 @@ STACK ?= $(COMPOSE) -f compose.yaml -f compose.stack.yaml
 
 IMAGE ?= unstuck
 
-.PHONY: up down logs shell status build image watch stack stack-down test test-unit bench clean
+.PHONY: up down logs shell status build image watch stack stack-down test test-unit test-other-python bench clean
 
 up: ## serve ./app on http://127.0.0.1:8000 with reload (foreground)
 	$(COMPOSE) up --build
@@ -48,6 +48,14 @@ $(VENV)/.installed: tests/requirements.txt entrypoint/requirements.txt app/requi
 
 test: $(VENV)/.installed ## every test: unit tests and real-container integration tests
 	$(VENV)/bin/pytest tests
+
+# What depends on the Python version most: the reloader (fork, warm process, hand-over), the fault matrix and
+# the project shapes. CI runs them on the second tested Python (README, "Supported Pythons").
+OTHER_PYTHON_TESTS ?= tests/integration/test_reload.py tests/integration/test_faults.py tests/integration/test_shapes.py
+
+test-other-python: $(VENV)/.installed ## the reloader, fault and shape tests on BASE_IMAGE=... (e.g. unstuck-local-base:trixie)
+	@test -n "$(BASE_IMAGE)" || { echo "set BASE_IMAGE, e.g. make test-other-python BASE_IMAGE=unstuck-local-base:trixie"; exit 2; }
+	BASE_IMAGE=$(BASE_IMAGE) $(VENV)/bin/pytest $(OTHER_PYTHON_TESTS)
 
 test-unit: $(VENV)/.installed ## the fast tests that need no Docker
 	$(VENV)/bin/pytest tests/unit tests/host

@@ -155,6 +155,11 @@ def format_status(data: dict, now: float) -> str:
         lines.append(f"watcher:      {watcher.get('mode')} ({watcher.get('reason')})"
                      + (f", last change {now - seen:.0f} s ago" if seen else ", no change yet")
                      + (f", {watcher['restarts']} restarts" if watcher.get("restarts") else ""))
+        if watcher.get("safety_poll_ms"):
+            missed = watcher.get("missed_by_events")
+            lines.append(f"safety poll:  every {watcher['safety_poll_ms']} ms, "
+                         + (f"{missed} change(s) no inotify event reported (first: {watcher.get('first_missed')})"
+                            if missed else "no change missed by inotify events so far"))
     if data.get("error"):
         lines.append(f"error:        {data['error']}")
         if (data.get("failure") or {}).get("hint"):

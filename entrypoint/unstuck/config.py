@@ -61,6 +61,7 @@ class Settings:
     app_layer: bool = True
     requirements: tuple[str, ...] = ()  # UNSTUCK_REQUIREMENTS; () = chosen by dependency_set
     error_pages: str = "on"  # one of ERROR_PAGES: a request's uncaught exception gets unstuck's page
+    safety_poll_ms: int = 5000
 
     @property
     def state_file(self) -> Path:
@@ -152,6 +153,17 @@ def _error_pages(env: Mapping[str, str]) -> str:
         raise ConfigError(f"UNSTUCK_ERROR_PAGES={raw!r} is not accepted; use 1, 0 or locals") from None
 
 
+def _safety_poll_ms(env: Mapping[str, str]) -> int:
+    # 0 turns the safety poll off; below a second it would cost as much as polling (UNSTUCK_POLL=1).
+    name, raw = "UNSTUCK_POLL_SAFETY_MS", env.get("UNSTUCK_POLL_SAFETY_MS", "").strip()
+    if raw == "0":
+        return 0
+    try:
+        return int(_number(env, name, 5000, 1000, 600000, "milliseconds"))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}, or 0 to turn it off") from None
+
+
 def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Settings:
     """Read and validate the settings; raise ConfigError with a one-line message on the first problem."""
     env = os.environ if env is None else env
@@ -209,6 +221,7 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         ignore_patterns=_patterns(env, "UNSTUCK_IGNORE", DEFAULT_IGNORE),
         force_polling=_flag(env, "UNSTUCK_POLL"),
         poll_ms=int(_number(env, "UNSTUCK_POLL_MS", 500, 50, 10000, "milliseconds")),
+        safety_poll_ms=_safety_poll_ms(env),
         log_level=log_level,
         run_dir=Path(env.get("UNSTUCK_RUN_DIR", "/run/unstuck").strip() or "/run/unstuck"),
         warm=_flag(env, "UNSTUCK_WARM", default="1"),

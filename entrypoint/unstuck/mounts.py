@@ -1,9 +1,14 @@
-"""Decide between inotify and polling from the filesystem types of the watched directories' mounts.
+"""Decide between inotify, inotify with a safety poll, and polling from the filesystem types of the watched
+directories' mounts.
 
-inotify only sees changes made through this kernel. A directory shared from another machine or VM
-(Docker Desktop's file sharing, WSL2's Windows drives, VirtualBox/Parallels/VMware shares, NFS, SMB)
-changes without any event, so `uvicorn --reload` silently never reloads there. watchfiles only switches
-to polling by environment variable or on WSL itself; this reads /proc/self/mountinfo instead.
+inotify only sees changes made through this kernel. A directory shared from another machine or VM over 9p
+(WSL2's Windows drives), NFS, SMB or a VirtualBox/Parallels/VMware share changes without any event, so
+`uvicorn --reload` silently never reloads there: those are polled. Docker Desktop (osxfs, gRPC FUSE,
+VirtioFS/fakeowner), OrbStack and Colima (virtiofs) forward the host's edits as inotify events, but some go
+missing (deletions under VirtioFS, docker/for-mac#7246; propagation that stops on a large tree,
+docker/for-mac#4731): there inotify is used for speed and a slower safety poll (safety_poll.py) catches what
+the events miss. Other FUSE filesystems are treated the same way. watchfiles only switches to polling by
+environment variable or on WSL itself; this reads /proc/self/mountinfo instead.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ POLLING_FS = {
     "nfs", "nfs4",
     "cifs", "smb3", "smbfs",
     "vboxsf", "prl_fs", "vmhgfs", "fuse.vmhgfs-fuse",  # VirtualBox, Parallels, VMware shares
-    "fakeowner", "fuse.grpcfuse", "fuse.osxfs", "virtiofs",  # Docker Desktop file sharing
     "fuse.sshfs", "fuse.rclone",
+}
+# Filesystem types that carry the other side's changes as inotify events, but maybe not all of them; any
+# other "fuse.*" type counts as one of these too.
+SOME_EVENTS_FS = {
+    "fakeowner", "fuse.grpcfuse", "fuse.osxfs",  # Docker Desktop file sharing (VirtioFS, gRPC FUSE, osxfs)
+    "virtiofs",  # Docker Desktop, OrbStack, Colima, Podman machine
 }
 
 
@@ -30,8 +40,9 @@ class Mount:
 
 @dataclass(frozen=True)
 class Decision:
-    poll: bool
+    poll: bool  # poll instead of inotify
     reason: str
+    safety: bool = False  # inotify, and a slower poll for the changes events miss
 
 
 def _unescape(field: str) -> str:
@@ -75,12 +86,16 @@ def decide(roots: list[Path], mountinfo: str, forced: bool | None) -> Decision:
         return Decision(True, "UNSTUCK_POLL=1")
     if forced is False:
         return Decision(False, "UNSTUCK_POLL=0")
-    mounts = parse_mountinfo(mountinfo)
-    for root in roots:
-        for m in relevant_mounts(mounts, root):
-            if m.fstype in POLLING_FS or m.fstype.startswith("fuse."):
-                return Decision(True, f"{m.point} is a {m.fstype} mount, whose changes raise no inotify events")
-    types = sorted({m.fstype for root in roots for m in relevant_mounts(mounts, root)})
+    listed = parse_mountinfo(mountinfo)
+    mounts = [m for root in roots for m in relevant_mounts(listed, root)]
+    for m in mounts:
+        if m.fstype in POLLING_FS:
+            return Decision(True, f"{m.point} is a {m.fstype} mount, whose changes raise no inotify events")
+    for m in mounts:
+        if m.fstype in SOME_EVENTS_FS or m.fstype.startswith("fuse."):
+            return Decision(False, f"{m.point} is a {m.fstype} mount, whose changes may not all raise inotify events",
+                            safety=True)
+    types = sorted({m.fstype for m in mounts})
     return Decision(False, f"local filesystems ({', '.join(types) or 'unknown'})")
 
 

@@ -16,8 +16,12 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import platform
 
-MADV_POPULATE_WRITE = 23  # linux/mman.h, Linux 5.14
+MADV_POPULATE_WRITE = 23  # asm-generic/mman-common.h, Linux 5.14
+# Machines whose kernel takes madvise's advice numbers from asm-generic/mman-common.h (alpha, mips, parisc
+# and xtensa have headers of their own, not checked here: there the garbage collection does the copying).
+GENERIC_MMAN = {"x86_64", "i686", "aarch64", "arm64", "armv7l", "armv8l", "riscv64"}
 _PRESENT, _EXCLUSIVE = 1 << 63, 1 << 56  # /proc/<pid>/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
 _NOT_HEAP = ("[stack", "[vvar", "[vdso", "[vsyscall")
 
@@ -35,7 +39,10 @@ def copy_inherited_pages() -> None:
 
 def _populate_shared_pages() -> bool:
     """madvise(MADV_POPULATE_WRITE) each run of private writable pages this process still shares with its
-    parent (present, not exclusively mapped); False if the kernel does not support it."""
+    parent (present, not exclusively mapped); False if the kernel does not support it (or its advice
+    numbers are not known here)."""
+    if platform.machine() not in GENERIC_MMAN:
+        return False
     page = os.sysconf("SC_PAGE_SIZE")
     libc = ctypes.CDLL(None, use_errno=True)
     madvise = libc.madvise

@@ -382,6 +382,7 @@ class Reloader:
         self.watcher = Watcher(roots, WatchFilter(roots, self.settings.watch_patterns, self.settings.ignore_patterns),
                                lambda changes: self.events.put(self.describe_batch(changes)),
                                force_polling=self.settings.force_polling, poll_ms=self.settings.poll_ms,
+                               safety_ms=self.settings.safety_poll_ms,
                                step_ms=WATCH_STEP_MS, on_state=lambda state: self.events.put(WatcherState(state)))
         self.watcher.start()
 

@@ -17,6 +17,10 @@ the server then never reloads again; this module handles each:
   in the events, and its identity is checked about once a second (the new directory may get the old one's
   inode number); either way a watcher on the new directory is started.
 
+On a mount whose changes may not all raise events (Docker Desktop, OrbStack, Colima: mounts.py), a second
+thread runs the safety poll (safety_poll.py) beside inotify: what it finds that no event reported is
+delivered, said once, and from then on it polls at the fast interval.
+
 `state()` says which of these is going on, for `unstuck status`.
 """
 
@@ -30,7 +34,7 @@ from typing import Callable
 
 from watchfiles import Change
 
-from unstuck import catch_up, inotify_limits, mounts, watch_stream
+from unstuck import catch_up, inotify_limits, mounts, safety_poll, watch_stream
 from unstuck.logs import log
 from unstuck.watch_filter import without_bare_dirs
 
@@ -49,6 +53,11 @@ CATCH_UP_MARGIN_S = 2.0
 # to look again before deciding that no watch could be added.
 NEW_DIR_CHECK_S = 0.05
 NEW_DIR_CHECKS = 10
+# The safety poll's walk ends a moment before the events of the last changes it saw are delivered: how long
+# it waits for them before judging a change unreported (a batch comes within 2 steps of 20 ms of a change).
+SAFETY_SETTLE_S = 0.3
+# While no watcher watches, the safety poll looks again this often whether one does.
+SAFETY_NOT_WATCHING_S = 0.1
 
 Changes = set[tuple[Change, str]]
 
@@ -124,7 +133,7 @@ class Watcher:
 
     def __init__(self, roots: list[Path], watch_filter: Callable[[Change, str], bool],
                  on_batch: Callable[[Changes], None], *, force_polling: bool | None = None, poll_ms: int = 500,
-                 step_ms: int = 50, clock: Callable[[], float] = time.time,
+                 safety_ms: int = 5000, step_ms: int = 50, clock: Callable[[], float] = time.time,
                  on_state: Callable[[dict], None] | None = None, inotify_retry_s: float = INOTIFY_RETRY_S,
                  watch: Callable = watch_stream.watch, wait: Callable[[float], object] | None = None,
                  decide: Callable[[list[Path], bool | None], mounts.Decision] = mounts.decide_here) -> None:
@@ -151,8 +160,16 @@ class Watcher:
         self._logged_error: str | None = None
         self._root_names = {name for root in self.roots for name in (str(root), os.path.abspath(root))}
         self._root_gone: str | None = None  # a root whose deletion or move watchfiles reported
+        self._safety_since = float("inf")  # when the safety poll's previous look began
+        # The safety poll, where the mount may drop events (safety_ms 0: never).
+        self._safety = (safety_poll.SafetyNet(safety_ms / 1000, poll_ms / 1000, clock)
+                        if self._decision.safety and safety_ms > 0 else None)
+        self._tree = safety_poll.Tree(self.roots, self.watch_filter) if self._safety is not None else None
+        self._safety_thread: threading.Thread | None = None
         self._state = {"mode": "polling" if self._decision.poll else "inotify", "reason": self._decision.reason,
-                       "since": clock(), "last_change": None, "restarts": 0, "error": None, "watching": False}
+                       "since": clock(), "last_change": None, "restarts": 0, "error": None, "watching": False,
+                       "safety_poll_ms": safety_ms if self._safety is not None else None,
+                       "missed_by_events": 0, "first_missed": None}
 
     # -- the reloader's interface ------------------------------------------------------------------
 
@@ -160,11 +177,15 @@ class Watcher:
         self._covered = self._clock()
         self._thread = threading.Thread(target=self.run, daemon=True, name="watch")
         self._thread.start()
+        if self._safety is not None:
+            self._safety_thread = threading.Thread(target=self._safety_loop, daemon=True, name="safety-poll")
+            self._safety_thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        for thread in (self._thread, self._safety_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
 
     def state(self) -> dict:
         with self._lock:
@@ -176,6 +197,9 @@ class Watcher:
         where = ", ".join(map(str, self.roots))
         if self._decision.poll:
             log.info("watching %s by polling every %d ms: %s", where, self.poll_ms, self._decision.reason)
+        elif self._safety is not None:
+            log.info("watching %s with inotify, and polling every %d ms for what events miss: %s", where,
+                     self._state["safety_poll_ms"], self._decision.reason)
         else:
             log.info("watching %s with inotify: %s", where, self._decision.reason)
         if self._covered is None:
@@ -216,11 +240,14 @@ class Watcher:
                         self._deliver(missed)
                     recent.remember(changes | missed)
                 if changes:
+                    heard = changes
                     if not polling:
                         self._check_new_dirs(changes)  # before looking into them: see without_bare_dirs
                     changes = without_bare_dirs(changes, self.watch_filter)
                     if changes:
                         self._deliver(changes)
+                    if self._safety is not None:
+                        self._safety.heard(heard)  # after the delivery: a stat per path, off the reload's path
                 self._covered = returned_at
                 if self._root_gone is not None:
                     raise RootGone(f"{self._root_gone} was deleted or moved")
@@ -281,6 +308,62 @@ class Watcher:
             log.debug("file watcher failure", exc_info=exc)
         self._logged_error = error
         self._wait(delay)
+
+    # -- the safety poll's thread ------------------------------------------------------------------------
+
+    def _safety_loop(self) -> None:
+        while not self._stop.is_set():
+            delay = self._safety.due_at() - self._clock()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            try:
+                if not self.safety_check() and self._stop.wait(SAFETY_NOT_WATCHING_S):
+                    return
+            except Exception as exc:  # noqa: BLE001 - the events go on; try again next time
+                log.warning("the safety poll failed (%s: %s); trying again in %g s", type(exc).__name__, exc,
+                            self._safety.every_s)
+                log.debug("safety poll failure", exc_info=exc)
+                self._stop.wait(self._safety.every_s)
+
+    def safety_check(self) -> bool:
+        """One look of the safety poll: deliver what changed that no event reported. False, without a look,
+        while no watcher watches (at the start, between restarts): the first look after it does only takes
+        stock, so the first one must come as soon as it watches, not an interval later."""
+        with self._lock:
+            if not self._state["watching"]:
+                return False
+        started, cpu = self._clock(), time.thread_time()
+        snapshot = self._tree.snapshot()
+        if self._safety_since != float("inf"):
+            # Not the first look: it lists every directory and asks the filter about every path, which the
+            # next looks do only where something changed; counted, it would space them out for minutes.
+            self._safety.spent(time.thread_time() - cpu)
+        every_ms = round(self._safety.every_s * 1000, -2)
+        if every_ms != self._state["safety_poll_ms"]:
+            self._set(safety_poll_ms=int(every_ms))  # stretched to stay within safety_poll.BUDGET, or fast
+        with self._lock:
+            # Only while inotify watched all along since the previous look: otherwise the catch-up after a
+            # restart, or the poll that stands in for inotify, covers that time.
+            judging = (self._state["mode"] == "inotify" and self._state["watching"]
+                       and self._state["since"] <= self._safety_since)
+        self._safety_since = started
+        unheard = self._safety.unheard(snapshot, started, judging)
+        if not unheard:
+            return True
+        self._wait(SAFETY_SETTLE_S)
+        missed, first = self._safety.confirm(unheard)
+        if not missed:
+            return True
+        if first:
+            log.warning("the safety poll found %d change(s) under %s that no inotify event reported (%s): this "
+                        "mount drops events, so it is polled every %d ms from now on, besides inotify",
+                        len(missed), ", ".join(map(str, self.roots)), self._safety.first_missed, self.poll_ms)
+        else:
+            log.info("the safety poll found %d change(s) that no inotify event reported", len(missed))
+        self._set(safety_poll_ms=int(round(self._safety.every_s * 1000)), missed_by_events=self._safety.missed,
+                  first_missed=self._safety.first_missed)
+        self._deliver(missed)
+        return True
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -15,6 +15,11 @@ until it watches, the watching process's RSS and idle CPU, save -> batch, what a
 an inotify retry cost, with inotify, with polling, and with inotify's watch limit at 8192 (the default on
 many hosts, set in a user namespace of the container: the host's limit is not touched); then save ->
 served for the first reloads of the whole server on the 100,000-file tree.
+With `--only shares`, a Docker Desktop share simulated by a FUSE view (tests/fuse_view.py: bindfs with the
+type fuse.grpcfuse) mounted at /workspace/app: save -> served p50 through the view beside a local bind mount
+in the same run, a change and a deletion beneath the view (no inotify event) -> served, and the watcher
+process's idle CPU on 10,000 watched files through the view: inotify alone, with the safety poll at its
+interval, and at the fast interval it switches to after a miss.
 The install section times a realistic dependency set (install-requirements.txt) installed into a fresh
 environment in a container of the image: pip as unstuck used to run it, and uv as it runs now, with a cold
 and with a warm cache (`--only install` runs that section alone).
@@ -41,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from containers import LABEL, SESSION, default_base_image, free_port, readable_copy  # noqa: E402
+from fuse_view import Unavailable, fuse_view, sample_with_extra_module  # noqa: E402
 from repo import REPO  # noqa: E402
 
 RELOADERS = ("unstuck", "uvicorn")
@@ -294,6 +300,121 @@ def bench_polling(bench: Bench, files: int) -> str:
         mode = "polling (UNSTUCK_POLL=1, default interval)" if poll == "1" else "inotify"
         lines.append(f"  {mode:46} {share * 100:>6.2f} %")
         container.remove(force=True)
+    return "\n".join(lines)
+
+
+# -- Docker Desktop shares, simulated (--only shares) ------------------------------------------------------
+
+
+
+def run_on(bench: Bench, app_dir: Path, env: dict | None = None):
+    port = free_port()
+    container = bench.client.containers.run(
+        bench.image, detach=True, labels={LABEL: SESSION}, environment=env or {},
+        ports={"8000/tcp": ("127.0.0.1", port)}, volumes={str(app_dir): {"bind": "/workspace/app", "mode": "rw"}})
+    bench.containers.append(container)
+    return container, port
+
+
+def wait_watcher_watching(container, timeout: float = 300) -> None:
+    """Until `unstuck status` says the file watcher watches (on a large tree through FUSE, inotify's setup
+    takes seconds after the first 200; the safety poll's first look, which lists every directory, follows)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        status = json.loads(container.exec_run(["unstuck", "status", "--json"]).output or b"{}")
+        if (status.get("watcher") or {}).get("watching"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the file watcher did not start watching")
+
+
+def idle_watcher_cpu(container, seconds: float = 30.0) -> float:
+    """The watcher process's share of a core over `seconds` with nothing changing."""
+    cpu0, t0 = watcher_cpu_seconds(container), time.monotonic()
+    time.sleep(seconds)
+    return (watcher_cpu_seconds(container) - cpu0) / (time.monotonic() - t0)
+
+
+def bench_shares(bench: Bench, edits: int, think: float, files: int) -> str:
+    lines = ["Docker Desktop share simulated by a FUSE view (bindfs, fuse.grpcfuse) at /workspace/app:"]
+    work = bench.workdir / "shares"
+    src, local = work / "src" / "app", work / "local" / "app"
+    readable_copy(REPO / "app", local)
+    main_src = sample_with_extra_module(src)
+    try:
+        view_cm = fuse_view(src, work / "view")
+        view = view_cm.__enter__()
+    except Unavailable as exc:
+        return f"shares: skipped, {exc}"
+    try:
+        shared, shared_port = run_on(bench, view)
+        plain, plain_port = run_on(bench, local)
+        times = {"through the view": [], "local bind mount": []}
+        with httpx.Client(timeout=10) as client:
+            for port in (shared_port, plain_port):
+                wait_body(client, f"http://127.0.0.1:{port}/", "Hello from unstuck")
+            sources = {"through the view": main_src, "local bind mount": (local / "main.py").read_text()}
+            for i in range(edits):
+                for label, app_dir, port in (("through the view", view, shared_port),
+                                             ("local bind mount", local, plain_port)):
+                    time.sleep(think)
+                    times[label].append(save_and_time(client, app_dir, port, sources[label], f"share-edit-{i}"))
+            p50 = {label: statistics.median(values) for label, values in times.items()}
+            for label, values in times.items():
+                lines.append(f"  save -> served, {label:18} p50 {p50[label]:.3f} s  p95 {pct(values, 0.95):.3f} s "
+                             f"({len(values)} saves, {think:g} s apart)")
+            lines.append(f"  difference of the p50s: {(p50['through the view'] - p50['local bind mount']) * 1000:+.1f} ms")
+            missed = json.loads(shared.exec_run(["unstuck", "status", "--json"]).output)["watcher"]["missed_by_events"]
+            lines.append(f"  changes the safety poll found missed by the events so far: {missed}")
+            time.sleep(think)
+            started = time.monotonic()
+            save(src / "main.py", with_marker(main_src, "beneath-the-view"))
+            wait_body(client, f"http://127.0.0.1:{shared_port}/", "beneath-the-view")
+            lines.append(f"  a change beneath the view (no event) -> served: {time.monotonic() - started:.3f} s "
+                         "(safety poll every 5 s)")
+            time.sleep(think)
+            started = time.monotonic()
+            (src / "extra.py").unlink()
+            wait_body(client, f"http://127.0.0.1:{shared_port}/extra", '"none"')
+            lines.append(f"  a deletion beneath the view -> served: {time.monotonic() - started:.3f} s "
+                         "(the poll is fast after the first miss: 500 ms)")
+        print("\n".join(lines), flush=True)
+        for container in (shared, plain):
+            container.remove(force=True)
+            bench.containers.remove(container)
+        (src / "main.py").write_text(main_src)  # the sample's text again, which the next containers wait for
+        lines.append(f"  watcher process CPU, idle, {files} watched files through the view:")
+        for i in range(files):
+            sub = src / f"pkg{i // 1000}" / f"sub{i // 100 % 10}"
+            if i % 100 == 0:
+                sub.mkdir(parents=True, exist_ok=True)
+            (sub / f"m{i}.py").write_text(f"X = {i}\n")
+        for path in src.rglob("pkg*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        for label, env, miss in (("inotify alone (UNSTUCK_POLL_SAFETY_MS=0)", {"UNSTUCK_POLL_SAFETY_MS": "0"}, False),
+                                 ("inotify + safety poll every 5 s", {}, False),
+                                 ("inotify + poll every 500 ms after a miss", {}, True)):
+            container, port = run_on(bench, view, env)
+            with httpx.Client(timeout=10) as client:
+                wait_body(client, f"http://127.0.0.1:{port}/", "Hello from unstuck", timeout=120)
+                wait_watcher_watching(container)
+                if miss:
+                    save(src / "pkg0" / "sub0" / "m0.py", "X = 'missed'\n")
+                    wait_logs(container, "no inotify event reported", 1)
+            time.sleep(5)  # the first look, which lists every directory, is not the steady cost
+            share = idle_watcher_cpu(container)
+            every = json.loads(container.exec_run(["unstuck", "status", "--json"]).output)["watcher"]["safety_poll_ms"]
+            lines.append(f"    {label:42} {share * 100:6.2f} % of a core (poll every {every} ms)")
+            print(lines[-1], flush=True)
+            container.remove(force=True)
+            bench.containers.remove(container)
+    finally:
+        for container in list(bench.containers):
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+        view_cm.__exit__(None, None, None)
     return "\n".join(lines)
 
 
@@ -616,12 +737,12 @@ def main() -> int:
     parser.add_argument("--apps", default="tiny,heavy,realistic",
                         help="which apps: tiny, heavy, realistic (default all three)")
     parser.add_argument("--tree-files", type=int, default=10000, help="files in the polling tree (0: skip)")
-    parser.add_argument("--only", help="comma-separated sections to run: apps, polling, watcher, install, shapes "
-                                       "(default: all)")
+    parser.add_argument("--only", help="comma-separated sections to run: apps, polling, shares, watcher, install, "
+                                       "shapes (default: all)")
     parser.add_argument("--watcher-trees", default="10000,100000", help="tree sizes for the watcher section")
     parser.add_argument("--install-rounds", type=int, default=3, help="rounds of the install section (0: skip)")
     args = parser.parse_args()
-    all_sections = {"apps", "polling", "watcher", "install", "shapes"}
+    all_sections = {"apps", "polling", "shares", "watcher", "install", "shapes"}
     sections = set(args.only.split(",")) if args.only else all_sections
     unknown = sections - all_sections
     if unknown:
@@ -650,6 +771,9 @@ def main() -> int:
                 print(report(name, args.edits, args.reloads, args.think, result), flush=True)
         if "polling" in sections and args.tree_files:
             print(bench_polling(bench, args.tree_files), flush=True)
+        if "shares" in sections:
+            print("measuring a Docker Desktop share (FUSE view) ...", flush=True)
+            print(bench_shares(bench, min(args.edits, 10), args.think, args.tree_files or 10000), flush=True)
         if "watcher" in sections:
             print(bench_watcher(bench, [int(n) for n in args.watcher_trees.split(",") if n]), flush=True)
         if "install" in sections and args.install_rounds:

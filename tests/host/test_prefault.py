@@ -38,3 +38,12 @@ def test_a_fork_owns_the_pages_it_inherited_and_nothing_more():
     assert owned >= 64 * MB  # the used buffer (and the rest of the heap) is now the child's own copy
     assert grown < 256 * MB  # the reserved range was not filled in
     assert used[-1:] == b"x" and len(reserved) == 512 * MB
+
+
+def test_on_a_machine_whose_advice_numbers_are_not_known_it_never_calls_madvise_and_collects_instead(monkeypatch):
+    monkeypatch.setattr(prefault.platform, "machine", lambda: "mips64")
+    monkeypatch.setattr(prefault.ctypes, "CDLL", lambda *a, **k: (_ for _ in ()).throw(AssertionError("libc used")))
+    collected = []
+    monkeypatch.setattr(prefault.gc, "collect", lambda: collected.append(1))
+    prefault.copy_inherited_pages()
+    assert collected == [1]

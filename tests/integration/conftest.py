@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import docker
 import pytest
@@ -111,9 +112,11 @@ def start_container(docker_client, image, tmp_path):
     app, `files` ({name: source}) written into it first."""
     started = []
 
-    def start(env: dict | None = None, files: dict[str, str] | None = None, extra_ports: tuple = ()) -> Served:
-        app_dir = tmp_path / f"project{len(started)}" / "app"
-        readable_copy(REPO / "app", app_dir)
+    def start(env: dict | None = None, files: dict[str, str] | None = None, extra_ports: tuple = (),
+              app_dir: Path | None = None) -> Served:
+        if app_dir is None:  # else the caller's copy (e.g. seen through a FUSE view)
+            app_dir = tmp_path / f"project{len(started)}" / "app"
+            readable_copy(REPO / "app", app_dir)
         for name, source in (files or {}).items():
             (app_dir / name).write_text(source)
         container, port, published = _run(docker_client, image, env,

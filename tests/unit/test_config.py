@@ -48,6 +48,9 @@ def test_error_pages(tmp_path, value, expected):
         ({"UNSTUCK_LIVERELOAD": "auto"}, "UNSTUCK_LIVERELOAD='auto' is not accepted; use 1 or 0"),
         ({"UNSTUCK_PROJECT_ENV": ".venv"}, "UNSTUCK_PROJECT_ENV='.venv' is relative; use an absolute path"),
         ({"UNSTUCK_POLL_MS": "10"}, "UNSTUCK_POLL_MS='10' is out of range; set it to milliseconds between 50 and 10000"),
+        ({"UNSTUCK_POLL_SAFETY_MS": "200"}, "UNSTUCK_POLL_SAFETY_MS='200' is out of range; set it to milliseconds "
+                                            "between 1000 and 600000, or 0 to turn it off"),
+        ({"UNSTUCK_POLL_SAFETY_MS": "often"}, "UNSTUCK_POLL_SAFETY_MS='often' is not a number"),
         ({"UNSTUCK_WARM": "2"}, "UNSTUCK_WARM='2' is not accepted; use 1 or 0"),
         ({"UNSTUCK_APP_LAYER": "yes please"}, "UNSTUCK_APP_LAYER='yes please' is not accepted; use 1 or 0"),
         ({"UNSTUCK_ERROR_PAGES": "vars"}, "UNSTUCK_ERROR_PAGES='vars' is not accepted; use 1, 0 or locals"),
@@ -109,3 +112,9 @@ def test_a_bad_unstuck_requirements_is_one_line_that_says_the_fix(tmp_path, valu
     with pytest.raises(ConfigError) as info:
         load(tmp_path, UNSTUCK_REQUIREMENTS=value)
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_safety_poll_is_every_5_s_unless_set_and_0_turns_it_off(tmp_path):
+    assert load(tmp_path).safety_poll_ms == 5000
+    assert load(tmp_path, UNSTUCK_POLL_SAFETY_MS="2000").safety_poll_ms == 2000
+    assert load(tmp_path, UNSTUCK_POLL_SAFETY_MS="0").safety_poll_ms == 0

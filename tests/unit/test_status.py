@@ -171,3 +171,18 @@ def test_status_says_when_a_fast_path_was_found_wrong_and_what_was_narrowed():
     assert format_status(data, now=0).splitlines()[-1] == ("fast path:    the spare failed (ImportError: ...) where "
                                                            "... The warm process no longer imports ...")
     assert "fast path" not in format_status({**data, "fast_path": []}, now=0)
+
+
+def test_status_says_what_the_safety_poll_found():
+    from unstuck.cli import format_status
+
+    watcher = {"mode": "inotify", "reason": "/workspace/app is a fakeowner mount, whose changes may not all raise "
+               "inotify events", "last_change": None, "safety_poll_ms": 5000, "missed_by_events": 0,
+               "first_missed": None}
+    data = {"state": "serving", "app_module": "app.main:app", "port": 8000, "watcher": watcher}
+    assert "safety poll:  every 5000 ms, no change missed by inotify events so far" in format_status(data, now=0)
+    watcher.update(safety_poll_ms=500, missed_by_events=2, first_missed="/workspace/app/main.py")
+    assert ("safety poll:  every 500 ms, 2 change(s) no inotify event reported (first: /workspace/app/main.py)"
+            in format_status(data, now=0))
+    watcher.update(safety_poll_ms=None)  # a local filesystem, or UNSTUCK_POLL_SAFETY_MS=0
+    assert "safety poll" not in format_status(data, now=0)

@@ -123,7 +123,8 @@ def logs():
     logger.setLevel(level)
 
 
-def make(tmp_path: Path, *sessions, on_batch=None, poll: bool = False, filter_=None):
+def make(tmp_path: Path, *sessions, on_batch=None, poll: bool = False, filter_=None, safety: bool = False,
+         safety_ms: int = 5000):
     clock = Clock()
     fake = FakeWatch(clock, *sessions)
     waits: list[float] = []
@@ -135,8 +136,8 @@ def make(tmp_path: Path, *sessions, on_batch=None, poll: bool = False, filter_=N
         clock.advance(seconds)
 
     watcher = Watcher([tmp_path], filter_ or (lambda change, path: True), on_batch or batches.append,
-                      clock=clock, watch=fake, wait=wait, on_state=states.append,
-                      decide=lambda roots, forced: Decision(poll, "test filesystem"))
+                      clock=clock, watch=fake, wait=wait, on_state=states.append, safety_ms=safety_ms,
+                      decide=lambda roots, forced: Decision(poll, "test filesystem", safety))
     fake.watcher = watcher
     return watcher, fake, clock, waits, batches, states
 
@@ -382,3 +383,57 @@ def test_polling_decided_by_the_mount_never_probes_inotify(tmp_path, logs):
 def test_state_has_the_documented_keys(tmp_path):
     watcher, *_ = make(tmp_path)
     assert set(watcher.state()) >= {"mode", "reason", "since", "last_change", "restarts", "error"}
+
+
+def on_a_share(tmp_path, *steps):
+    """A watcher on a share that may drop events, over app.py, playing `steps` in which LOOK is one look of
+    its safety poll."""
+    app = tmp_path / "app.py"
+    app.write_text("x = 1\n")
+    made = make(tmp_path, starts(*[(lambda: made[0].safety_check()) if step is LOOK else step for step in steps]),
+                safety=True)
+    made[0].run()
+    return app, made
+
+
+LOOK = object()
+
+
+def test_on_a_share_that_may_drop_events_what_they_missed_is_delivered_said_once_and_polled_fast(tmp_path, logs):
+    app = tmp_path / "app.py"
+    app, (watcher, fake, clock, waits, batches, states) = on_a_share(
+        tmp_path, LOOK, Tick(5.0), lambda: app.write_text("x = 2\n"), LOOK,  # written beneath the share: no event
+        Tick(0.5), lambda: app.unlink(), LOOK)
+    assert logs[0] == f"INFO watching {tmp_path} with inotify, and polling every 5000 ms for what events miss: " \
+                      "test filesystem"
+    assert batches == [{(Change.modified, str(app))}, {(Change.deleted, str(app))}]
+    warnings = [line for line in logs if line.startswith("WARNING")]
+    assert warnings == [f"WARNING the safety poll found 1 change(s) under {tmp_path} that no inotify event reported "
+                        f"({app}): this mount drops events, so it is polled every 500 ms from now on, besides inotify"]
+    assert states[-1]["safety_poll_ms"] == 500 and states[-1]["missed_by_events"] == 2
+    assert states[-1]["first_missed"] == str(app) and states[-1]["mode"] == "inotify"
+
+
+def test_the_safety_poll_takes_no_look_before_the_watcher_watches(tmp_path):
+    (tmp_path / "app.py").write_text("x = 1\n")
+    watcher, fake, clock, waits, batches, states = make(tmp_path, starts(Tick()), safety=True)
+    # A look now would only take stock, and the next one, an interval later, could not judge either (the
+    # watcher started after it): a change made beneath the share meanwhile would wait two intervals.
+    assert watcher.safety_check() is False and watcher._safety.due_at() == clock.now
+    watcher.run()
+    assert watcher.safety_check() is True and watcher._safety.due_at() == clock.now + 5.0
+
+
+def test_on_a_share_changes_the_events_reported_are_delivered_once_and_the_poll_stays_slow(tmp_path, logs):
+    app = tmp_path / "app.py"
+    app, (watcher, fake, clock, waits, batches, states) = on_a_share(
+        tmp_path, LOOK, Tick(2.0), lambda: app.write_text("x = 2\n"), {(Change.modified, str(app))}, Tick(3.0), LOOK)
+    assert batches == [{(Change.modified, str(app))}]
+    assert not any(line.startswith("WARNING") for line in logs)
+    assert watcher.state()["safety_poll_ms"] == 5000 and watcher.state()["missed_by_events"] == 0
+
+
+def test_a_safety_poll_of_0_ms_is_none(tmp_path, logs):
+    watcher, *_ = make(tmp_path, starts(Tick()), safety=True, safety_ms=0)
+    watcher.run()
+    assert watcher.state()["safety_poll_ms"] is None and logs[0].startswith(f"INFO watching {tmp_path} with inotify: ")
