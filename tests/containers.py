@@ -80,6 +80,20 @@ for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         tx, rx = (int(q, 16) for q in queues.split(":"))
         print(states.get(st, st), f"remote={int(remote.split(':')[1], 16)} tx={tx} rx={rx}",
               "owners=" + "; ".join(owners.get(inode, ["none"])))
+# The hand-over listeners (unix sockets under the run directory) and who holds them; every process's state.
+for line in open("/proc/net/unix").read().splitlines()[1:]:
+    f = line.split()
+    if len(f) >= 8 and "handoff" in f[7]:
+        print("UNIX", f[7], "state", f[5], "flags", f[3], "owners=" + "; ".join(owners.get(f[6], ["none"])))
+for pid in sorted(filter(str.isdigit, os.listdir("/proc")), key=int):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        name = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()[:50]
+        wchan = open(f"/proc/{pid}/wchan").read()
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        continue
+    print("PROC", pid, stat[stat.rindex(")") + 2], f"wchan={wchan} threads={threads}", name)
 """
 
 
@@ -109,7 +123,8 @@ class Served:
         """Who holds each TCP connection of `port` in the container, with its queues (from /proc: the image has
         no `ss`): for a test's failure message when a request got no answer (queued unaccepted in LISTEN's
         backlog, or held by a process that does not read it)."""
-        return self.exec("python3", "-c", SOCKETS_SCRIPT, str(port), user="root")[1]
+        # As the app's user: root in the container lacks CAP_SYS_PTRACE, so it cannot see other users' descriptors.
+        return self.exec("python3", "-c", SOCKETS_SCRIPT, str(port), user="1000")[1]
 
     def exec(self, *cmd: str, user: str | None = None) -> tuple[int, str]:
         result = self.container.exec_run(list(cmd), user=user or "")

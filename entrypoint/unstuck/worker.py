@@ -129,6 +129,10 @@ class ReportingServer(uvicorn.Server):
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         await super().startup(sockets=sockets)
         if self.started:
+            try:  # `kill -USR1 <pid>`: what each of its connections is doing, in the log (debugging aid)
+                self._loop.add_signal_handler(signal.SIGUSR1, self.describe_connections)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
             if self._run_dir is not None:
                 # Ready for its predecessor's idle connections before the reload server hears it is ready.
                 self._receiver = handoff.Receiver(self._run_dir, lambda: self.config.http_protocol_class(
@@ -158,6 +162,27 @@ class ReportingServer(uvicorn.Server):
         # For connections handed to it that arrive from now on (draining.DrainOnShutdown.connection_made).
         self.server_state.unstuck_retiring = (give,)
         await super().shutdown(sockets=sockets)
+
+    def describe_connections(self) -> None:
+        """Log every connection's state and every thread's stack (SIGUSR1): for a request that hangs."""
+        import traceback
+
+        lines = [f"unstuck: pid {os.getpid()} {'stopping' if self.should_exit else 'serving'}, "
+                 f"{len(self.server_state.connections)} connections, {len(self.server_state.tasks)} tasks"]
+        for conn in list(self.server_state.connections):
+            transport = getattr(conn, "transport", None)
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            cycle = getattr(conn, "_cycle", None)
+            lines.append(
+                f"  conn {peer} reading={transport.is_reading() if transport else None} "
+                f"closing={transport.is_closing() if transport else None} handing={getattr(conn, '_handing', None)} "
+                f"draining={getattr(conn, '_draining', None)} moving={getattr(conn, '_moving', None)} "
+                f"partial={getattr(conn, '_partial', None)} give={getattr(conn, 'give', None) is not None} "
+                f"pipeline={len(getattr(conn, 'pipeline', ()) or ())} cycle="
+                f"{None if cycle is None else ('complete' if cycle.response_complete else 'started' if cycle.response_started else 'running')}")
+        for ident, frame in sys._current_frames().items():
+            lines.append(f"  thread {ident}:\n" + "".join(traceback.format_stack(frame, limit=12)))
+        print("\n".join(lines), file=sys.stderr, flush=True)
 
     async def main_loop(self) -> None:
         counter = 0

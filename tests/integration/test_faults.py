@@ -262,6 +262,11 @@ def wait_steady_process_table(served) -> list[tuple[str, str]]:
 ACCESS_LINE = '"GET /'  # in uvicorn's access log lines
 
 
+USR1_WORKERS = ("import os, signal\nfor p in filter(str.isdigit, os.listdir('/proc')):\n    try:\n"
+                "        if open(f'/proc/{p}/comm').read().strip() == 'unstuck-worker':\n"
+                "            os.kill(int(p), signal.SIGUSR1)\n    except OSError:\n        pass\n")
+
+
 def test_soak_random_good_and_broken_edits_under_traffic(start_container):
     served = start_fault_app(start_container)
     wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
@@ -271,20 +276,32 @@ def test_soak_random_good_and_broken_edits_under_traffic(start_container):
     stop = threading.Event()
     results = {"ok": 0, "error_page": 0, "failed": [], "slowest": 0.0}
 
+    in_flight: dict[int, float] = {}  # traffic thread -> when its request in progress was sent
+
     def traffic():
         with httpx.Client(timeout=10) as client:
             while not stop.is_set():
-                started = time.monotonic()
+                started = in_flight[threading.get_ident()] = time.monotonic()
                 try:
                     status_code = client.get(served.url()).status_code
                     results["ok" if status_code == 200 else "error_page"] += 1
                 except httpx.HTTPError as exc:
                     results["failed"].append(f"{type(exc).__name__}: {exc} (after {time.monotonic() - started:.2f} s)")
-                    if "sockets" not in results:  # at once, while the connection is where it got stuck
-                        results["sockets"] = f"{served.sockets()}\nstatus: {served.status()}"
+                in_flight.pop(threading.get_ident(), None)
                 results["slowest"] = max(results["slowest"], time.monotonic() - started)
 
+    def watchdog():
+        # A request unanswered for 5 s: who holds its connection, taken while it is still stuck (for the
+        # failure message; once).
+        while not stop.wait(0.5):
+            if "sockets" not in results and any(time.monotonic() - t > 5 for t in list(in_flight.values())):
+                results["sockets"] = f"{served.sockets()}\nstatus: {served.status()}"
+                served.exec("python3", "-c", USR1_WORKERS, user="1000")  # each logs its connections
+                time.sleep(1)  # for the logs to come through: only on the way to a failure message
+                results["workers"] = served.logs_tail(200, leave_out=ACCESS_LINE)
+
     threads = [threading.Thread(target=traffic, daemon=True) for _ in range(2)]
+    threading.Thread(target=watchdog, daemon=True).start()
     for thread in threads:
         thread.start()
     rng = random.Random(1234)
