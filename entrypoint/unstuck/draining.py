@@ -28,6 +28,7 @@ class DrainOnShutdown:
     _cycle = None
     _partial = False  # a request has begun arriving and its headers are not complete yet
     _handing = False  # sent to a successor, whose answer (taken or not) has not come yet
+    _given = False  # taken by a successor while this one still answers a request it had read meanwhile
     # Set by the server: hand the connection over, then call back with whether it was taken (False: not sent).
     give: Callable[[asyncio.Transport, Callable[[bool], None]], bool] | None = None
 
@@ -79,6 +80,23 @@ class DrainOnShutdown:
             self._nobody_takes_it()
         return self._handing
 
+    def answers_before_it_goes(self) -> bool:
+        """The successor took the connection (handoff.give): True when a request arrived here while the
+        hand-over was on its way, so this one answers it before it closes its copy (on_response_complete).
+        Pausing the transport does not stop a read the event loop had already scheduled in the same turn
+        (asyncio's selector loop runs the ready callbacks it collected): dropping that request would leave
+        its client waiting for an answer nobody owes it, since the successor never sees those bytes."""
+        cycle = self._cycle
+        if (cycle is not None and not cycle.response_complete) or getattr(self, "pipeline", None):
+            self._given = True
+            return True
+        return False
+
+    def data_received(self, data: bytes) -> None:
+        if self._given:
+            return  # after the answer it owed: what the client sends next is the successor's to read
+        super().data_received(data)
+
     def _handed(self, taken: bool) -> None:
         self._handing = False
         if taken:
@@ -112,11 +130,21 @@ class DrainOnShutdown:
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self._given:  # the answer it owed is out (answers_before_it_goes): the successor has the rest
+            self._forget()
+            return
         # A response that had already promised keep-alive: the client may send one more request.
         if self._moving and not self.transport.is_closing() and self._hand_over():
             return
         if self._draining and not self.transport.is_closing() and not self._hand_over():
             self._close_later()
+
+    def _forget(self) -> None:
+        """Close this process's copy of a connection a successor took (the connection lives on there)."""
+        connections = getattr(self, "connections", None)
+        if connections is not None:
+            connections.discard(self)
+        self.transport.close()
 
     def _close_later(self) -> None:
         asyncio.get_running_loop().call_later(DRAIN_S, self._close_if_idle)

@@ -215,10 +215,12 @@ class ReportingServer(uvicorn.Server):
 
             def handed(taken: bool) -> None:
                 if taken:
-                    for connection in list(self.server_state.connections):
-                        if getattr(connection, "transport", None) is transport:
-                            self.server_state.connections.discard(connection)
-                    transport.close()  # our descriptor only: the connection lives on in the successor
+                    owner = next((c for c in list(self.server_state.connections)
+                                  if getattr(c, "transport", None) is transport), None)
+                    if owner is None or not owner.answers_before_it_goes():
+                        if owner is not None:
+                            self.server_state.connections.discard(owner)
+                        transport.close()  # our descriptor only: the connection lives on in the successor
                 done(taken)
 
             return handoff.give(self._loop, to, transport, handed)
