@@ -50,7 +50,7 @@ def private_run_dir(settings: config.Settings) -> config.Settings:
 
 
 def cmd_run(args: list[str]) -> int:
-    from unstuck import supervisord_conf
+    from unstuck.supervision import supervisord_conf
 
     try:
         settings = private_run_dir(config.load())
@@ -60,7 +60,7 @@ def cmd_run(args: list[str]) -> int:
     settings.state_file.unlink(missing_ok=True)
     settings.supervisord_conf.touch(mode=0o600)
     settings.supervisord_conf.write_text(supervisord_conf.render(settings, secrets.token_urlsafe(24)))
-    from unstuck.proc_control import write_procs_conf
+    from unstuck.procs.proc_control import write_procs_conf
 
     _, error = write_procs_conf(settings)
     if error is not None:  # the web app is served all the same; the status and the log say what is wrong
@@ -76,7 +76,7 @@ def cmd_run(args: list[str]) -> int:
     except OSError:
         pass
     # supervisord as PID 1 (nodaemon), through a launcher that shortens its loop tick (see that module).
-    os.execv(sys.executable, [sys.executable, "-m", "unstuck.supervisord_launch", "--nodaemon",
+    os.execv(sys.executable, [sys.executable, "-m", "unstuck.supervision.supervisord_launch", "--nodaemon",
                               "--configuration", str(settings.supervisord_conf)])
 
 
@@ -92,13 +92,13 @@ def cmd_check(args: list[str]) -> int:
 
 def cmd_serve(args: list[str]) -> int:
     from unstuck.logs import setup
-    from unstuck.reloader import Reloader
+    from unstuck.reload.reloader import Reloader
 
     try:
         settings = config.load()
     except config.ConfigError as exc:
         return fail(str(exc))
-    from unstuck.worker import set_process_name
+    from unstuck.generation.worker import set_process_name
 
     setup(settings.log_level)
     set_process_name("unstuck-serve")
@@ -107,7 +107,7 @@ def cmd_serve(args: list[str]) -> int:
 
 def cmd_deps(args: list[str]) -> int:
     """Install the project's dependencies now (the image build pre-installs the sample app's this way)."""
-    from unstuck import dependencies
+    from unstuck.project import dependencies
     from unstuck.logs import setup
 
     try:
@@ -325,19 +325,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "worker":
-        from unstuck import worker
+        from unstuck.generation import worker
 
         return worker.main(rest)
     if command == "warm-process":
-        from unstuck import warm_process
+        from unstuck.warm import warm_process
 
         return warm_process.main(rest)
     if command == "proc":
-        from unstuck import proc_worker
+        from unstuck.procs import proc_worker
 
         return proc_worker.main(rest)
     if command == "unfatal":
-        from unstuck import unfatal
+        from unstuck.supervision import unfatal
 
         return unfatal.main()
     handlers = {"run": cmd_run, "check": cmd_check, "serve": cmd_serve, "status": cmd_status, "wait": cmd_wait,

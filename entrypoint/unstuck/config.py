@@ -38,7 +38,7 @@ DEFAULT_PROJECT_ENV = "/home/app/.unstuck/venv"
 
 @dataclass(frozen=True)
 class Settings:
-    app_module: str  # "" = find the app in app_dir (unstuck.discovery), in each worker generation
+    app_module: str  # "" = find the app in app_dir (unstuck.app.discovery), in each worker generation
     app_dir: Path
     host: str
     port: int

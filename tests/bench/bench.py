@@ -9,7 +9,7 @@ carrying the new content. Printed per app: save->served p50/p95 and the ratio un
 saves (each the instant the previous one is served); the first reload after a container start, both
 `--think` s after its first 200 and at once; fix-after-broken -> served; failed requests (refused, reset,
 5xx) under a continuous request loop across reloads; container start -> first 200; idle CPU.
-With `--only watcher`, it measures only the file watcher (entrypoint/unstuck/watcher.py) on realistic trees
+With `--only watcher`, it measures only the file watcher (entrypoint/unstuck/watching/watcher.py) on realistic trees
 of 10,000 and 100,000 files (nested packages of small .py files, a .venv and a node_modules): the time
 until it watches, the watching process's RSS and idle CPU, save -> batch, what a restart's catch-up walk and
 an inotify retry cost, with inotify, with polling, and with inotify's watch limit at 8192 (the default on
@@ -538,7 +538,7 @@ def wait_watching(container, probe: Path, timeout: float = 300) -> float:
 
 
 def bench_watcher(bench: Bench, sizes: list[int]) -> str:
-    lines = ["file watcher alone (entrypoint/unstuck/watcher.py in a container, uid 1000):",
+    lines = ["file watcher alone (entrypoint/unstuck/watching/watcher.py in a container, uid 1000):",
              f"  {'tree':>8} {'dirs':>6} {'how':34} {'start':>8} {'RSS':>8} {'+RSS':>8} {'idle CPU':>9} "
              f"{'save->batch':>11} {'catch-up':>9} {'retry':>7}"]
     trees = {}

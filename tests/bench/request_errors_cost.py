@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO / "entrypoint"))
 def tiny_app(error_pages: str):
     from fastapi import FastAPI
 
-    from unstuck import config, worker
+    from unstuck import config
+    from unstuck.generation import worker
 
     app = FastAPI()
 

@@ -45,11 +45,11 @@ def main() -> int:
     if args.watches is not None:
         Path("/proc/sys/user/max_inotify_watches").write_text(f"{args.watches}\n")
 
-    from unstuck import catch_up
+    from unstuck.watching import catch_up
     from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH
     from unstuck.logs import setup
-    from unstuck.watch_filter import WatchFilter
-    from unstuck.watcher import Watcher
+    from unstuck.watching.watch_filter import WatchFilter
+    from unstuck.watching.watcher import Watcher
 
     setup("info")
     before = rss_mb()

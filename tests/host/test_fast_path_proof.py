@@ -19,9 +19,9 @@ import pytest
 
 from repo import REPO
 from unstuck import config
-from unstuck import events as ev
-from unstuck.reloader import Reloader
-from unstuck.warm_process_client import WarmProcesses
+from unstuck.reload import events as ev
+from unstuck.reload.reloader import Reloader
+from unstuck.reload.warm_process_client import WarmProcesses
 
 LATECONF = 'import os\nMODE = os.environ.get("LATECONF_MODE", "unset")\n'
 APP = '''\

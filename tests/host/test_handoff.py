@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from repo import REPO
-from unstuck import handoff
+from unstuck.generation import handoff
 
 APP = '''\
 import asyncio

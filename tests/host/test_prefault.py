@@ -5,7 +5,7 @@ only reserved stays unallocated."""
 import mmap
 import os
 
-from unstuck import prefault
+from unstuck.warm import prefault
 
 MB = 1 << 20
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from repo import REPO
-from unstuck import dependencies, project_env
+from unstuck.project import dependencies, project_env
 from uv import find_uv_bin
 from waiting import wait_until
 
@@ -41,7 +41,7 @@ def project(tmp_path):
 
 def in_app(root: Path, env: Path, code: str) -> str:
     """Run `code` in the runtime interpreter after the hook an app generation runs; its stdout."""
-    script = f"from pathlib import Path\nfrom unstuck import project_env\n" \
+    script = f"from pathlib import Path\nfrom unstuck.project import project_env\n" \
              f"assert project_env.activate(Path({str(root)!r}), Path({str(env)!r})) is None\n{code}"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root,
                             env={**os.environ, "PYTHONPATH": str(REPO / "entrypoint")})

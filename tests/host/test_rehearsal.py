@@ -11,7 +11,8 @@ from repo import REPO
 
 SCRIPT = textwrap.dedent("""\
     import logging, os, sys
-    from unstuck import config, worker
+    from unstuck import config
+    from unstuck.generation import worker
     settings = config.load(check_dirs=False)
     worker.configure_logging(settings)
     listening_before = open("/proc/self/net/tcp").read().count(" 0A ")  # state 0A: LISTEN

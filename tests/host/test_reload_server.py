@@ -12,8 +12,8 @@ import pytest
 
 from repo import REPO
 from unstuck import config
-from unstuck.reloader import Reloader, Report
-from unstuck.warm_process_client import WarmChildExited, WarmForked, WarmProcesses
+from unstuck.reload.reloader import Reloader, Report
+from unstuck.reload.warm_process_client import WarmChildExited, WarmForked, WarmProcesses
 
 APP = '''\
 async def app(scope, receive, send):

@@ -12,7 +12,7 @@ import pytest
 
 from repo import REPO
 from shapes import write
-from unstuck.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcess,
+from unstuck.reload.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcess,
                                          WarmReady)
 
 FAILURE = {"phase": "import", "exc_type": "SyntaxError", "message": "invalid syntax", "file": "app/main.py",
@@ -35,7 +35,7 @@ def warm(listening, tmp_path, monkeypatch):
     events = queue.SimpleQueue()
     handle = WarmProcess(listening.fileno(), preload, frozenset({"json", "fastapi"}), events)
     ready = next_event(events, WarmReady)
-    assert ready.message["modules"] >= 3  # uvicorn, unstuck.worker and the two asked for
+    assert ready.message["modules"] >= 3  # uvicorn, unstuck.generation.worker and the two asked for
     handle.ready = True
     yield handle, events
     handle.close()

@@ -22,8 +22,8 @@ import pytest
 
 from repo import REPO
 from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH
-from unstuck.watch_filter import WatchFilter
-from unstuck.watcher import Watcher
+from unstuck.watching.watch_filter import WatchFilter
+from unstuck.watching.watcher import Watcher
 from waiting import wait_until
 
 PROBE = REPO / "tests" / "host" / "watcher_probe.py"

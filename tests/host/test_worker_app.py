@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from repo import REPO
-from unstuck import worker as worker_mod
+from unstuck.generation import worker as worker_mod
 
 
 @pytest.fixture

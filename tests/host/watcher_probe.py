@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "entrypoint"))
 
 from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH  # noqa: E402
 from unstuck.logs import setup  # noqa: E402
-from unstuck.watch_filter import WatchFilter  # noqa: E402
-from unstuck.watcher import Watcher  # noqa: E402
+from unstuck.watching.watch_filter import WatchFilter  # noqa: E402
+from unstuck.watching.watcher import Watcher  # noqa: E402
 
 LIMITS = {"instances": "/proc/sys/user/max_inotify_instances", "watches": "/proc/sys/user/max_inotify_watches"}
 _out = threading.Lock()

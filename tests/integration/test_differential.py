@@ -30,7 +30,9 @@ STEP_S = 60.0
 ORACLE = r"""
 import asyncio, json, os, sys
 from pathlib import Path
-from unstuck import config, loading, project_env
+from unstuck import config
+from unstuck.app import loading
+from unstuck.project import project_env
 settings = config.load(check_dirs=False)
 failure = project_env.activate(settings.app_dir, settings.project_env)
 os.chdir(settings.app_dir)

@@ -232,7 +232,7 @@ PROCESS_TABLE = (
 )
 # One of each, and nothing else: supervisord, its FATAL listener, the reloader, the warm process, the
 # worker it forked ahead of the next reload, and the serving worker.
-STEADY = sorted(["-m unstuck.supervisord_launch --nodaemon", "-m unstuck unfatal", "unstuck-serve", "unstuck-warm",
+STEADY = sorted(["-m unstuck.supervision.supervisord_launch --nodaemon", "-m unstuck unfatal", "unstuck-serve", "unstuck-warm",
                  "unstuck-spare", "unstuck-worker"])
 
 

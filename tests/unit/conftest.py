@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unstuck import failure
+from unstuck.errors import failure
 
 
 @dataclass

@@ -3,8 +3,8 @@
 import os
 
 from shapes import write
-from unstuck import app_layer
-from unstuck.warm_process_client import WarmProcesses
+from unstuck.warm import app_layer
+from unstuck.reload.warm_process_client import WarmProcesses
 
 TREE = {
     "app/__init__.py": "",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from watchfiles import Change
 
-from unstuck.catch_up import changes_since
+from unstuck.watching.catch_up import changes_since
 from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH
-from unstuck.watch_filter import WatchFilter
+from unstuck.watching.watch_filter import WatchFilter
 
 
 def settled_tree(root: Path) -> float:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from shapes import write
-from unstuck import dependencies, project_env
+from unstuck.project import dependencies, project_env
 
 
 def rel(paths, root):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from unstuck import discovery
-from unstuck.discovery import Found, NotFound
+from unstuck.app import discovery
+from unstuck.app.discovery import Found, NotFound
 
 FASTAPI_APP = "from fastapi import FastAPI\napp = FastAPI()\n"
 DJANGO_ADMIN = Path(sys.executable).parent / "django-admin"

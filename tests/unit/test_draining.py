@@ -1,6 +1,6 @@
 """A connection taken by a successor while this generation had read a request on it (draining.py)."""
 
-from unstuck.draining import DrainOnShutdown
+from unstuck.generation.draining import DrainOnShutdown
 
 
 class Transport:

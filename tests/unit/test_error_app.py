@@ -5,8 +5,8 @@ import re
 
 import httpx
 
-from unstuck.error_app import ErrorApp
-from unstuck.failure import Failure
+from unstuck.errors.error_app import ErrorApp
+from unstuck.errors.failure import Failure
 
 FAIL = Failure("import", "SyntaxError", "invalid syntax", "app/main.py", 3, 'File "app/main.py", line 3\n<x>\n')
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

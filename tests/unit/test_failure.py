@@ -1,6 +1,6 @@
 import json
 
-from unstuck import failure, frames
+from unstuck.errors import failure, frames
 
 
 def test_syntax_error_points_at_file_and_line(project):

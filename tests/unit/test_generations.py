@@ -4,10 +4,10 @@ import signal
 
 import pytest
 
-from unstuck import events as ev
-from unstuck.failure import Failure
+from unstuck.reload import events as ev
+from unstuck.errors.failure import Failure
 from unstuck.backoff import delay
-from unstuck.generations import Generations, Policy, describe_changes, describe_exit
+from unstuck.reload.generations import Generations, Policy, describe_changes, describe_exit
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
 POLICY = Policy(grace=2.0, backoff_max=10.0, settle_s=0.3, slow_start_s=0.8, kill_margin_s=1.0)

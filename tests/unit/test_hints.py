@@ -1,7 +1,7 @@
 import pytest
 
-from unstuck import project_env
-from unstuck.hints import for_missing_module
+from unstuck.project import project_env
+from unstuck.errors.hints import for_missing_module
 
 
 @pytest.fixture

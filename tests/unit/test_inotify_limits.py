@@ -3,7 +3,7 @@ in tests/host/test_watcher_real.py), and the line that tells how to raise it."""
 
 import pytest
 
-from unstuck.inotify_limits import Limit, WatchLimitReached, classify, unwatched
+from unstuck.watching.inotify_limits import Limit, WatchLimitReached, classify, unwatched
 
 # What watchfiles 1.3.0 (notify 8.0.0) raises when the kernel says EMFILE / ENOSPC, and for other troubles.
 EMFILE = RuntimeError("Error creating recommended watcher: Too many open files (os error 24)")
@@ -61,7 +61,7 @@ def test_unwatched_names_the_directories_no_inotify_watch_covers(tmp_path):
 
 
 def test_a_watch_limit_below_the_directory_count_is_too_low_whatever_others_release(tmp_path, monkeypatch):
-    from unstuck import inotify_limits
+    from unstuck.watching import inotify_limits
 
     (tmp_path / "a" / "b").mkdir(parents=True)  # 3 directories
     monkeypatch.setattr(inotify_limits, "current_limit", lambda kind: 2)

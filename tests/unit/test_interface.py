@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from unstuck import interface
-from unstuck.interface import ASGI2, ASGI3, FACTORY, WSGI
+from unstuck.app import interface
+from unstuck.app.interface import ASGI2, ASGI3, FACTORY, WSGI
 
 if not django_settings.configured:
     django_settings.configure(DEBUG=True, ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], SECRET_KEY="test")

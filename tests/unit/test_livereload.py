@@ -2,8 +2,8 @@ import asyncio
 
 import httpx
 
-from unstuck.error_app import ErrorApp
-from unstuck.livereload import ENDPOINT, LiveReload
+from unstuck.errors.error_app import ErrorApp
+from unstuck.generation.livereload import ENDPOINT, LiveReload
 
 
 def page_app(body: bytes, headers=(), chunks: int = 1):

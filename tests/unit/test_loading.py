@@ -17,7 +17,7 @@ PROBE = textwrap.dedent("""
     import asyncio, json, os, sys
     from pathlib import Path
     import httpx
-    from unstuck import loading
+    from unstuck.app import loading
 
     app_dir = Path(os.getcwd())
     sys.path.insert(0, str(app_dir))  # as the worker does

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from unstuck.mounts import decide, parse_mountinfo
+from unstuck.watching.mounts import decide, parse_mountinfo
 
 # Real /proc/self/mountinfo lines, as seen in containers on each kind of host.
 OVERLAY_ROOT = "611 532 0:52 / / rw,relatime master:305 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/X"

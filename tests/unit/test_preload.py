@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from shapes import write
-from unstuck import warm_process
+from unstuck.warm import warm_process
 
 LIBS = {
     "fw/__init__.py": "READY = False\n",

@@ -11,10 +11,13 @@ import pytest
 from supervisor.options import ServerOptions
 from supervisor.process import Subprocess
 
-from unstuck import config, proc_worker, procfile, supervisord_conf, traceback_text
-from unstuck.proc_plan import ProcPlan
-from unstuck.proc_release import Release
-from unstuck.proc_states import BACKOFF, RUNNING, STOPPED, STOPPING, ProcMachine
+from unstuck import config
+from unstuck.procs import proc_worker, procfile
+from unstuck.supervision import supervisord_conf
+from unstuck.errors import traceback_text
+from unstuck.procs.proc_plan import ProcPlan
+from unstuck.procs.proc_release import Release
+from unstuck.procs.proc_states import BACKOFF, RUNNING, STOPPED, STOPPING, ProcMachine
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
 
@@ -237,7 +240,7 @@ def test_a_worker_is_starting_until_it_has_run_a_second(m, ops):
 
 
 def test_a_simple_command_is_execed_by_the_shell_and_a_compound_one_is_not():
-    from unstuck.proc_worker import shell_command
+    from unstuck.procs.proc_worker import shell_command
 
     assert shell_command("python -m app.jobs.worker") == ["/bin/sh", "-c", "exec python -m app.jobs.worker"]
     assert shell_command("cd app && celery worker") == ["/bin/sh", "-c", "cd app && celery worker"]
@@ -445,7 +448,7 @@ class FlakyRpc:
 
 
 def test_the_control_thread_survives_an_unexpected_error_and_says_so_once(tmp_path, caplog):
-    from unstuck.proc_control import ProcControl
+    from unstuck.procs.proc_control import ProcControl
 
     settings = config.load({"APP_DIR": str(tmp_path), "UNSTUCK_RUN_DIR": str(tmp_path)}, check_dirs=False)
     rpc = FlakyRpc()

@@ -5,7 +5,7 @@ import sys
 import pytest
 from packaging.version import Version
 
-from unstuck.python_requirement import check_pinned, check_spec, preflight, running
+from unstuck.project.python_requirement import check_pinned, check_spec, preflight, running
 
 HERE = Version("3.11.2")
 

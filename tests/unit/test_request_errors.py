@@ -15,8 +15,8 @@ import pytest
 
 from repo import REPO
 from shapes import PLAIN_WSGI, write
-from unstuck.livereload import ENDPOINT, LiveReload
-from unstuck.request_errors import HOLD_BYTES, MARKER, RequestErrors
+from unstuck.generation.livereload import ENDPOINT, LiveReload
+from unstuck.errors.request_errors import HOLD_BYTES, MARKER, RequestErrors
 
 TEXT, JSON, HTML = "*/*", "application/json", "text/html,application/xhtml+xml,*/*;q=0.8"
 
@@ -25,7 +25,9 @@ PROBE = textwrap.dedent("""
     from dataclasses import replace
     from pathlib import Path
     import httpx
-    from unstuck import config, loading, worker
+    from unstuck import config
+    from unstuck.app import loading
+    from unstuck.generation import worker
 
     app_dir = Path(os.getcwd())
     sys.path.insert(0, str(app_dir))  # as the worker does

@@ -7,7 +7,7 @@ import os
 import pytest
 from watchfiles import Change
 
-from unstuck.safety_poll import BUDGET, SafetyNet, Tree, diff
+from unstuck.watching.safety_poll import BUDGET, SafetyNet, Tree, diff
 
 
 class Clock:

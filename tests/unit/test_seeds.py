@@ -2,7 +2,7 @@
 
 import itertools
 
-from unstuck import seeds
+from unstuck.warm import seeds
 
 
 def tree(root, files: dict) -> None:

@@ -115,7 +115,7 @@ def test_plain_uvicorn_with_nothing_listening_fails_every_question(plain_uvicorn
 
 def test_status_prints_the_errors_hint():
     from unstuck.cli import format_status
-    from unstuck.failure import Failure
+    from unstuck.errors.failure import Failure
 
     failure = Failure("import", "ModuleNotFoundError", "No module named 'requests'", "app/main.py", 1,
                       hint="add 'requests' to app/requirements.txt; unstuck installs it in place")

@@ -1,7 +1,8 @@
 import configparser
 import shlex
 
-from unstuck import config, supervisord_conf
+from unstuck import config
+from unstuck.supervision import supervisord_conf
 
 
 def rendered(tmp_path, **env):

@@ -23,7 +23,7 @@ from repo import REPO
 from sync_examples import KEPT, NOISE
 from unstuck import cli, state
 from unstuck.config import DEFAULT_IGNORE
-from unstuck.watch_filter import WatchFilter
+from unstuck.watching.watch_filter import WatchFilter
 
 # -- what is never copied -------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """uv's failures in one line: the package, the reason (from the output's last lines), the fix.
 The outputs are uv 0.13.9's, captured in the image (python 3.11, no compiler), shortened in the middle."""
 
-from unstuck import uv_errors
+from unstuck.project import uv_errors
 
 UWSGI = """\
 Resolved 12 packages in 1.54s
@@ -116,7 +116,7 @@ def test_the_fix_names_the_build_argument_the_dockerfile_has_with_its_default():
 
 
 def test_uv_trusts_the_system_ca_store_as_pip_does(monkeypatch, tmp_path):
-    from unstuck import project_env
+    from unstuck.project import project_env
 
     monkeypatch.delenv("UV_SYSTEM_CERTS", raising=False)
     assert project_env.uv_environment(tmp_path)["UV_SYSTEM_CERTS"] == "1"

@@ -5,7 +5,7 @@ import select
 import socket
 import threading
 
-from unstuck import warm_process
+from unstuck.warm import warm_process
 
 
 def pair():

@@ -1,8 +1,8 @@
 """The reload server's books of its warm process: what it is started with and what the preload file keeps
 (no process is started: WarmProcess is replaced by a recorder)."""
 
-from unstuck import warm_process_client
-from unstuck.warm_process_client import WarmProcesses
+from unstuck.reload import warm_process_client
+from unstuck.reload.warm_process_client import WarmProcesses
 
 
 class Recorded:

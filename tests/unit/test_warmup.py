@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-from unstuck import warmup
+from unstuck.warm import warmup
 
 
 @pytest.mark.parametrize("name", sorted(warmup.WARMUPS))

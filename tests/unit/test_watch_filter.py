@@ -4,7 +4,7 @@ import pytest
 from watchfiles import Change
 
 from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH
-from unstuck.watch_filter import WatchFilter, without_bare_dirs
+from unstuck.watching.watch_filter import WatchFilter, without_bare_dirs
 
 ROOT = Path("/workspace")
 flt = WatchFilter([ROOT], DEFAULT_WATCH, DEFAULT_IGNORE)

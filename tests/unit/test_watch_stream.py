@@ -2,7 +2,7 @@
 
 from watchfiles import Change
 
-from unstuck import watch_stream
+from unstuck.watching import watch_stream
 
 
 class FakeNotify:

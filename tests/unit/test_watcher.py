@@ -12,9 +12,9 @@ import pytest
 from watchfiles import Change
 
 from unstuck.config import DEFAULT_IGNORE, DEFAULT_WATCH
-from unstuck.mounts import Decision
-from unstuck.watch_filter import WatchFilter
-from unstuck.watcher import (CATCH_UP_MARGIN_S, INOTIFY_RETRY_S, RESTART_MAX_S, STABLE_AFTER_S, Watcher)
+from unstuck.watching.mounts import Decision
+from unstuck.watching.watch_filter import WatchFilter
+from unstuck.watching.watcher import (CATCH_UP_MARGIN_S, INOTIFY_RETRY_S, RESTART_MAX_S, STABLE_AFTER_S, Watcher)
 
 WATCH_LIMIT = OSError('OS file watch limit reached. about ["/w/pkg"] (Error { kind: MaxFilesWatch, paths: ["/w/pkg"] })')
 INSTANCE_LIMIT = RuntimeError("Error creating recommended watcher: Too many open files (os error 24)")
@@ -199,7 +199,7 @@ def test_inotify_is_tried_again_every_minute_and_taken_back_when_it_works(tmp_pa
 
 
 def test_no_retry_while_the_watch_limit_is_below_the_tree_and_one_once_it_is_raised(tmp_path, monkeypatch):
-    from unstuck import inotify_limits
+    from unstuck.watching import inotify_limits
 
     limit = {"value": 0}  # below the tree's one directory: a try could only fail
     monkeypatch.setattr(inotify_limits, "current_limit", lambda kind: limit["value"])
@@ -267,7 +267,7 @@ def test_a_callback_that_raises_restarts_and_the_missed_change_comes_again(tmp_p
 
 
 def test_a_directory_the_app_creates_is_not_a_change_but_a_new_package_is(tmp_path, monkeypatch):
-    monkeypatch.setattr("unstuck.watcher.inotify_limits.unwatched", lambda dirs: [])  # inotify watches them
+    monkeypatch.setattr("unstuck.watching.watcher.inotify_limits.unwatched", lambda dirs: [])  # inotify watches them
     watched = WatchFilter([tmp_path], DEFAULT_WATCH, DEFAULT_IGNORE)
     cache, pkg = tmp_path / ".data", tmp_path / "pkg"
 

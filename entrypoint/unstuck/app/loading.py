@@ -18,10 +18,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from unstuck import discovery
-from unstuck import failure as failure_mod
-from unstuck import interface
-from unstuck.failure import Failure
+from unstuck.app import discovery
+from unstuck.errors import failure as failure_mod
+from unstuck.app import interface
+from unstuck.errors.failure import Failure
 
 
 @dataclass

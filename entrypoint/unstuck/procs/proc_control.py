@@ -19,11 +19,12 @@ from pathlib import Path
 
 from supervisor import childutils
 
-from unstuck import procfile, supervisord_conf
+from unstuck.procs import procfile
+from unstuck.supervision import supervisord_conf
 from unstuck.config import Settings
 from unstuck.logs import log
-from unstuck.proc_plan import ProcPlan
-from unstuck.proc_release import Release
+from unstuck.procs.proc_plan import ProcPlan
+from unstuck.procs.proc_release import Release
 
 
 def write_procs_conf(settings: Settings) -> tuple[list[procfile.Proc], str | None]:

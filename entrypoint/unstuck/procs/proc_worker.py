@@ -28,8 +28,9 @@ import time
 from pathlib import Path
 
 from unstuck import config as config_mod
-from unstuck import state, traceback_text
-from unstuck.proc_states import ProcMachine
+from unstuck import state
+from unstuck.errors import traceback_text
+from unstuck.procs.proc_states import ProcMachine
 
 PR_SET_PDEATHSIG = 1
 TAIL_LINES = 200
@@ -250,7 +251,7 @@ def main(argv: list[str]) -> int:
     except config_mod.ConfigError as exc:
         print(f"unstuck: error: {exc}", file=sys.stderr)
         return 2
-    from unstuck.worker import set_process_name
+    from unstuck.generation.worker import set_process_name
 
     set_process_name(f"unstuck-{name}"[:15])
     return ProcWorker(settings, name, command).run()

@@ -29,8 +29,8 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
-from unstuck import failure as failure_mod
-from unstuck.error_page import brief, negotiate, render
+from unstuck.errors import failure as failure_mod
+from unstuck.errors.error_page import brief, negotiate, render
 
 MARKER = b"x-unstuck-error"
 HOLD_BYTES = 64 * 1024

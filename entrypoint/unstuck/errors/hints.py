@@ -17,7 +17,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from unstuck import dependencies, dependency_set
+from unstuck.project import dependencies, dependency_set
 
 # Import name -> distribution names, for the well-known packages whose names differ (import yaml,
 # install PyYAML). importlib.metadata.packages_distributions() only knows installed packages, which a
@@ -102,7 +102,7 @@ def _find_own_module(top: str, app_dir: Path) -> Path | None:
 
 
 def _install_hint(names: tuple[str, ...], app_dir: Path, near: str | None) -> str:
-    from unstuck import project_env
+    from unstuck.project import project_env
 
     wanted = [canonicalize_name(n) for n in names]
     try:

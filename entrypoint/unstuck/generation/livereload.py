@@ -26,8 +26,8 @@ from pathlib import Path
 
 from urllib.parse import parse_qs
 
-from unstuck.error_page import brief
-from unstuck.failure import Failure
+from unstuck.errors.error_page import brief
+from unstuck.errors.failure import Failure
 
 ENDPOINT = "/__unstuck__/livereload"
 _JS = (Path(__file__).with_name("livereload.js")).read_text()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from unstuck.failure import Failure, display_path
+from unstuck.errors.failure import Failure, display_path
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _EXC = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Fault|Failure)?)(?::\s?(?P<msg>.*))?$")

@@ -11,7 +11,7 @@ import hashlib
 import html
 import json
 
-from unstuck.failure import Failure
+from unstuck.errors.failure import Failure
 
 RETRY_AFTER = "1"
 POLL_MS = 1000

@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from unstuck import app_layer, prefault, seeds, warmup
+from unstuck.warm import app_layer, prefault, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -120,7 +120,7 @@ def build_layer(names: list[str], settings) -> dict | str:
     away unused."""
     import threading
 
-    from unstuck import loading
+    from unstuck.app import loading
 
     os.chdir(settings.app_dir)
     if str(settings.app_dir) not in sys.path:
@@ -154,7 +154,7 @@ def build_layer(names: list[str], settings) -> dict | str:
         return "an import started a thread"
     if set(os.listdir("/proc/self/fd")) - fds_before:
         return "an import left a file or socket open"
-    from unstuck.worker import modules_by_origin
+    from unstuck.generation.worker import modules_by_origin
 
     real_paths = {os.path.realpath(path) for _, path in modules_by_origin(settings.app_dir)[1]}
     return {path: app_layer.stamp(path) for path in real_paths}
@@ -170,7 +170,7 @@ def _is_empty(path: str) -> bool:
 def entry_module(settings) -> str | None:
     """The module that defines the app (APP_MODULE, or what discovery finds: files are read, nothing is
     imported)."""
-    from unstuck import discovery
+    from unstuck.app import discovery
 
     try:
         found = discovery.resolve(settings.app_module, settings.app_dir)
@@ -202,7 +202,7 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure, sourc
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        from unstuck import output
+        from unstuck.generation import output
 
         output.drain()
         os._exit(code)
@@ -213,8 +213,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     """Fork workers, a spare and an app layer as the reload server asks. `stopped_at`: the listed module whose
     import failed at start (nothing listed after it is imported here); `narrow`: the list is not imported at
     all (a fast path was wrong: generations._verify); `layer_off`: no app layer is built."""
-    from unstuck import worker
-    from unstuck.failure import Failure
+    from unstuck.generation import worker
+    from unstuck.errors.failure import Failure
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -559,7 +559,7 @@ def main(argv: list[str]) -> int:
     import argparse
 
     from unstuck import config as config_mod
-    from unstuck.worker import die_with_parent, set_process_name
+    from unstuck.generation.worker import die_with_parent, set_process_name
 
     parser = argparse.ArgumentParser(prog="unstuck warm-process")
     parser.add_argument("--control-fd", type=int, required=True)
@@ -580,7 +580,7 @@ def main(argv: list[str]) -> int:
     # it (worker.run unblocks it); an ignored signal would be discarded, and that worker never stopped.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     settings = config_mod.load(check_dirs=False)
-    from unstuck import project_env
+    from unstuck.project import project_env
 
     project_env.activate(settings.app_dir, settings.project_env)  # the app's packages, before preloading them
     control = socket.socket(fileno=args.control_fd)
@@ -589,12 +589,12 @@ def main(argv: list[str]) -> int:
     # Guesses that take most of a second to import (pandas) come after "ready", if the sources import them
     # (seeds.py): the first generation is not kept waiting for them.
     later = [name for name in also if name in seeds.IMPORTED_AFTER_READY]
-    loaded, _ = preload(["uvicorn", "unstuck.worker"], settings.app_dir)
+    loaded, _ = preload(["uvicorn", "unstuck.generation.worker"], settings.app_dir)
     count, stopped_at = preload([] if args.narrow else listed(args.preload), settings.app_dir, stop_at_failure=True)
     loaded += count
     loaded += preload([name for name in also if name not in later], settings.app_dir)[0]
     warmed = warmup.run()
-    from unstuck import worker
+    from unstuck.generation import worker
 
     worker.configure_logging(settings)  # once here, not in every worker (see worker.configure_logging)
     try:

@@ -26,17 +26,21 @@ from pathlib import Path
 
 import uvicorn
 
-from unstuck import dependencies, discovery, handoff, seeds, state
-from unstuck import events as ev
+from unstuck.project import dependencies
+from unstuck.app import discovery
+from unstuck.generation import handoff
+from unstuck.warm import seeds
+from unstuck import state
+from unstuck.reload import events as ev
 from unstuck.config import Settings
-from unstuck.failure import Failure
-from unstuck.generations import Generation, Generations, Policy
+from unstuck.errors.failure import Failure
+from unstuck.reload.generations import Generation, Generations, Policy
 from unstuck.logs import log
-from unstuck.proc_control import ProcControl
-from unstuck.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcesses,
+from unstuck.procs.proc_control import ProcControl
+from unstuck.reload.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcesses,
                                          WarmReady)
-from unstuck.watch_filter import WatchFilter
-from unstuck.watcher import Watcher
+from unstuck.watching.watch_filter import WatchFilter
+from unstuck.watching.watcher import Watcher
 
 # watchfiles yields a batch once no new change came for this long (its default, 50 ms, is most of a
 # warm reload's latency; editors write a file in well under this). While edits come in, watch_stream
@@ -219,7 +223,7 @@ class Reloader:
             send_signal(child, signum)
 
     def preflight(self) -> Failure | None:
-        from unstuck.python_requirement import preflight
+        from unstuck.project.python_requirement import preflight
 
         problem = preflight(self.settings.app_dir)
         return Failure("environment", "IncompatiblePython", problem) if problem else None

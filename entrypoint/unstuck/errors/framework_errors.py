@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from unstuck.request_errors import framework_renders_generic_500
+from unstuck.errors.request_errors import framework_renders_generic_500
 
 
 def install(app=None) -> None:
@@ -32,7 +32,7 @@ def install(app=None) -> None:
     if "django.core.handlers.base" in sys.modules:
         from django.core.signals import got_request_exception
 
-        got_request_exception.connect(_django_exception, dispatch_uid="unstuck.framework_errors")
+        got_request_exception.connect(_django_exception, dispatch_uid="unstuck.errors.framework_errors")
     if "litestar" in sys.modules:
         from litestar import Litestar
 

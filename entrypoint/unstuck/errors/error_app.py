@@ -7,8 +7,8 @@ of the user's app, never in front of it, so the app's own 500s are untouched onc
 
 from __future__ import annotations
 
-from unstuck.error_page import RETRY_AFTER, fingerprint, negotiate, render
-from unstuck.failure import Failure
+from unstuck.errors.error_page import RETRY_AFTER, fingerprint, negotiate, render
+from unstuck.errors.failure import Failure
 
 
 class ErrorApp:

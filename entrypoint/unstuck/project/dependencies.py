@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
-from unstuck import dependency_set, project_env, uv_errors
-from unstuck.dependency_set import read_toml as read_pyproject
+from unstuck.project import dependency_set, project_env, uv_errors
+from unstuck.project.dependency_set import read_toml as read_pyproject
 from unstuck.logs import log
 
 REQUIREMENTS = "*requirements*.txt"
@@ -175,7 +175,7 @@ def _stamp_key(path: Path, root: Path) -> str:
 def preflight(root: Path) -> str | None:
     # packaging is imported on first use: the reload server's start (before supervisord's startsecs) is not
     # delayed by it.
-    from unstuck.python_requirement import preflight as check
+    from unstuck.project.python_requirement import preflight as check
 
     return check(root)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import shlex
 import sys
 
-from unstuck import discovery
+from unstuck.app import discovery
 from unstuck.config import Settings
-from unstuck.proc_worker import ENCODED, encode_command
+from unstuck.procs.proc_worker import ENCODED, encode_command
 
 # What plain uvicorn is pointed at when discovery finds nothing: it then says itself what it cannot import.
 UVICORN_FALLBACK_APP = "app.main:app"

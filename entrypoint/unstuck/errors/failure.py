@@ -12,7 +12,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from unstuck.frames import display_path, extract, from_user_code, is_user_file  # noqa: F401 - used by worker
+from unstuck.errors.frames import display_path, extract, from_user_code, is_user_file  # noqa: F401 - used by worker
 from unstuck.sizes import clip, clip_middle
 
 MESSAGE_BYTES = 1500
@@ -80,7 +80,7 @@ def from_exception(exc: BaseException, phase: str, app_dir: Path, *, request: st
     failing = next((f for f in frames if f["failing"]), None)
     file, line = (failing["file"], failing["line"]) if failing else (None, None)
     message = (exc.msg or str(exc)) if isinstance(exc, SyntaxError) else str(exc)
-    from unstuck import hints  # here, not at the top: packaging's import is paid only when the app fails
+    from unstuck.errors import hints  # here, not at the top: packaging's import is paid only when the app fails
 
     hint = hints.for_exception(exc, app_dir, near=file if failing and failing["user"] else None)
     return Failure(phase, type(exc).__name__, message, file, line, _user_traceback(exc, app_dir),

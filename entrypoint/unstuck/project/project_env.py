@@ -183,8 +183,8 @@ def activate(app_dir: Path, env: Path | None = None):
     """For an app generation (and the warm process), before anything of the app is imported: the
     project's Python check, then its packages on sys.path. Returns the Failure to serve instead of the
     app when this Python does not fit the project, else None."""
-    from unstuck.failure import Failure
-    from unstuck.python_requirement import preflight
+    from unstuck.errors.failure import Failure
+    from unstuck.project.python_requirement import preflight
 
     problem = preflight(app_dir)
     if problem:

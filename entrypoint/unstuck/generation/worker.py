@@ -21,14 +21,18 @@ import time
 import uvicorn
 
 from unstuck import config as config_mod
-from unstuck import debugger, handoff, project_env
-from unstuck import failure as failure_mod
-from unstuck import framework_errors, loading, logs, output
-from unstuck.draining import DrainingHTTPProtocol
-from unstuck.error_app import ErrorApp
-from unstuck.failure import Failure
-from unstuck.livereload import LiveReload
-from unstuck.request_errors import RequestErrors
+from unstuck.generation import debugger, handoff
+from unstuck.project import project_env
+from unstuck.errors import failure as failure_mod
+from unstuck.errors import framework_errors
+from unstuck.app import loading
+from unstuck import logs
+from unstuck.generation import output
+from unstuck.generation.draining import DrainingHTTPProtocol
+from unstuck.errors.error_app import ErrorApp
+from unstuck.errors.failure import Failure
+from unstuck.generation.livereload import LiveReload
+from unstuck.errors.request_errors import RequestErrors
 
 PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
@@ -352,7 +356,7 @@ def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicor
     config = uvicorn.Config(
         app,
         log_config=None if _logging_configured else uvicorn.config.LOGGING_CONFIG,
-        interface="asgi3",  # every app arrives adapted to ASGI3 (unstuck.interface)
+        interface="asgi3",  # every app arrives adapted to ASGI3 (unstuck.app.interface)
         host=settings.host,
         port=settings.port,
         lifespan=lifespan,

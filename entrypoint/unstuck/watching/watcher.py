@@ -34,9 +34,9 @@ from typing import Callable
 
 from watchfiles import Change
 
-from unstuck import catch_up, inotify_limits, mounts, safety_poll, watch_stream
+from unstuck.watching import catch_up, inotify_limits, mounts, safety_poll, watch_stream
 from unstuck.logs import log
-from unstuck.watch_filter import without_bare_dirs
+from unstuck.watching.watch_filter import without_bare_dirs
 
 # How often the watching loop wakes up when nothing changes, to check the root and retry inotify.
 RUST_TIMEOUT_MS = 1000

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from unstuck.generations import describe_exit
+from unstuck.reload.generations import describe_exit
 from unstuck.logs import log
 
 

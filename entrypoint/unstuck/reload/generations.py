@@ -20,9 +20,9 @@ import signal
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from unstuck import events as ev
+from unstuck.reload import events as ev
 from unstuck.backoff import Backoff
-from unstuck.failure import Failure
+from unstuck.errors.failure import Failure
 from unstuck.logs import log
 
 # A batch this large (a checkout, a sync) waits for the rest of it before reloading.

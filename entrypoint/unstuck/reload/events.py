@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unstuck.failure import Failure
+from unstuck.errors.failure import Failure
 
 
 @dataclass(frozen=True)

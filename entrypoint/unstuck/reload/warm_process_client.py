@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from unstuck import app_layer
+from unstuck.warm import app_layer
 from unstuck.logs import log
 
 

@@ -1,0 +1,1 @@
+"""Finding the app in the project and loading it as ASGI, without and with importing it."""

@@ -1,0 +1,1 @@
+"""The project environment: the dependency set, installing it with uv, the Python check."""

@@ -1,0 +1,1 @@
+"""The container's supervision: supervisord's config and launcher, and the listener that lifts FATAL."""
