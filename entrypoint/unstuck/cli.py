@@ -33,10 +33,12 @@ def fail(message: str) -> int:
     return 2
 
 
-def private_run_dir(settings: config.Settings) -> config.Settings:
+def private_run_dir(settings: config.Settings, fallback: Path | None = None) -> config.Settings:
     """The control socket's directory must be ours alone; fall back when the image's one is not writable
     (e.g. the container runs with another --user)."""
-    for candidate in (settings.run_dir, Path(f"/tmp/unstuck-{os.getuid()}")):
+    for candidate in (settings.run_dir, fallback or Path(f"/tmp/unstuck-{os.getuid()}")):
+        if candidate.is_symlink():
+            continue  # planted in /tmp by someone else: mkdir, chmod and stat would all follow it
         try:
             candidate.mkdir(mode=0o700, parents=True, exist_ok=True)
             candidate.chmod(0o700)

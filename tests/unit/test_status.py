@@ -186,3 +186,21 @@ def test_status_says_what_the_safety_poll_found():
             in format_status(data, now=0))
     watcher.update(safety_poll_ms=None)  # a local filesystem, or UNSTUCK_POLL_SAFETY_MS=0
     assert "safety poll" not in format_status(data, now=0)
+
+
+def test_the_private_run_directory_is_never_one_a_symlink_points_at(tmp_path):
+    """The /tmp fallback: another user may have planted a link there (to a directory of theirs or ours)."""
+    import dataclasses
+
+    from unstuck import config
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    image_dir, fallback = tmp_path / "run", tmp_path / "fallback"
+    image_dir.symlink_to(elsewhere)
+    fallback.symlink_to(elsewhere)
+    settings = dataclasses.replace(config.load({"APP_DIR": str(tmp_path)}, check_dirs=False), run_dir=image_dir)
+    with pytest.raises(config.ConfigError, match="is not writable"):
+        cli.private_run_dir(settings, fallback)
+    fallback.unlink()
+    assert cli.private_run_dir(settings, fallback).run_dir == fallback and not fallback.is_symlink()
