@@ -100,7 +100,7 @@ def cmd_serve(args: list[str]) -> int:
         settings = config.load()
     except config.ConfigError as exc:
         return fail(str(exc))
-    from unstuck.generation.worker import set_process_name
+    from unstuck.processes import set_process_name
 
     setup(settings.log_level)
     set_process_name("unstuck-serve")

@@ -8,7 +8,6 @@ and keeps the port answering with unstuck's error responder until the parent rep
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import io
 import json
 import logging
@@ -28,33 +27,12 @@ from unstuck.errors import framework_errors
 from unstuck.app import loading
 from unstuck import logs
 from unstuck.generation import output
+from unstuck.processes import die_with_parent, set_process_name  # noqa: F401 - also used through worker
 from unstuck.generation.draining import DrainingHTTPProtocol
 from unstuck.errors.error_app import ErrorApp
 from unstuck.errors.failure import Failure
 from unstuck.generation.livereload import LiveReload
 from unstuck.errors.request_errors import RequestErrors
-
-PR_SET_NAME = 15
-PR_SET_PDEATHSIG = 1
-
-
-def set_process_name(name: str) -> None:
-    """Name the process in ps/top (its `comm`): forked workers otherwise carry the warm process's name."""
-    try:
-        ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def die_with_parent(parent_pid: int) -> None:
-    # If the reloader is killed, a surviving worker would keep the port and block its successor's bind.
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
 
 class Reporter:
     """JSON lines to the reloader over an inherited pipe."""

@@ -18,7 +18,8 @@ from typing import Callable
 
 from unstuck.errors import traceback_text
 from unstuck.config import Settings
-from unstuck.procs.proc_worker import TAIL_LINES, command_env, die_with_parent, shell_command
+from unstuck.processes import die_with_parent
+from unstuck.procs.proc_worker import TAIL_LINES, command_env, shell_command
 
 MAX_LINE = 64 * 1024  # a longer line is logged in pieces, so output without newlines never piles up
 PREFIX = "release | "

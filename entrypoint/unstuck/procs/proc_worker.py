@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import ctypes
 import os
 import re
 import selectors
@@ -31,8 +30,8 @@ from unstuck import config as config_mod
 from unstuck import state
 from unstuck.errors import traceback_text
 from unstuck.procs.proc_states import ProcMachine
+from unstuck.processes import die_with_parent, set_process_name
 
-PR_SET_PDEATHSIG = 1
 TAIL_LINES = 200
 MAX_LINE = 64 * 1024  # output without a newline is logged in pieces this long, never piled up in memory
 # A command with none of these is one program: the shell execs it, so the worker's pid is the program's
@@ -67,10 +66,6 @@ def command_env(settings: config_mod.Settings) -> dict[str, str]:
 
 def state_dir(settings: config_mod.Settings) -> Path:
     return settings.run_dir / "procs"
-
-
-def die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ProcWorker:
@@ -251,7 +246,6 @@ def main(argv: list[str]) -> int:
     except config_mod.ConfigError as exc:
         print(f"unstuck: error: {exc}", file=sys.stderr)
         return 2
-    from unstuck.generation.worker import set_process_name
 
     set_process_name(f"unstuck-{name}"[:15])
     return ProcWorker(settings, name, command).run()

@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from unstuck.processes import set_process_name
 from unstuck.warm import app_layer, prefault, seeds, warmup
 
 
@@ -275,7 +276,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         pid = os.fork()
         if pid == 0:
             become_plain(ours)
-            worker.set_process_name("unstuck-spare")
+            set_process_name("unstuck-spare")
             serve_when_asked(theirs, SPARE_READY, "spare")
         theirs.close()
         children[pid] = "spare"
@@ -318,7 +319,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         pid = os.fork()
         if pid == 0:
             become_plain(ours)
-            worker.set_process_name("unstuck-layer")
+            set_process_name("unstuck-layer")
             held = build_layer(names, settings)
             if isinstance(held, dict):
                 ready = json.dumps({"held": held}).encode()
@@ -447,7 +448,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     imported = 0
     spare_due: float | None = None
     def handle(request: dict, fds: list[int]) -> None:
-        nonlocal layer_off, to_import
+        nonlocal layer_off
         op = request.get("op")
         if op == "preload":
             if not narrow and stopped_at is None:
@@ -559,7 +560,7 @@ def main(argv: list[str]) -> int:
     import argparse
 
     from unstuck import config as config_mod
-    from unstuck.generation.worker import die_with_parent, set_process_name
+    from unstuck.processes import die_with_parent, set_process_name
 
     parser = argparse.ArgumentParser(prog="unstuck warm-process")
     parser.add_argument("--control-fd", type=int, required=True)

@@ -1,0 +1,36 @@
+"""What every process of unstuck's does to itself through prctl: its name, and dying with its parent.
+
+One home for both (the reload server, the warm process and its forks, a generation, a Procfile worker's
+wrapper and the command it runs), importing nothing but the standard library: a Procfile wrapper or the
+command line has no reason to import uvicorn for them. The prctl options are the same numbers on every
+Linux architecture (and go through libc, not a syscall number).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+
+
+def set_process_name(name: str) -> None:
+    """Name the process in ps/top (its `comm`, 15 bytes): forked workers otherwise carry the warm process's."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """SIGKILL when the parent dies: a surviving worker would keep the port and block its successor's bind.
+    With `parent_pid`, a parent that died before this took effect ends this process at once. Safe between
+    fork and exec (a subprocess's preexec_fn)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
