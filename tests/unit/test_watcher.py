@@ -380,9 +380,17 @@ def test_polling_decided_by_the_mount_never_probes_inotify(tmp_path, logs):
     assert logs[0] == f"INFO watching {tmp_path} by polling every 500 ms: test filesystem"
 
 
-def test_state_has_the_documented_keys(tmp_path):
+def test_unstuck_status_reads_what_the_watcher_publishes(tmp_path):
+    """The contract between the watcher's state and `unstuck status` (which reads it from the state file)."""
+    import time
+
+    from unstuck.cli import format_status
+
     watcher, *_ = make(tmp_path)
-    assert set(watcher.state()) >= {"mode", "reason", "since", "last_change", "restarts", "error"}
+    published = watcher.state()
+    lines = format_status({"state": "serving", "port": 8000, "watcher": published}, now=time.time()).splitlines()
+    shown = [line for line in lines if line.startswith("watcher:")]
+    assert shown == [f"watcher:      {published['mode']} ({published['reason']}), no change yet"], lines
 
 
 def on_a_share(tmp_path, *steps):
