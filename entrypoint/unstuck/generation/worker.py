@@ -507,6 +507,9 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     """Serve one generation on the inherited socket; shared by spawned and forked workers (`source`: what the
     warm process made it from; empty for a fresh interpreter, the plain path)."""
     stop_is_never_lost()
+    # SIGUSR1 asks a serving generation to describe its connections (describe_connections); before it serves,
+    # it must not end it (its default action).
+    signal.signal(signal.SIGUSR1, lambda *_: None)
     die_with_parent(parent_pid)
     set_process_name("unstuck-worker")
     output.pump_stdio()  # a log nobody reads must not stall its requests (output.py)
