@@ -8,15 +8,13 @@ the app's own check fails there, and only there.
 """
 
 import os
-import queue
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
+from reload_loop import drive, free_port
 from repo import REPO
 from unstuck import config
 from unstuck.reload import events as ev
@@ -42,11 +40,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": TEXT.encode()})
 '''
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(params=["site", "project/lib"], ids=["library-outside", "library-on-PYTHONPATH-inside-APP_DIR"])
@@ -74,24 +67,10 @@ def server(tmp_path, monkeypatch, request):
     reloader.warm.start(reloader.warm.remembered())
     yield reloader
     reloader.machine.stop()
-    drive(reloader, lambda: reloader.machine.finished, "every generation gone")
+    drive(reloader, lambda: reloader.machine.finished, "every generation gone", timeout=60.0)
     reloader.warm.close()
     reloader.sock.close()
 
-
-def drive(reloader, done, what, timeout=60.0, each=None):
-    """Run the reload server's loop until done(); `each()` after every turn (to watch what is served)."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:g} s (state {reloader.machine.snapshot()})", pytrace=False)
-        try:
-            reloader.dispatch(reloader.events.get(timeout=min(0.05, reloader.timeout())))
-        except queue.Empty:
-            pass
-        reloader.on_timers()
-        if each is not None:
-            each()
 
 
 def fresh_interpreter_serves(app_dir) -> str:
@@ -116,9 +95,9 @@ def test_a_failure_only_a_fast_path_shows_is_never_served_and_the_fast_path_is_n
             except httpx.HTTPError:
                 pass
 
-    drive(server, lambda: server.warm.current is not None, "the warm process is ready")
+    drive(server, lambda: server.warm.current is not None, "the warm process is ready", timeout=60.0)
     server.machine.start()
-    drive(server, lambda: server.machine.state() == "serving", "served", each=look)
+    drive(server, lambda: server.machine.state() == "serving", "served", each=look, timeout=60.0)
     assert httpx.get(url, timeout=10).text == fresh_interpreter_serves(app_dir) == "v1 configured by the app"
     snapshot = server.machine.snapshot()
     # No error page at any moment (the "starting" page while the first import runs, then the app).
@@ -132,7 +111,7 @@ def test_a_failure_only_a_fast_path_shows_is_never_served_and_the_fast_path_is_n
     # Narrowed: the warm process no longer preloads the app's modules, and forks serve the next save right.
     (app_dir / "app" / "main.py").write_text(APP.replace("VERSION", "v2"))
     server.machine.handle(ev.Changes(frozenset({("modified", "app/main.py")})))
-    drive(server, lambda: server.machine.counters["reloads"] == 2, "the save is served", each=look)
+    drive(server, lambda: server.machine.counters["reloads"] == 2, "the save is served", each=look, timeout=60.0)
     last = server.machine.snapshot()["last_reload"]
     assert last["ok"] and last["from"] in ("spare", "fork")
     assert httpx.get(url, timeout=10).text == fresh_interpreter_serves(app_dir) == "v2 configured by the app"

@@ -4,12 +4,11 @@ its loop, and the fresh interpreter started instead reports on a pipe of its own
 import os
 import queue
 import signal
-import socket
-import time
 
 import httpx
 import pytest
 
+from reload_loop import drive, free_port
 from repo import REPO
 from unstuck import config
 from unstuck.reload.reloader import Reloader, Report
@@ -26,11 +25,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"served by a fresh interpreter"})
 '''
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,21 +51,6 @@ def server(tmp_path, monkeypatch):
     reloader.warm.close()
     reloader.sock.close()
 
-
-def drive(reloader, done, what, timeout=30.0, keep=None):
-    """Run the reload server's loop until done(); events the test wants to see go to `keep`."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:g} s (state {reloader.machine.snapshot()})", pytrace=False)
-        try:
-            event = reloader.events.get(timeout=min(0.1, reloader.timeout()))
-            if keep is not None:
-                keep.put(event)
-            reloader.dispatch(event)
-        except queue.Empty:
-            pass
-        reloader.on_timers()
 
 
 def test_a_stalled_warm_process_never_blocks_the_loop(server):

@@ -1,0 +1,34 @@
+"""The reload server's loop, driven by a host test (tests/host): no supervisord, no Docker."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import time
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def drive(reloader, done, what, timeout=30.0, keep=None, each=None):
+    """Run the reload server's loop until done(); events the test wants to see go to `keep`, and `each()` runs
+    after every turn (to watch what is served)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:g} s (state {reloader.machine.snapshot()})", pytrace=False)
+        try:
+            event = reloader.events.get(timeout=min(0.05 if each else 0.1, reloader.timeout()))
+            if keep is not None:
+                keep.put(event)
+            reloader.dispatch(event)
+        except queue.Empty:
+            pass
+        reloader.on_timers()
+        if each is not None:
+            each()
