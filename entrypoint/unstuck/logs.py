@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 
-from uvicorn.logging import DefaultFormatter
-
 log = logging.getLogger("unstuck")
 
 
 def setup(level: str) -> logging.Logger:
+    # Here, not at the top: every module logs through `log`, and the pure state machines (generations.py,
+    # proc_states.py) must import without uvicorn.
+    from uvicorn.logging import DefaultFormatter
+
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(DefaultFormatter("%(levelprefix)s [unstuck] %(message)s", use_colors=False))
     log.handlers[:] = [handler]

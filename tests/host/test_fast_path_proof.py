@@ -66,7 +66,7 @@ def server(tmp_path, monkeypatch, request):
     reloader.warm = WarmProcesses(reloader.sock.fileno(), preload, reloader.events, True)
     reloader.warm.start(reloader.warm.remembered())
     yield reloader
-    reloader.machine.stop()
+    reloader.act(reloader.machine.stop())
     drive(reloader, lambda: reloader.machine.finished, "every generation gone", timeout=60.0)
     reloader.warm.close()
     reloader.sock.close()
@@ -96,7 +96,7 @@ def test_a_failure_only_a_fast_path_shows_is_never_served_and_the_fast_path_is_n
                 pass
 
     drive(server, lambda: server.warm.current is not None, "the warm process is ready", timeout=60.0)
-    server.machine.start()
+    server.act(server.machine.start())
     drive(server, lambda: server.machine.state() == "serving", "served", each=look, timeout=60.0)
     assert httpx.get(url, timeout=10).text == fresh_interpreter_serves(app_dir) == "v1 configured by the app"
     snapshot = server.machine.snapshot()
@@ -110,7 +110,7 @@ def test_a_failure_only_a_fast_path_shows_is_never_served_and_the_fast_path_is_n
 
     # Narrowed: the warm process no longer preloads the app's modules, and forks serve the next save right.
     (app_dir / "app" / "main.py").write_text(APP.replace("VERSION", "v2"))
-    server.machine.handle(ev.Changes(frozenset({("modified", "app/main.py")})))
+    server.feed(ev.Changes(frozenset({("modified", "app/main.py")})))
     drive(server, lambda: server.machine.counters["reloads"] == 2, "the save is served", each=look, timeout=60.0)
     last = server.machine.snapshot()["last_reload"]
     assert last["ok"] and last["from"] in ("spare", "fork")

@@ -10,9 +10,10 @@ import pytest
 
 from reload_loop import drive, free_port
 from repo import REPO
-from unstuck import config
-from unstuck.reload.reloader import Reloader, Report
-from unstuck.reload.warm_process_client import WarmChildExited, WarmForked, WarmProcesses
+from unstuck import config, wire
+from unstuck.reload.events import Report, WarmChildExited, WarmForked
+from unstuck.reload.reloader import Reloader
+from unstuck.reload.warm_process_client import WarmProcesses
 
 APP = '''\
 async def app(scope, receive, send):
@@ -46,7 +47,7 @@ def server(tmp_path, monkeypatch):
     for warm in (reloader.warm.current, reloader.warm.next):
         if warm is not None:
             os.kill(warm.pid, signal.SIGCONT)
-    reloader.machine.stop()
+    reloader.act(reloader.machine.stop())
     drive(reloader, lambda: reloader.machine.finished, "every generation gone")
     reloader.warm.close()
     reloader.sock.close()
@@ -58,7 +59,7 @@ def test_a_stalled_warm_process_never_blocks_the_loop(server):
     stalled = server.warm.current
     os.kill(stalled.pid, signal.SIGSTOP)  # it can no longer answer anything
 
-    server.machine.start()  # asks the warm process to fork: must return without its answer
+    server.act(server.machine.start())  # asks the warm process to fork: must return without its answer
     waiting = server.children[1]
     assert waiting.request is not None and waiting.pid is None
 
@@ -102,12 +103,12 @@ def test_the_serving_generation_is_named_for_the_hand_over_even_when_its_fork_is
             held.append(event)  # later: once the worker itself has said it is ready
             return
         dispatch(event)
-        if isinstance(event, Report) and event.message.get("event") in ("ready", "failed"):
+        if isinstance(event, Report) and isinstance(event.message, (wire.Ready, wire.Failed)):
             while held:
                 dispatch(held.pop(0))
 
     server.dispatch = fork_reports_after_ready
-    server.machine.start()
+    server.act(server.machine.start())
     drive(server, lambda: server.machine.state() == "serving", "served")
     served_by = server.machine.current.pid
     assert served_by is not None

@@ -12,8 +12,8 @@ import pytest
 
 from repo import REPO
 from shapes import write
-from unstuck.reload.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcess,
-                                         WarmReady)
+from unstuck.reload.events import WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmReady
+from unstuck.reload.warm_process_client import WarmProcess
 
 FAILURE = {"phase": "import", "exc_type": "SyntaxError", "message": "invalid syntax", "file": "app/main.py",
            "line": 3, "traceback": ""}
@@ -35,7 +35,7 @@ def warm(listening, tmp_path, monkeypatch):
     events = queue.SimpleQueue()
     handle = WarmProcess(listening.fileno(), preload, frozenset({"json", "fastapi"}), events)
     ready = next_event(events, WarmReady)
-    assert ready.message["modules"] >= 3  # uvicorn, unstuck.generation.worker and the two asked for
+    assert ready.message.modules >= 3  # uvicorn, unstuck.generation.worker and the two asked for
     handle.ready = True
     yield handle, events
     handle.close()
@@ -191,7 +191,7 @@ def serve_once(handle, events, listening, changes):
 def next_layer(handle, events):
     handle.prepare_layer()  # as the reload server does once a reload is done
     event = next_event(events, WarmLayer)
-    assert event.message["ok"], event.message
+    assert event.message.ok, event.message
     return event.message
 
 
@@ -218,20 +218,20 @@ def test_a_save_is_served_from_the_app_layer_when_it_holds_nothing_the_save_chan
         handle.ready = True
         # Nothing saved yet: the module that defines the app is left out, as the likeliest to be edited.
         layer = next_layer(handle, events)
-        assert layer["files"] == 2  # models.py and noise.py
+        assert layer.files == 2  # models.py and noise.py
         (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-2"))
         body, pid = serve_once(handle, events, listening, [["modified", main]])
-        assert body == {"main": "main-2", "models": "models-1"} and pid == layer["pid"]
+        assert body == {"main": "main-2", "models": "models-1"} and pid == layer.pid
 
         layer = next_layer(handle, events)  # main.py is hot now: the layer leaves it out
         (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-3"))
         body, pid = serve_once(handle, events, listening, [["modified", main]])
-        assert body == {"main": "main-3", "models": "models-1"} and pid == layer["pid"]
+        assert body == {"main": "main-3", "models": "models-1"} and pid == layer.pid
 
         layer = next_layer(handle, events)
         (tmp_path / "models.py").write_text("VALUE = 'models-2'\n")  # held by the layer: never served from it
         body, pid = serve_once(handle, events, listening, [["modified", models]])
-        assert body == {"main": "main-3", "models": "models-2"} and pid != layer["pid"]
+        assert body == {"main": "main-3", "models": "models-2"} and pid != layer.pid
     finally:
         handle.close()
         handle.proc.wait(timeout=10)

@@ -1,12 +1,17 @@
 """The generation state machine, driven with a fake OS: every transition, and stop in every state."""
 
+import logging
 import signal
+import subprocess
+import sys
 
 import pytest
 
+from repo import REPO
 from unstuck.reload import events as ev
 from unstuck.errors.failure import Failure
 from unstuck.backoff import delay
+from unstuck.reload import generations as gens
 from unstuck.reload.generations import Generations, Policy, describe_changes, describe_exit
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
@@ -76,6 +81,44 @@ class FakeOps:
         self.signals.append(("serving", gen.id if gen else None))
 
 
+# The actions the machine returns, carried out on the fake OS (as Reloader.ACTIONS carries them out).
+PERFORM = {
+    ev.Spawn: lambda ops, a: ops.spawn(a.gen),
+    ev.Signal: lambda ops, a: ops.signal(a.gen, a.signum),
+    ev.Serve: lambda ops, a: ops.serving(a.gen),
+    ev.Install: lambda ops, a: ops.install(),
+    ev.LearnModules: lambda ops, a: ops.learn_modules(a.modules, a.app_modules),
+    ev.RebuildWarm: lambda ops, a: ops.rebuild_warm(),
+    ev.PrepareLayer: lambda ops, a: ops.prepare_layer(),
+    ev.RestartProcs: lambda ops, a: ops.restart_procs(a.reason),
+    ev.Distrust: lambda ops, a: ops.distrust(a.source),
+}
+
+
+class Machine(Generations):
+    """The machine as the reload server runs it: each action it returns is carried out at once, in order.
+    Strict: a transition outside generations.TRANSITIONS fails the test."""
+
+    def __init__(self, ops, policy):
+        super().__init__(ops, policy, strict=True)
+
+    def carry_out(self, actions):
+        for action in actions:
+            said = PERFORM[type(action)](self.ops, action)
+            if isinstance(action, ev.Distrust):  # the shell says what it narrowed
+                self.handle(ev.FastPathNarrowed(f"{action.note} {said}"))
+        return actions
+
+    def start(self):
+        return self.carry_out(super().start())
+
+    def handle(self, event):
+        return self.carry_out(super().handle(event))
+
+    def on_timers(self):
+        return self.carry_out(super().on_timers())
+
+
 @pytest.fixture
 def ops():
     return FakeOps()
@@ -83,7 +126,7 @@ def ops():
 
 @pytest.fixture
 def m(ops):
-    return Generations(ops, POLICY)
+    return Machine(ops, POLICY)
 
 
 def advance(m, ops, seconds):
@@ -231,7 +274,7 @@ def test_a_broken_save_is_served_as_the_error_and_a_fix_brings_the_app_back(m, o
 
 def test_crashes_back_off_doubling_up_to_the_cap_and_the_port_says_why(m, ops):
     ops_policy = Policy(grace=2.0, backoff_max=2.0)
-    m = Generations(ops, ops_policy)
+    m = Machine(ops, ops_policy)
     gen = serving(m, ops)
     exited(m, gen, 1)  # first crash: at once
     assert ops.spawned[-1].kind == "app" and ops.spawned[-1].trigger == "restart after crash"
@@ -609,3 +652,69 @@ def test_the_first_generation_is_checked_too_and_the_port_says_starting_meanwhil
     assert m.current.failure.phase == "starting"  # the "starting" page, not the fast path's error
     ready(m, plain)
     assert m.state() == "serving" and ops.distrusted == ["fork"]
+
+
+# -- one state per generation, and the machine only says what to do ---------------------------------------------
+
+def test_a_generation_has_one_state_through_a_reload_and_a_stop(m, ops):
+    old = serving(m, ops)
+    assert old.state == gens.SERVING
+    change(m, "app/main.py")
+    new = ops.spawned[-1]
+    assert (old.state, new.state) == (gens.SERVING, gens.PENDING)
+    ready(m, new)
+    assert (old.state, new.state) == (gens.RETIRING, gens.SERVING) and m.retiring == [old]
+    exited(m, old, -TERM)
+    assert old.state == gens.EXITED and m.retiring == [] and old.id not in m.live
+    m.handle(ev.StopRequested())
+    # Told to stop, it is still the one the status names until it is gone.
+    assert new.state == gens.STOPPING and m.current is new and m.snapshot()["generation"] == new.id
+    exited(m, new, -TERM)
+    assert new.state == gens.EXITED and m.current is None and m.finished
+
+
+def test_a_held_failure_retires_its_generation_and_a_crash_while_loading_ends_it(m, ops):
+    serving(m, ops)
+    change(m, "app/views.py")
+    fast = ops.spawned[-1]
+    held(m, fast)
+    assert fast.state == gens.RETIRING and m.pending is ops.spawned[-1]  # exits by itself: not a crash
+    plain = ops.spawned[-1]
+    exited(m, plain, 3)
+    assert plain.state == gens.EXITED and m.current.kind == "responder"
+
+
+def test_an_illegal_transition_raises_in_tests_and_is_logged_once_in_production(ops, caplog):
+    strict = Machine(ops, POLICY)
+    gen = serving(strict, ops)
+    with pytest.raises(gens.IllegalTransition, match="serving -> pending"):
+        strict._to(gen, gens.PENDING)
+    lenient = Generations(ops, POLICY)
+    lenient.start()
+    gen = lenient.pending
+    with caplog.at_level(logging.ERROR, logger="unstuck"):
+        lenient._to(gen, gens.NEW)  # pending -> new
+        lenient._to(gen, gens.EXITED)  # new -> exited
+        again = lenient._new("app", "test")
+        lenient._to(again, gens.EXITED)  # the same illegal step again: not logged twice
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "went from pending to new" in said[0] and "from new to exited" in said[1], said
+    assert again.state == gens.EXITED  # made anyway: the machine goes on as it did before the check
+
+
+def test_the_machine_returns_what_to_do_and_does_nothing_itself(ops):
+    machine = Generations(ops, POLICY, strict=True)
+    actions = machine.start()
+    gen = machine.pending
+    assert actions == [ev.Spawn(gen), ev.RestartProcs("startup")] and ops.spawned == [] and ops.procs == []
+    actions = machine.handle(ev.Ready(gen.id, ops.now()))
+    assert actions == [ev.Serve(gen)] and machine.current is gen and ops.serving_order == []
+
+
+def test_the_state_machines_import_nothing_of_uvicorn_watchfiles_or_supervisor():
+    code = ("import sys; import unstuck.reload.generations, unstuck.reload.events, unstuck.procs.proc_states, "
+            "unstuck.procs.proc_plan, unstuck.wire; "
+            "print(' '.join(sorted({n.split('.')[0] for n in sys.modules} & {'uvicorn', 'watchfiles', 'supervisor'})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(REPO / "entrypoint")})
+    assert result.stdout.strip() == ""

@@ -1,6 +1,7 @@
 """The reload server's books of its warm process: what it is started with and what the preload file keeps
 (no process is started: WarmProcess is replaced by a recorder)."""
 
+from unstuck import wire
 from unstuck.reload import warm_process_client
 from unstuck.reload.warm_process_client import WarmProcesses
 
@@ -14,8 +15,8 @@ class Recorded:
         self.ops = []
         self.pid = 4242
 
-    def send_op(self, op):
-        self.ops.append(op)
+    def send(self, request):
+        self.ops.append(wire.tag_of(request))
 
     def preload(self, modules):
         self.modules = self.modules | frozenset(modules)
@@ -61,7 +62,7 @@ def test_each_fast_path_found_wrong_is_narrowed_one_step_until_there_is_none(tmp
     warm = WarmProcesses(-1, preload, events=None, enabled=True)
     warm.start(warm.remembered())
     first = warm.next
-    warm.on_ready(first, {})
+    warm.on_ready(first, wire.WarmStarted(1, [], None, 0.1))
     assert first.modules == {"lateconf"}
 
     said = warm.distrust("app layer")

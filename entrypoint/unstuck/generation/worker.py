@@ -20,6 +20,7 @@ import time
 import uvicorn
 
 from unstuck import config as config_mod
+from unstuck import wire
 from unstuck.generation import debugger, handoff
 from unstuck.project import project_env
 from unstuck.errors import failure as failure_mod
@@ -35,14 +36,14 @@ from unstuck.generation.livereload import LiveReload
 from unstuck.errors.request_errors import RequestErrors
 
 class Reporter:
-    """JSON lines to the reloader over an inherited pipe."""
+    """Reports (wire.Started ... wire.Uses) to the reloader over an inherited pipe, one JSON line each."""
 
     def __init__(self, fd: int) -> None:
         self._file = os.fdopen(fd, "w", buffering=1)
 
-    def send(self, event: str, **data) -> None:
+    def send(self, report) -> None:
         try:
-            self._file.write(json.dumps({"event": event, **data}) + "\n")
+            self._file.write(wire.encode(report).decode() + "\n")
         except (BrokenPipeError, OSError):
             pass  # the reloader is gone; pdeathsig will end us
 
@@ -357,9 +358,8 @@ def serve_error(settings: config_mod.Settings, sock: socket.socket, failure: Fai
     """Serve the failure on the port; report it (and what app it was about, when known) once the responder
     accepts connections."""
     app = LiveReload(ErrorApp(failure), failure) if settings.livereload else ErrorApp(failure)
-    extra = {"app": app_info} if app_info is not None else {}
     server = ReportingServer(_uvicorn_config(settings, app, "off"),
-                             lambda: reporter.send("failed", failure=failure.to_dict(), at=time.monotonic(), **extra),
+                             lambda: reporter.send(wire.Failed(failure.to_dict(), time.monotonic(), app_info)),
                              settings.run_dir)
     server.run(sockets=[sock])
 
@@ -391,7 +391,7 @@ def held_for_checking(failure: Failure, reporter: Reporter, source: str, app_inf
     frame = failure.failing_frame()
     if failure.exc_type in CERTAIN and frame is not None and frame.get("user"):
         return False
-    reporter.send("failed", failure=failure.to_dict(), at=time.monotonic(), app=app_info, held=True, source=source)
+    reporter.send(wire.Failed(failure.to_dict(), time.monotonic(), app_info, held=True, source=source))
     return True
 
 
@@ -403,7 +403,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
             serve_error(settings, sock, loaded.failure, reporter, loaded.info)
         return
     imported = time.monotonic() - started
-    reporter.send("imported", at=time.monotonic())
+    reporter.send(wire.Imported(time.monotonic()))
 
     # The probe wraps the app before uvicorn sees it: uvicorn calls what it is given with no arguments to
     # detect factories, which must never reach the user's object (the interface is already known).
@@ -420,8 +420,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
 
     def send_uses() -> None:
         preloadable, own = modules_by_origin(settings.app_dir)
-        reporter.send("uses", modules=preloadable, app_modules=[(name, path) for name, path in own
-                                                                if path.endswith(".py")])
+        reporter.send(wire.Uses(preloadable, [(name, path) for name, path in own if path.endswith(".py")]))
 
     def report_uses(delay: float) -> None:
         # The modules it uses, for the warm process to preload, once the answers that matter are out:
@@ -434,13 +433,13 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         uses_report[:] = [asyncio.get_running_loop().call_later(delay, send_uses)]
 
     def on_served() -> None:
-        reporter.send("served", at=time.monotonic())
+        reporter.send(wire.Served(time.monotonic()))
         report_uses(USES_AFTER_SERVED_S)
 
     config.loaded_app = FirstResponse(config.loaded_app, on_served)
 
     def on_started() -> None:
-        reporter.send("ready", at=time.monotonic(), import_s=round(imported, 4), app=loaded.info)
+        reporter.send(wire.Ready(time.monotonic(), round(imported, 4), loaded.info))
         report_uses(USES_AFTER_READY_S)
         if settings.debug:
             debugger.listen_when_free(settings.host, settings.debug_port)
@@ -520,7 +519,7 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     # The reload's "forked" phase: when this process runs, not when the reload server hears of it. With its
     # pid: the warm process's word of the fork may come after this process's "ready" (the same pipe keeps
     # "started" first), and the reload server names the generation that serves by it (handoff.py).
-    reporter.send("started", at=time.monotonic(), pid=os.getpid())
+    reporter.send(wire.Started(time.monotonic(), os.getpid()))
     failure = failure or project_env.activate(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
         serve_error(settings, sock, failure, reporter)

@@ -1,16 +1,18 @@
 """The reload server's generation state machine, with the operating system passed in.
 
 A *generation* is one worker process serving on the shared listening socket: the app (kind "app") or,
-while the app cannot serve, unstuck's error page (kind "responder"). At any time there is at most one
-`current` generation (the one whose answers count), at most one `pending` app generation importing and
-starting beside it, and any number of `retiring` ones finishing their requests after SIGTERM. The machine
-decides when to start, promote, retire and kill generations: on change batches (after a settle window for
-half-done saves and bursts), on reports from the workers, on exits (with crash backoff), after a dependency
-install, on timers, and on stop.
+while the app cannot serve, unstuck's error page (kind "responder"). Each has one `state` (NEW, PENDING,
+SERVING, RETIRING, STOPPING, EXITED), changed only along TRANSITIONS. At any time there is at most one
+`current` generation (SERVING, or STOPPING once the reload server stops: the one whose answers count), at
+most one `pending` app generation (PENDING: importing and starting beside it), and any number of `retiring`
+ones finishing their requests after SIGTERM. The machine decides when to start, promote, retire and kill
+generations: on change batches (after a settle window for half-done saves and bursts), on reports from the
+workers, on exits (with crash backoff), after a dependency install, on timers, and on stop.
 
-It is pure in the way supervisor's `process.py` is: everything that touches the world (spawning,
-signalling, the clock, the installer, the warm process) goes through an `Ops` object, so tests drive every
-transition with a fake one in milliseconds, and the process-owning reload server is a thin shell around it.
+It is pure in the way supervisor's `process.py` is: it reads the world (the clock, the environment check,
+which dependency files are pending) through an `Ops` object, and every handler returns the actions to take
+(events.Spawn, events.Signal ...) instead of taking them, so tests drive every transition with a fake world
+in milliseconds, and the process-owning reload server is a thin shell that carries them out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import collections
 import signal
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from unstuck.reload import events as ev
 from unstuck.backoff import Backoff
@@ -40,6 +42,28 @@ class Policy:
     kill_margin_s: float = 1.0  # how long beyond the grace a retiring generation has before SIGKILL
 
 
+# A generation's states.
+NEW = "new"  # made, not yet placed (its process is started by the Spawn action)
+PENDING = "pending"  # an app generation importing and starting beside the current one
+SERVING = "serving"  # the current one: its answers count
+RETIRING = "retiring"  # replaced: SIGTERM sent (or exiting by itself after a held failure), finishing its requests
+STOPPING = "stopping"  # the current one when the reload server stops: SIGTERM sent, still the one the status names
+EXITED = "exited"  # its process is gone
+
+TRANSITIONS = {
+    NEW: {PENDING, SERVING},
+    PENDING: {SERVING, RETIRING, EXITED},  # promoted; superseded, held or stopped; died while loading
+    SERVING: {RETIRING, STOPPING, EXITED},  # replaced; stopped; crashed
+    RETIRING: {EXITED},
+    STOPPING: {EXITED},
+    EXITED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
 @dataclass(eq=False)
 class Generation:
     id: int
@@ -47,10 +71,8 @@ class Generation:
     trigger: str
     failure: Failure | None = None
     pid: int | None = None
-    ready: bool = False  # accepts connections (with the app, or with the error page)
-    stopping: bool = False  # SIGTERM sent
-    exited: bool = False
-    kill_at: float | None = None
+    state: str = NEW  # changed only by Generations._to, along TRANSITIONS
+    kill_at: float | None = None  # armed when it is told to stop: SIGKILL then
     replaced: int | None = None  # the generation it took over from
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> monotonic time
     changes: frozenset[tuple[str, str]] | None = None  # the saves that caused it: (kind, path under APP_DIR)
@@ -59,26 +81,23 @@ class Generation:
     # failed on the same saved code: that one's source and failure, to be told apart once this one is done.
     verifies: tuple[str, Failure] | None = None
 
+    @property
+    def stopping(self) -> bool:
+        """Told to stop (or stopping by itself): SIGTERM sent, or a held failure's generation."""
+        return self.state in (RETIRING, STOPPING)
+
     def __repr__(self) -> str:  # short, for logs and test failures
-        return f"<gen {self.id} {self.kind} pid={self.pid}{' stopping' if self.stopping else ''}>"
+        return f"<gen {self.id} {self.kind} pid={self.pid} {self.state}>"
 
 
 class Ops(Protocol):
+    """What the machine reads of the world (what it changes there, it returns as actions)."""
+
     def now(self) -> float: ...  # monotonic seconds
     def wall(self) -> float: ...  # epoch seconds, for "N s ago"
-    def spawn(self, gen: Generation) -> None: ...
-    def signal(self, gen: Generation, signum: int) -> None: ...
     def preflight(self) -> Failure | None: ...  # an environment problem that forbids importing the app
     def dependencies_pending(self) -> tuple[str, ...]: ...  # dependency files not installed yet
-    def install(self) -> None: ...  # install them; an ev.Installed comes back
-    def learn_modules(self, modules: tuple[str, ...], app_modules: tuple[tuple[str, str], ...]) -> None: ...
-    def rebuild_warm(self) -> None: ...
-    def prepare_layer(self) -> None: ...  # a reload is done: the warm process may build its app layer
     def app_label(self) -> str: ...  # the app being loaded, for the "starting" page
-    def serving(self, gen: Generation | None) -> None: ...  # gen answers from now on (None: nobody, stopping)
-    def restart_procs(self, reason: str) -> None: ...
-    def distrust(self, source: str) -> str: ...  # a fast path showed a failure a fresh interpreter does not:
-    # narrow it; says how, for the log
 
 
 def describe_exit(code: int) -> str:
@@ -97,13 +116,14 @@ def describe_changes(paths: frozenset[tuple[str, str]] | set) -> str:
 
 
 class Generations:
-    def __init__(self, ops: Ops, policy: Policy) -> None:
+    def __init__(self, ops: Ops, policy: Policy, strict: bool = False) -> None:
+        """`strict`: an illegal transition raises (tests); else it is logged once and made anyway."""
         self.ops = ops
         self.policy = policy
-        self.current: Generation | None = None
-        self.pending: Generation | None = None
-        self.retiring: list[Generation] = []
-        self.live: dict[int, Generation] = {}
+        self.strict = strict
+        self.illegal_seen: set[tuple[str, str]] = set()
+        self.live: dict[int, Generation] = {}  # every generation not EXITED, by id (in the order they were made)
+        self._actions: list = []  # what the handler being run asks of the world
         self.backoff = Backoff(policy.backoff_max)
         self.timers: dict[str, float] = {}  # "settle", "restart", "slow_start" -> due time
         self.unsettled: dict[str, str] = {}  # path -> change kind, waiting for the settle window
@@ -127,10 +147,60 @@ class Generations:
         self.version = 0  # bumped on every handled event: the reload server publishes when it changes
         self._ids = 0
 
-    # -- inputs -------------------------------------------------------------------------------------
+    # -- the generations by state -------------------------------------------------------------------
 
-    def start(self) -> None:
+    @property
+    def current(self) -> Generation | None:
+        return next((g for g in self.live.values() if g.state in (SERVING, STOPPING)), None)
+
+    @property
+    def pending(self) -> Generation | None:
+        return next((g for g in self.live.values() if g.state == PENDING), None)
+
+    @property
+    def retiring(self) -> list[Generation]:
+        return [g for g in self.live.values() if g.state in (RETIRING, STOPPING)]
+
+    def _to(self, gen: Generation, state: str) -> None:
+        """The one way a generation's state changes: along TRANSITIONS."""
+        if state not in TRANSITIONS[gen.state]:
+            if self.strict:
+                raise IllegalTransition(f"{gen!r}: {gen.state} -> {state}")
+            if (gen.state, state) not in self.illegal_seen:  # once: a bug of unstuck's, not to flood the log
+                self.illegal_seen.add((gen.state, state))
+                log.error("unstuck bug: generation %d went from %s to %s, which it never should", gen.id,
+                          gen.state, state)
+        gen.state = state
+
+    # -- inputs: each returns the actions to take ---------------------------------------------------
+
+    def _run(self, handler: Callable, *args) -> list:
+        self._actions = []
+        handler(*args)
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _do(self, action) -> None:
+        self._actions.append(action)
+
+    def start(self) -> list:
         """Container start: check the environment, install what is missing, start the first generation."""
+        return self._run(self._start)
+
+    def handle(self, event) -> list:
+        handler = self.HANDLERS.get(type(event))
+        if handler is None:
+            raise TypeError(f"not an event: {event!r}")
+        self.version += 1
+        return self._run(handler, self, event)
+
+    def on_timers(self) -> list:
+        return self._run(self._on_timers)
+
+    def stop(self) -> list:
+        return self._run(self._stop)
+
+    def _start(self) -> None:
         self.version += 1
         if self._environment_blocks():
             return
@@ -144,35 +214,23 @@ class Generations:
             return
         self.start_app("startup")  # the Procfile workers start with it: the dependencies are in
 
-    def handle(self, event) -> None:
-        self.version += 1
-        if isinstance(event, ev.Changes):
-            self.on_changes(event)
-        elif isinstance(event, ev.Started):
-            self.on_started(event)
-        elif isinstance(event, ev.Imported):
-            self._phase(event.gen, "imported", event.at)
-        elif isinstance(event, ev.Ready):
-            self.on_ready(event)
-        elif isinstance(event, ev.Failed):
-            self.on_failed(event)
-        elif isinstance(event, ev.Served):
-            self.on_served(event)
-        elif isinstance(event, ev.Uses):
-            if self.current is not None and event.gen == self.current.id and not self.stopping:
-                self.ops.learn_modules(event.modules, event.app_modules)
-                if self.pending is None:  # not while a reload imports: it would compete for the CPU
-                    self.ops.prepare_layer()
-        elif isinstance(event, ev.Exited):
-            self.on_exit(event)
-        elif isinstance(event, ev.Installed):
-            self.on_installed(event)
-        elif isinstance(event, ev.StopRequested):
-            self.stop()
-        else:
-            raise TypeError(f"not an event: {event!r}")
+    def on_uses(self, event: ev.Uses) -> None:
+        if self.current is not None and event.gen == self.current.id and not self.stopping:
+            self._do(ev.LearnModules(event.modules, event.app_modules))
+            if self.pending is None:  # not while a reload imports: it would compete for the CPU
+                self._do(ev.PrepareLayer())
 
-    def on_timers(self) -> None:
+    def on_imported(self, event: ev.Imported) -> None:
+        self._phase(event.gen, "imported", event.at)
+
+    def on_stop_requested(self, event: ev.StopRequested) -> None:
+        self._stop()
+
+    def on_fast_path_narrowed(self, event: ev.FastPathNarrowed) -> None:
+        self.fast_path_notes.append(event.note)
+        log.warning("%s", event.note)
+
+    def _on_timers(self) -> None:
         now = self.ops.now()
         due = [name for name, when in self.timers.items() if when <= now]
         for name in due:
@@ -187,13 +245,13 @@ class Generations:
         if "slow_start" in due and self.current is None and self.pending is not None:
             self.show(Failure("starting", "Starting", f"importing {self.ops.app_label()} "
                               f"(for more than {self.policy.slow_start_s:g} s)"))
-        for gen in list(self.retiring):
-            if gen.kill_at is not None and now >= gen.kill_at and not gen.exited:
+        for gen in self.retiring:
+            if gen.kill_at is not None and now >= gen.kill_at:
                 log.warning("pid %s did not stop within %.1f s; killing it", gen.pid, self.policy.grace)
                 gen.kill_at = None
                 self.version += 1
                 self.counters["killed"] += 1
-                self.ops.signal(gen, signal.SIGKILL)
+                self._do(ev.Signal(gen, signal.SIGKILL))
 
     def next_deadline(self) -> float | None:
         deadlines = list(self.timers.values()) + [g.kill_at for g in self.retiring if g.kill_at is not None]
@@ -270,7 +328,7 @@ class Generations:
             return
         self.installing = True
         self.counters["installs"] += 1
-        self.ops.install()
+        self._do(ev.Install())
 
     def on_installed(self, outcome: ev.Installed) -> None:
         self.installing = False
@@ -281,7 +339,7 @@ class Generations:
             self.deps_error = None
             self.deps_warning = outcome.warning or None
             log.info("dependencies installed from %s in %.1f s; restarting the app", files, outcome.seconds)
-            self.ops.rebuild_warm()  # its preloaded modules may be other versions now
+            self._do(ev.RebuildWarm())  # its preloaded modules may be other versions now
         else:
             what = outcome.summary or (outcome.error.splitlines()[0] if outcome.error else "failed")
             # The cause first, in one line (the log's and the status's headline); uv's lines after it.
@@ -331,42 +389,39 @@ class Generations:
         gen.changes = changes
         gen.verifies = verifies
         gen.phases.update({k: v for k, v in (phases or {}).items() if v is not None})
-        self.pending = gen
+        self._to(gen, PENDING)
         if self.current is None:
             self.timers["slow_start"] = self.ops.now() + self.policy.slow_start_s
-        self.ops.spawn(gen)
+        self._do(ev.Spawn(gen))
         if procs:
-            self.ops.restart_procs(trigger)
+            self._do(ev.RestartProcs(trigger))
 
     def show(self, failure: Failure) -> None:
         """Put an error responder in front (no app code is imported in it)."""
         if self.stopping:
             return
         gen = self._new("responder", failure.phase, failure)
-        self.ops.spawn(gen)
+        self._do(ev.Spawn(gen))
         self.promote(gen)
 
     def promote(self, gen: Generation) -> None:
-        if self.current is not gen:
-            if self.current is not None:
-                gen.replaced = self.current.id
+        current = self.current
+        if current is not gen:
+            if current is not None:
+                gen.replaced = current.id
             # Before the old one is retired: its idle connections go to the new one (handoff.py).
-            self.ops.serving(gen)
-            self.retire(self.current)
-            self.current = gen
-        if self.pending is gen:
-            self.pending = None
+            self._do(ev.Serve(gen))
+            self.retire(current)
+            self._to(gen, SERVING)
         self.timers.pop("slow_start", None)
 
     def retire(self, gen: Generation | None) -> None:
-        if gen is None or gen.stopping or gen.exited:
+        if gen is None or gen.state in (RETIRING, STOPPING, EXITED):
             return
-        gen.stopping = True
+        # The current one stays the one the status names until it exits, when nothing replaces it.
+        self._to(gen, STOPPING if self.stopping and gen.state == SERVING else RETIRING)
         gen.kill_at = self.ops.now() + self.policy.grace + self.policy.kill_margin_s
-        self.retiring.append(gen)
-        if self.pending is gen:
-            self.pending = None
-        self.ops.signal(gen, signal.SIGTERM)  # uvicorn: stop accepting, finish requests within the grace
+        self._do(ev.Signal(gen, signal.SIGTERM))  # uvicorn: stop accepting, finish requests within the grace
 
     def _phase(self, gen_id: int, name: str, at: float) -> Generation | None:
         gen = self.live.get(gen_id)
@@ -387,19 +442,16 @@ class Generations:
         gen = self._phase(event.gen, "ready", event.at)
         if gen is None:
             return
-        gen.ready = True
-        if gen is not self.pending or self.stopping:
+        if gen.state != PENDING or self.stopping:
             return
         was_broken = self.current is not None and self.current.failure is not None
         self.promote(gen)
         if gen.verifies is not None:
             source, failure = gen.verifies
             self.counters["fast_path_wrong"] += 1
-            how = self.ops.distrust(source)
-            note = (f"the {source} failed ({failure.headline()}) where a fresh interpreter serves the same code; "
-                    f"serving the fresh one. {how}")
-            self.fast_path_notes.append(note)
-            log.warning("%s", note)
+            # The shell narrows it, and says how with a FastPathNarrowed event (noted and logged there).
+            self._do(ev.Distrust(source, f"the {source} failed ({failure.headline()}) where a fresh interpreter "
+                                         f"serves the same code; serving the fresh one."))
         changed = bool(event.app) and (self.app or {}).get("import") != event.app.get("import")
         self.app = event.app or self.app
         self.counters["reloads"] += 1
@@ -419,8 +471,7 @@ class Generations:
         if event.held:
             self._verify(gen, event.failure, event.source or gen.source or "fork")
             return
-        gen.ready = True
-        if gen is not self.pending or self.stopping:
+        if gen.state != PENDING or self.stopping:
             return
         self.promote(gen)
         if event.app:
@@ -430,18 +481,16 @@ class Generations:
         log.error("app broken after %s: %s; serving the error page (503) until a fix is saved", gen.trigger,
                   gen.failure.headline())
         log.debug("%s", gen.failure.traceback)
-        self.ops.prepare_layer()  # the fix is the next save: the layer leaves out the broken file (hot)
+        self._do(ev.PrepareLayer())  # the fix is the next save: the layer leaves out the broken file (hot)
 
     def _verify(self, gen: Generation, failure: Failure, source: str) -> None:
         """A fast path's generation failed; it serves nothing and exits. The invariant: nothing is shown that a
         fresh interpreter importing the same tree would not show. So the same saved code is started in one
         (unless a newer save replaced it already), and whichever it does decides what is served."""
-        if gen is not self.pending or self.stopping:
+        if gen.state != PENDING or self.stopping:
             return
-        self.pending = None
-        gen.stopping = True  # it exits by itself: not a crash
+        self._to(gen, RETIRING)  # it exits by itself: not a crash
         gen.kill_at = self.ops.now() + self.policy.grace + self.policy.kill_margin_s
-        self.retiring.append(gen)
         self.counters["verified"] += 1
         log.debug("%s failed when made from the %s (%s); trying the same code in a fresh interpreter", gen,
                   source, failure.headline())
@@ -458,17 +507,11 @@ class Generations:
         gen = self.live.pop(event.gen, None)
         if gen is None:
             return
-        gen.exited = True
-        gen.kill_at = None
-        if gen in self.retiring:
-            self.retiring.remove(gen)
+        was, gen.kill_at = gen.state, None
+        self._to(gen, EXITED)
         self._update_replaced(gen.id, self.ops.now())
-        was_pending, was_current = self.pending is gen, self.current is gen
-        if was_pending:
-            self.pending = None
-        if was_current:
-            self.current = None
-        if gen.stopping or self.stopping:
+        was_pending = was == PENDING
+        if was in (RETIRING, STOPPING) or self.stopping:
             return
         lived = self.ops.now() - gen.phases["ready"] if "ready" in gen.phases else 0.0
         self.counters["crashes"] += 1
@@ -480,7 +523,7 @@ class Generations:
         # The port says why while nothing serves the app, and when a save made the app die while loading
         # (like a failed import, that replaces the previous version).
         if gen.kind == "app" and (was_pending or (self.current is None and delay > 0)):
-            during = " while loading" if was_pending and not gen.ready else ""
+            during = " while loading" if was_pending else ""  # a pending generation never served
             self.show(Failure("crash", "WorkerExited", f"the app process {describe_exit(event.code)}{during}; "
                                                        f"restarting {when}"))
         if delay == 0:
@@ -489,7 +532,7 @@ class Generations:
         else:
             self.timers["restart"] = self.ops.now() + delay
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self.stopping:
             return
         self.stopping = True
@@ -498,7 +541,7 @@ class Generations:
         self.timers.clear()
         self.unsettled.clear()
         self.after_install = None
-        self.ops.serving(None)
+        self._do(ev.Serve(None))
         for gen in list(self.live.values()):
             self.retire(gen)
 
@@ -564,3 +607,18 @@ class Generations:
             "environment_error": self.environment.message if self.environment else None,
             "fast_path": list(self.fast_path_notes),
         }
+
+
+Generations.HANDLERS = {
+    ev.Changes: Generations.on_changes,
+    ev.Started: Generations.on_started,
+    ev.Imported: Generations.on_imported,
+    ev.Ready: Generations.on_ready,
+    ev.Failed: Generations.on_failed,
+    ev.Served: Generations.on_served,
+    ev.Uses: Generations.on_uses,
+    ev.Exited: Generations.on_exit,
+    ev.Installed: Generations.on_installed,
+    ev.StopRequested: Generations.on_stop_requested,
+    ev.FastPathNarrowed: Generations.on_fast_path_narrowed,
+}

@@ -8,7 +8,9 @@ queue instead of being refused) and runs each generation of the app beside the p
 What to do is decided by the pure state machine in generations.py; this module is the thin shell that
 owns what it decides about: processes (forked by the warm process, or spawned), their report pipes and
 pidfds, the watcher, the installer, the state file. Everything that happens reaches one queue as an event
-and is handled on one thread, so nothing here blocks on anything but that queue.
+(events.py) and is handled on one thread, so nothing here blocks on anything but that queue. Each event
+type has one handler (HANDLERS); the machine's events go to the machine, and the actions it returns are
+carried out here (ACTIONS).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 
@@ -31,14 +34,14 @@ from unstuck.app import discovery
 from unstuck.generation import handoff
 from unstuck.warm import seeds
 from unstuck import state
+from unstuck import wire
 from unstuck.reload import events as ev
 from unstuck.config import Settings
 from unstuck.errors.failure import Failure
 from unstuck.reload.generations import Generation, Generations, Policy
 from unstuck.logs import log
 from unstuck.procs.proc_control import ProcControl
-from unstuck.reload.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcesses,
-                                         WarmReady)
+from unstuck.reload.warm_process_client import WarmProcesses
 from unstuck.watching.watch_filter import WatchFilter
 from unstuck.watching.watcher import Watcher
 
@@ -52,36 +55,6 @@ FORK_REPLY_TIMEOUT_S = 2.0
 # before a fresh interpreter is started instead. Waiting costs nothing: the warm process imports what a
 # fresh interpreter would, and once it is ready the next reloads are warm too.
 WARM_WAIT_S = 20.0
-
-
-@dataclass(frozen=True)
-class WatcherState:
-    state: dict
-
-
-@dataclass(frozen=True)
-class ReleaseExited:
-    """The Procfile's release has exited (proc_release.py, on its own thread)."""
-    code: int
-    seconds: float
-    error: str | None
-
-
-@dataclass(frozen=True)
-class Report:
-    child: "Child"
-    message: dict
-
-
-@dataclass(frozen=True)
-class ReportsClosed:
-    child: "Child"
-
-
-@dataclass(frozen=True)
-class SpawnedExited:
-    child: "Child"
-    code: int
 
 
 @dataclass(eq=False)
@@ -145,18 +118,28 @@ class Reloader:
         self.watcher: Watcher | None = None
         self.sock = None
         self.warm: WarmProcesses | None = None
-        self.procs = ProcControl(settings, lambda *exit: self.events.put(ReleaseExited(*exit)))
+        self.procs = ProcControl(settings, lambda *exit: self.events.put(ev.ReleaseExited(*exit)))
         self.dependency_set: dict | None = None  # dependencies.check(): the chosen set in words
         self.published = -1
         self.published_at = float("-inf")
 
-    # -- Ops: what the state machine asks of the world ------------------------------------------------
+    # -- Ops: what the state machine reads of the world -----------------------------------------------
 
     def now(self) -> float:
         return time.monotonic()
 
     def wall(self) -> float:
         return time.time()
+
+    # -- what the state machine asks of the world (its actions) ----------------------------------------
+
+    def feed(self, event) -> None:
+        """Hand an event to the machine and carry out the actions it returns."""
+        self.act(self.machine.handle(event))
+
+    def act(self, actions: list) -> None:
+        for action in actions:
+            self.ACTIONS[type(action)](self, action)
 
     def spawn(self, gen: Generation) -> None:
         read_fd, write_fd = os.pipe()
@@ -204,7 +187,7 @@ class Reloader:
             child.pidfd = os.pidfd_open(child.pid)
         except (AttributeError, OSError):
             child.pidfd = None
-        # Queued, not handled here: this runs inside the machine's own call to spawn().
+        # Queued, not handled here: the pid may reach the machine after the worker's own "started".
         self.events.put(ev.Started(child.gen.id, child.pid, self.now(), forked=False))
         self._deliver_queued(child)
 
@@ -261,17 +244,20 @@ class Reloader:
         self.warm.learn(modules)
         self.warm.learn_app(app_modules)
 
-    def prepare_layer(self) -> None:
-        self.warm.prepare_layer()
+    def distrust(self, source: str, note: str) -> None:
+        self.feed(ev.FastPathNarrowed(f"{note} {self.warm.distrust(source)}"))
 
-    def rebuild_warm(self) -> None:
-        self.warm.rebuild()
-
-    def restart_procs(self, reason: str) -> None:
-        self.procs.on_batch(reason)
-
-    def distrust(self, source: str) -> str:
-        return self.warm.distrust(source)
+    ACTIONS: dict[type, Callable] = {
+        ev.Spawn: lambda self, a: self.spawn(a.gen),
+        ev.Signal: lambda self, a: self.signal(a.gen, a.signum),
+        ev.Serve: lambda self, a: self.serving(a.gen),
+        ev.Install: lambda self, a: self.install(),
+        ev.LearnModules: lambda self, a: self.learn_modules(a.modules, a.app_modules),
+        ev.RebuildWarm: lambda self, a: self.warm.rebuild(),
+        ev.PrepareLayer: lambda self, a: self.warm.prepare_layer(),
+        ev.RestartProcs: lambda self, a: self.procs.on_batch(a.reason),
+        ev.Distrust: lambda self, a: self.distrust(a.source, a.note),
+    }
 
     # -- the reports of one generation ---------------------------------------------------------------
 
@@ -279,33 +265,28 @@ class Reloader:
         with os.fdopen(child.read_fd) as reports:
             for line in reports:
                 try:
-                    self.events.put(Report(child, json.loads(line)))
-                except ValueError:
-                    continue
+                    self.events.put(ev.Report(child, wire.decode_report(line)))
+                except wire.BadMessage:
+                    continue  # never expected (the same code writes them): not worth a generation
         if child.popen is not None:
-            self.events.put(SpawnedExited(child, child.popen.wait()))
+            self.events.put(ev.SpawnedExited(child, child.popen.wait()))
         else:
-            self.events.put(ReportsClosed(child))
+            self.events.put(ev.ReportsClosed(child))
 
-    def _on_report(self, child: Child, message: dict) -> None:
+    def _on_report(self, event: ev.Report) -> None:
+        child = event.child
         if child.abandoned:
             return
-        gen, kind, at = child.gen.id, message.get("event"), message.get("at", self.now())
-        if kind == "started":
-            pid = child.pid or message.get("pid") or 0  # its own word, when the warm process's is late
-            self.machine.handle(ev.Started(gen, pid, at, forked=child.popen is None))
-        elif kind == "imported":
-            self.machine.handle(ev.Imported(gen, at))
-        elif kind == "ready":
-            self.machine.handle(ev.Ready(gen, at, message.get("app")))
-        elif kind == "failed":
-            self.machine.handle(ev.Failed(gen, Failure.from_dict(message.get("failure") or {}), at, message.get("app"),
-                                          held=bool(message.get("held")), source=message.get("source") or ""))
-        elif kind == "served":
-            self.machine.handle(ev.Served(gen, at))
-        elif kind == "uses":
-            self.machine.handle(ev.Uses(gen, tuple(message.get("modules") or ()),
-                                        tuple(tuple(pair) for pair in message.get("app_modules") or ())))
+        # The pid: the warm process's word when it came, else the worker's own (in its "started").
+        self.feed(ev.from_report(child.gen.id, event.message, child.pid, forked=child.popen is None))
+
+    def _on_reports_closed(self, event: ev.ReportsClosed) -> None:
+        event.child.reports_done = True
+        self._maybe_exited(event.child)
+
+    def _on_spawned_exited(self, event: ev.SpawnedExited) -> None:
+        event.child.reports_done, event.child.code = True, event.code
+        self._maybe_exited(event.child)
 
     def _maybe_exited(self, child: Child) -> None:
         """The machine hears of an exit only once every report the child wrote has been handled."""
@@ -316,7 +297,7 @@ class Reloader:
             child.pidfd = None
         if self.children.get(child.gen.id) is child:
             del self.children[child.gen.id]
-        self.machine.handle(ev.Exited(child.gen.id, child.code))
+        self.feed(ev.Exited(child.gen.id, child.code))
 
     def _deliver_queued(self, child: Child) -> None:
         for signum in child.queued_signals:
@@ -325,7 +306,7 @@ class Reloader:
 
     # -- warm process events ---------------------------------------------------------------------------
 
-    def _on_forked(self, event: WarmForked) -> None:
+    def _on_forked(self, event: ev.WarmForked) -> None:
         key = (event.warm.pid, event.request)
         child = self.forks.pop(key, None)
         event.warm.forked()
@@ -341,17 +322,17 @@ class Reloader:
         # Every hand-out uses or drops the layer; the next one says when it is ready.
         self.app_layer = {**self.app_layer, "ready": False}
         self.by_pid[event.pid] = child
-        self.machine.handle(ev.Started(child.gen.id, event.pid, self.now(), forked=True, source=event.source))
+        self.feed(ev.Started(child.gen.id, event.pid, self.now(), forked=True, source=event.source))
         self._deliver_queued(child)
 
-    def _on_warm_child_exited(self, event: WarmChildExited) -> None:
+    def _on_warm_child_exited(self, event: ev.WarmChildExited) -> None:
         child = self.by_pid.pop(event.pid, None)
         event.warm.child_exited()
         if child is not None:
             child.code = event.code
             self._maybe_exited(child)
 
-    def _on_warm_exited(self, event: WarmExited) -> None:
+    def _on_warm_exited(self, event: ev.WarmExited) -> None:
         # Its children died with it (their parent-death signal) and it can no longer tell us: say so here.
         for pid, child in list(self.by_pid.items()):
             if child.warm is event.warm:
@@ -364,6 +345,20 @@ class Reloader:
         self.warm.on_exit(event.warm, self.machine.stopping)
         if self.warm.current is None and self.warm.next is None:
             self._stop_waiting()  # nothing to wait for any more
+
+    def _on_warm_ready(self, event: ev.WarmReady) -> None:
+        self.warm.on_ready(event.warm, event.message)
+        self._stop_waiting()
+        self.published = -1
+
+    def _on_warm_layer(self, event: ev.WarmLayer) -> None:
+        if event.message.ok:
+            log.debug("app layer ready: %d of the app's files imported ahead of the next save", event.message.files)
+            self.app_layer = {"ready": True, "files": event.message.files}
+        else:
+            log.debug("no app layer: %s", event.message.why)
+            self.app_layer = {"ready": False, "why": event.message.why}
+        self.published = -1
 
     def _fall_back_to_spawn(self, key, child: Child) -> None:
         """The warm process did not answer: start a fresh interpreter with a pipe of its own (the first one
@@ -387,7 +382,7 @@ class Reloader:
                                lambda changes: self.events.put(self.describe_batch(changes)),
                                force_polling=self.settings.force_polling, poll_ms=self.settings.poll_ms,
                                safety_ms=self.settings.safety_poll_ms,
-                               step_ms=WATCH_STEP_MS, on_state=lambda state: self.events.put(WatcherState(state)))
+                               step_ms=WATCH_STEP_MS, on_state=lambda state: self.events.put(ev.WatcherState(state)))
         self.watcher.start()
 
     def describe_batch(self, changes) -> ev.Changes:
@@ -427,47 +422,43 @@ class Reloader:
     def request_stop(self, signum, frame) -> None:
         self.events.put(ev.StopRequested(signum))
 
+    def _on_watcher_state(self, event: ev.WatcherState) -> None:
+        self.published = -1
+
+    def _on_release_exited(self, event: ev.ReleaseExited) -> None:
+        self.procs.release_exited(event.code, event.seconds, event.error)
+        self.published = -1
+
+    def _on_installed(self, event: ev.Installed) -> None:
+        self.procs.installed(event.ok)
+        self.feed(event)  # restarts the app (and asks the workers to follow) if it must
+        self.procs.settle()  # a worker restart the install deferred goes now, if that did not ask for it
+
+    def _on_stop_requested(self, event: ev.StopRequested) -> None:
+        if self.watcher is not None:
+            self.watcher.stop(timeout=0)  # a daemon thread: the stop never waits for it
+        self.feed(event)
+
+    # Every event on the queue, and its handler; the machine's own events go to the machine as they are.
+    HANDLERS: dict[type, Callable] = {
+        ev.Report: _on_report,
+        ev.ReportsClosed: _on_reports_closed,
+        ev.SpawnedExited: _on_spawned_exited,
+        ev.WarmForked: _on_forked,
+        ev.WarmChildExited: _on_warm_child_exited,
+        ev.WarmExited: _on_warm_exited,
+        ev.WarmReady: _on_warm_ready,
+        ev.WarmLayer: _on_warm_layer,
+        ev.WatcherState: _on_watcher_state,
+        ev.ReleaseExited: _on_release_exited,
+        ev.Installed: _on_installed,
+        ev.StopRequested: _on_stop_requested,
+        ev.Changes: feed,
+        ev.Started: feed,
+    }
+
     def dispatch(self, event) -> None:
-        if isinstance(event, Report):
-            self._on_report(event.child, event.message)
-        elif isinstance(event, ReportsClosed):
-            event.child.reports_done = True
-            self._maybe_exited(event.child)
-        elif isinstance(event, SpawnedExited):
-            event.child.reports_done, event.child.code = True, event.code
-            self._maybe_exited(event.child)
-        elif isinstance(event, WarmForked):
-            self._on_forked(event)
-        elif isinstance(event, WarmChildExited):
-            self._on_warm_child_exited(event)
-        elif isinstance(event, WarmExited):
-            self._on_warm_exited(event)
-        elif isinstance(event, WarmReady):
-            self.warm.on_ready(event.warm, event.message)
-            self._stop_waiting()
-            self.published = -1
-        elif isinstance(event, WarmLayer):
-            if event.message.get("ok"):
-                log.debug("app layer ready: %d of the app's files imported ahead of the next save",
-                          event.message.get("files", 0))
-                self.app_layer = {"ready": True, "files": event.message.get("files", 0)}
-            else:
-                log.debug("no app layer: %s", event.message.get("why"))
-                self.app_layer = {"ready": False, "why": event.message.get("why")}
-            self.published = -1
-        elif isinstance(event, WatcherState):
-            self.published = -1
-        elif isinstance(event, ReleaseExited):
-            self.procs.release_exited(event.code, event.seconds, event.error)
-            self.published = -1
-        elif isinstance(event, ev.Installed):
-            self.procs.installed(event.ok)
-            self.machine.handle(event)  # restarts the app (and asks the workers to follow) if it must
-            self.procs.settle()  # a worker restart the install deferred goes now, if that did not ask for it
-        else:
-            if isinstance(event, ev.StopRequested) and self.watcher is not None:
-                self.watcher.stop(timeout=0)  # a daemon thread: the stop never waits for it
-            self.machine.handle(event)
+        self.HANDLERS[type(event)](self, event)
 
     def timeout(self) -> float:
         deadlines = [c.deadline for c in [*self.forks.values(), *self.waiting] if c.deadline is not None]
@@ -486,7 +477,7 @@ class Reloader:
         if any(now >= child.deadline for child in self.waiting):
             log.warning("the warm process is not ready after %.0f s; starting a fresh interpreter", WARM_WAIT_S)
             self._stop_waiting()
-        self.machine.on_timers()
+        self.act(self.machine.on_timers())
 
     def publish(self, force: bool = False) -> None:
         if self.published == self.machine.version:
@@ -516,7 +507,7 @@ class Reloader:
         # The warm process first: the first generation is forked from it once it has imported what the
         # app used last time (see WARM_WAIT_S), and every reload after that is warm from the start.
         self.warm.start(self.warm.remembered() or seeds.installed())
-        self.machine.start()
+        self.act(self.machine.start())
         self.publish()
         while not self.machine.finished:
             try:

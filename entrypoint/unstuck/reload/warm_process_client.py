@@ -4,60 +4,31 @@ Nothing here blocks the reload server's loop: a fork request is sent, and the re
 an event on the reload server's queue, like every other thing it waits for. A thread per warm process
 only turns the messages on its control socket into those events.
 
-Events put on `events`:
-  WarmReady(warm, message)            it has imported its modules and forks from now on
-  WarmForked(warm, request, pid, pidfd)  a worker was forked for request `request` (pidfd may be None)
-  WarmChildExited(warm, pid, code)    a worker it forked exited (code as subprocess reports it)
-  WarmLayer(warm, message)            its app layer is ready, or cannot be used (app_layer.py)
-  WarmExited(warm)                    the warm process is gone (the workers it forked died with it)
+Its messages (wire.py) become the events put on `events` in events.from_warm (WarmReady, WarmForked,
+WarmChildExited, WarmLayer), and WarmExited when it is gone; those only logged are logged here.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 import threading
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from unstuck import wire
+from unstuck.reload import events as ev
 from unstuck.warm import app_layer
 from unstuck.logs import log
 
-
-@dataclass(frozen=True)
-class WarmReady:
-    warm: "WarmProcess"
-    message: dict
-
-
-@dataclass(frozen=True)
-class WarmForked:
-    warm: "WarmProcess"
-    request: int
-    pid: int
-    pidfd: int | None
-    source: str = ""  # "app layer", "spare" or "fork"
-
-
-@dataclass(frozen=True)
-class WarmChildExited:
-    warm: "WarmProcess"
-    pid: int
-    code: int
-
-
-@dataclass(frozen=True)
-class WarmLayer:
-    warm: "WarmProcess"
-    message: dict  # {"ok": True, "pid": P, "files": N} or {"ok": False, "why": ...}
-
-
-@dataclass(frozen=True)
-class WarmExited:
-    warm: "WarmProcess"
+# What the warm process says that is only logged (on its reader thread: nothing waits for it).
+NOTES = {
+    wire.Preloaded: lambda warm, m: log.debug("warm process %d imported %d more modules, warmed up %s", warm.pid,
+                                              m.modules, ", ".join(m.warmed or []) or "nothing"),
+    wire.SeedsSkipped: lambda warm, m: log.debug("first start: %s not imported ahead, since the project's sources "
+                                                 "do not import it", " and ".join(m.skipped or ())),
+}
 
 
 class WarmProcess:
@@ -98,28 +69,17 @@ class WarmProcess:
                 data, fds = b"", []
             if not data:
                 break
-            message = json.loads(data)
-            event = message.get("event")
-            if event == "ready":
-                self._events.put(WarmReady(self, message))
-            elif event == "preloaded":
-                log.debug("warm process %d imported %d more modules, warmed up %s", self.pid, message.get("modules", 0),
-                          ", ".join(message.get("warmed") or []) or "nothing")
-            elif event == "seeds":
-                log.debug("first start: %s not imported ahead, since the project's sources do not import it",
-                          " and ".join(message.get("skipped") or ()))
-            elif event == "layer":
-                self._events.put(WarmLayer(self, message))
-            elif event == "forked":
-                self._events.put(WarmForked(self, message["id"], message["pid"], fds[0] if fds else None,
-                                            message.get("source", "")))
-                fds = fds[1:]
-            elif event == "exit":
-                self._events.put(WarmChildExited(self, message["pid"], message["code"]))
+            message = wire.decode_warm(data)
+            pidfd = fds.pop(0) if isinstance(message, wire.Forked) and fds else None
+            event = ev.from_warm(self, message, pidfd)
+            if event is not None:
+                self._events.put(event)
+            else:
+                NOTES[type(message)](self, message)
             for fd in fds:  # never expected: do not leak them
                 os.close(fd)
         self.proc.wait()
-        self._events.put(WarmExited(self))
+        self._events.put(ev.WarmExited(self))
 
     def request_fork(self, report_fd: int, failure: dict | None, changes: list | None = None) -> int | None:
         """Ask for a worker that reports on `report_fd`; the request's id, or None if it cannot fork (the
@@ -128,8 +88,7 @@ class WarmProcess:
         if not self.ready or self.retiring:
             return None
         self._next_request += 1
-        request = json.dumps({"op": "fork", "id": self._next_request, "failure": failure,
-                              "changes": changes}).encode()
+        request = wire.encode(wire.Fork(self._next_request, failure, changes))
         try:
             socket.send_fds(self.control, [request], [report_fd])
         except OSError:
@@ -140,7 +99,7 @@ class WarmProcess:
         """Have it import these as well (it does so between forks, ready or not yet). They must be in the
         preload file already: it is read again there, so no message size limits the list."""
         try:
-            self.control.send(json.dumps({"op": "preload"}).encode())
+            self.control.send(wire.encode(wire.Preload()))
         except OSError:
             return
         self.modules = self.modules | frozenset(modules)
@@ -149,11 +108,11 @@ class WarmProcess:
         """A reload is done: build the app layer, of the modules now listed beside the preload file."""
         if not self.ready or self.retiring:
             return
-        self.send_op("layer")
+        self.send(wire.BuildLayer())
 
-    def send_op(self, op: str) -> None:
+    def send(self, request) -> None:
         try:
-            self.control.send(json.dumps({"op": op}).encode())
+            self.control.send(wire.encode(request))
         except OSError:
             pass
 
@@ -279,7 +238,7 @@ class WarmProcesses:
             self.layer_off = True
             for warm in (self.current, self.next):
                 if warm is not None:
-                    warm.send_op("no-layer")
+                    warm.send(wire.NoLayer())
             return ("The app layer is off until the container restarts: each save imports all of the app's "
                     "code (in a fork that has its third-party modules).")
         if not self.narrow:
@@ -302,7 +261,7 @@ class WarmProcesses:
             self.current = None
         self.start(modules)
 
-    def on_ready(self, warm: WarmProcess, message: dict) -> None:
+    def on_ready(self, warm: WarmProcess, message: wire.WarmStarted) -> None:
         if warm is not self.next:
             warm.retire()
             return
@@ -310,12 +269,12 @@ class WarmProcesses:
         old, self.current, self.next = self.current, warm, None
         if old is not None:
             old.retire()
-        log.debug("warm process %d ready: %d modules preloaded in %.2f s", warm.pid, message.get("modules", 0),
-                  message.get("seconds", 0.0))
-        if message.get("stopped_at"):
+        log.debug("warm process %d ready: %d modules preloaded in %.2f s", warm.pid, message.modules,
+                  message.seconds)
+        if message.stopped_at:
             log.debug("warm process %d imported the app's modules up to %s, which fails outside the app (its "
                       "framework is not set up there): each reload imports it and the rest itself", warm.pid,
-                      message["stopped_at"])
+                      message.stopped_at)
 
     def on_exit(self, warm: WarmProcess, stopping: bool) -> None:
         if warm is self.current:

@@ -8,19 +8,11 @@ code. This process imports uvicorn, unstuck's worker and the modules the app use
 that fork is safe. It reports each child's pid and exit status to the reloader, which otherwise could
 not wait for processes that are not its children.
 
-Protocol on a SOCK_SEQPACKET socket (one JSON message per packet):
-  reloader -> here:  {"op": "fork", "id": N, "failure": {...}|null, "changes": [[kind, path], ...]|null}
-                     with the worker's report pipe attached ("changes": the saves that caused it)
-                     {"op": "preload"}: import what the preload file now lists too, between forks
-                     {"op": "layer"}: a reload is done; build the app layer (of the modules now listed in
-                     app_layer.list_file) unless the one there already holds what it would
-  here -> reloader:  {"event": "ready", "modules": N, "seconds": S}
-                     {"event": "forked", "id": N, "pid": P, "source": "app layer"|"spare"|"fork"} with a
-                     pidfd of the child attached when the kernel has pidfd_open: the reload server signals
-                     through it, so a signal can never reach another process that was given the pid after
-                     this child was reaped
-                     {"event": "exit", "pid": P, "code": C}   (C < 0: killed by signal -C, as in Popen)
-                     {"event": "layer", "ok": bool, ...}: an app layer is ready, or why it cannot be used
+It talks to the reload server on a SOCK_SEQPACKET socket, one message per packet: the requests and messages
+of wire.py (listed in ARCHITECTURE.md, "The wire protocols"). A fork request carries the worker's report
+pipe; the answer (wire.Forked) carries a pidfd of the child when the kernel has pidfd_open: the reload server
+signals through it, so a signal can never reach another process that was given the pid after this child was
+reaped.
 
 Besides a spare (third-party modules only), it keeps an app layer: a fork that has imported the user's
 modules a save is unlikely to change, which becomes the next generation when they did not (app_layer.py).
@@ -39,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from unstuck import wire
 from unstuck.processes import set_process_name
 from unstuck.warm import app_layer, prefault, seeds, warmup
 
@@ -225,8 +218,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     selector.register(control, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
 
-    def send(**message) -> None:
-        control.send(json.dumps(message).encode())
+    def send(message) -> None:
+        control.send(wire.encode(message))
 
     def become_plain(*closing: socket.socket) -> None:
         """In a freshly forked child: a plain process again, holding none of this loop's descriptors."""
@@ -266,8 +259,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         theirs.close()
         if not data:
             os._exit(0)
-        request = json.loads(data)
-        failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
+        request = wire.decode_request(data)
+        failure = Failure.from_dict(request.failure) if request.failure else None
         _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else source)
 
     def fork_spare() -> None:
@@ -356,18 +349,18 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                 message = {"unusable": "it exited while importing"}
             if "unusable" in message:
                 unusable.add(tuple(message.get("names") or ()))
-                send(event="layer", ok=False, why=message["unusable"])
+                send(wire.LayerState(ok=False, why=message["unusable"]))
                 drop_layer()
                 return None
             selector.unregister(layer[1])
             layer[2] = message["held"]
-            send(event="layer", ok=True, pid=layer[0], files=len(layer[2]))
+            send(wire.LayerState(ok=True, pid=layer[0], files=len(layer[2])))
         return layer[2]
 
-    def hand_out_layer(request: dict, fds: list[int], changes: list[tuple[str, str]]) -> int | None:
+    def hand_out_layer(request: wire.Fork, fds: list[int], changes: list[tuple[str, str]]) -> int | None:
         """The layer's pid, if it took the request: it is ready and holds nothing the saves changed."""
         nonlocal layer
-        if not changes or request.get("failure"):
+        if not changes or request.failure:
             return None  # not a reload of saves (the first generation, a restart, an error page): kept
         held = layer_held()
         if held is None or not app_layer.usable(held, changes):
@@ -376,16 +369,16 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         pid, sock = layer[0], layer[1]
         layer = None
         try:
-            socket.send_fds(sock, [json.dumps(request).encode()], fds)
+            socket.send_fds(sock, [wire.encode(request)], fds)
         except OSError:
             return None
         finally:
             sock.close()
         return pid
 
-    def hand_out(request: dict, fds: list[int]) -> None:
+    def hand_out(request: wire.Fork, fds: list[int]) -> None:
         nonlocal spare, hot
-        changes = [(kind, os.path.realpath(path)) for kind, path in request.get("changes") or []]
+        changes = [(kind, os.path.realpath(path)) for kind, path in request.changes or []]
         pid = hand_out_layer(request, fds, changes) if layer is not None else None
         hot = app_layer.hot_after(hot, changes)
         if pid is not None:
@@ -403,7 +396,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             pid, sock = spare
             spare = None
             try:
-                socket.send_fds(sock, [json.dumps(request).encode()], fds)
+                socket.send_fds(sock, [wire.encode(request)], fds)
             except OSError:  # it died since it said it was ready: a fresh fork instead
                 pid = None
             finally:
@@ -413,19 +406,19 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                 return
         hand_out_fork(request, fds)
 
-    def hand_out_fork(request: dict, fds: list[int]) -> None:
+    def hand_out_fork(request: wire.Fork, fds: list[int]) -> None:
         pid = os.fork()
         if pid == 0:
             # Nor the sockets to a kept spare or layer: they would not see their end while it runs.
             become_plain(*[held[1] for held in (spare, layer) if held is not None])
-            failure = Failure.from_dict(request["failure"]) if request.get("failure") else None
+            failure = Failure.from_dict(request.failure) if request.failure else None
             _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else "fork")
         hand_out_pid(request, pid, fds, "fork")
 
     answered: collections.deque[int] = collections.deque(maxlen=8)  # the last fork requests answered
 
-    def hand_out_pid(request: dict, pid: int, fds: list[int], source: str) -> None:
-        answered.append(request["id"])
+    def hand_out_pid(request: wire.Fork, pid: int, fds: list[int], source: str) -> None:
+        answered.append(request.id)
         handed_out.add(pid)
         children[pid] = "worker"
         for fd in fds:
@@ -436,8 +429,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             pidfd = [os.pidfd_open(pid)]
         except (AttributeError, OSError):  # kernel < 5.3 or a seccomp profile that forbids it
             pidfd = []
-        socket.send_fds(control, [json.dumps({"event": "forked", "id": request["id"], "pid": pid,
-                                              "source": source}).encode()], pidfd)
+        socket.send_fds(control, [wire.encode(wire.Forked(request.id, pid, source))], pidfd)
         for fd in pidfd:
             os.close(fd)
 
@@ -447,9 +439,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     unscanned = set(later)  # first-start guesses, kept only if the project's sources import them (seeds.py)
     imported = 0
     spare_due: float | None = None
-    def handle(request: dict, fds: list[int]) -> None:
+    def handle(request, fds: list[int]) -> None:
         nonlocal layer_off
-        op = request.get("op")
+        op = wire.tag_of(request)
         if op == "preload":
             if not narrow and stopped_at is None:
                 queued = {entry[0] for entry in to_import}
@@ -463,17 +455,17 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         else:
             hand_out(request, fds)
 
-    def handle_failed(request: dict, fds: list[int]) -> None:
+    def handle_failed(request, fds: list[int]) -> None:
         """Log it once (with the traceback: it is unstuck's bug) and degrade only that: a fork request is
         answered with a plain fork, with no spare or layer; anything else is dropped."""
         import traceback
 
-        print(f"unstuck: the warm process failed to handle {request.get('op', 'fork')}; "
+        print(f"unstuck: the warm process failed to handle {wire.tag_of(request)}; "
               "going on without its spare and app layer for it", file=sys.stderr)
         traceback.print_exc()
         try:
             drop_layer(kill=True)
-            if request.get("op") in (None, "fork") and "id" in request and request["id"] not in answered:
+            if isinstance(request, wire.Fork) and request.id not in answered:
                 hand_out_fork(request, fds)
         except Exception:  # noqa: BLE001 - nothing more can be done for it: the reload server times it out
             traceback.print_exc()
@@ -495,7 +487,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             to_import = collections.deque(entry for entry in to_import if entry[0] not in unused)
             unscanned = set()
             if unused:
-                send(event="seeds", skipped=sorted(unused))
+                send(wire.SeedsSkipped(sorted(unused)))
             continue
         if not ready and to_import:
             name, is_listed = to_import.popleft()
@@ -505,7 +497,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                 stopped_at = failed  # nothing listed after it (see preload)
                 to_import = collections.deque(entry for entry in to_import if not entry[1])
             if not to_import:
-                send(event="preloaded", modules=imported, warmed=warmup.run())
+                send(wire.Preloaded(imported, warmup.run()))
                 imported = 0
                 drop_spare()  # it lacks what was just imported
                 fork_spare()
@@ -532,7 +524,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                         drop_layer()  # died after it said it was ready (one still importing says why)
                     if pid in handed_out:
                         handed_out.discard(pid)
-                        send(event="exit", pid=pid, code=os.waitstatus_to_exitcode(status))
+                        send(wire.ChildExit(pid, os.waitstatus_to_exitcode(status)))
                 continue
             message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
             if not message:  # the reloader is gone
@@ -546,7 +538,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                     while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
                         time.sleep(0.01)
                 return
-            request = json.loads(message)
+            request = wire.decode_request(message)
             try:
                 handle(request, fds)
             except Exception:  # noqa: BLE001 - one request's failure must not end the process serving all
@@ -599,8 +591,7 @@ def main(argv: list[str]) -> int:
 
     worker.configure_logging(settings)  # once here, not in every worker (see worker.configure_logging)
     try:
-        control.send(json.dumps({"event": "ready", "modules": loaded, "warmed": warmed, "stopped_at": stopped_at,
-                                 "seconds": round(time.monotonic() - started, 3)}).encode())
+        control.send(wire.encode(wire.WarmStarted(loaded, warmed, stopped_at, round(time.monotonic() - started, 3))))
     except OSError:
         return 0  # the reload server is gone (stopped while this process was importing)
     serve(control, args.listen_fd, args.preload, settings, later, stopped_at, args.narrow, args.no_layer)
