@@ -608,17 +608,17 @@ class Generations:
             "fast_path": list(self.fast_path_notes),
         }
 
-
-Generations.HANDLERS = {
-    ev.Changes: Generations.on_changes,
-    ev.Started: Generations.on_started,
-    ev.Imported: Generations.on_imported,
-    ev.Ready: Generations.on_ready,
-    ev.Failed: Generations.on_failed,
-    ev.Served: Generations.on_served,
-    ev.Uses: Generations.on_uses,
-    ev.Exited: Generations.on_exit,
-    ev.Installed: Generations.on_installed,
-    ev.StopRequested: Generations.on_stop_requested,
-    ev.FastPathNarrowed: Generations.on_fast_path_narrowed,
-}
+    # Each event the machine reacts to, and its handler.
+    HANDLERS = {
+        ev.Changes: on_changes,
+        ev.Started: on_started,
+        ev.Imported: on_imported,
+        ev.Ready: on_ready,
+        ev.Failed: on_failed,
+        ev.Served: on_served,
+        ev.Uses: on_uses,
+        ev.Exited: on_exit,
+        ev.Installed: on_installed,
+        ev.StopRequested: on_stop_requested,
+        ev.FastPathNarrowed: on_fast_path_narrowed,
+    }
