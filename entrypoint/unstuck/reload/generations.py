@@ -81,11 +81,6 @@ class Generation:
     # failed on the same saved code: that one's source and failure, to be told apart once this one is done.
     verifies: tuple[str, Failure] | None = None
 
-    @property
-    def stopping(self) -> bool:
-        """Told to stop (or stopping by itself): SIGTERM sent, or a held failure's generation."""
-        return self.state in (RETIRING, STOPPING)
-
     def __repr__(self) -> str:  # short, for logs and test failures
         return f"<gen {self.id} {self.kind} pid={self.pid} {self.state}>"
 

@@ -187,7 +187,7 @@ class Reloader:
             child.pidfd = os.pidfd_open(child.pid)
         except (AttributeError, OSError):
             child.pidfd = None
-        # Queued, not handled here: the pid may reach the machine after the worker's own "started".
+        # Queued like any other event: not handled in the middle of carrying out the machine's actions.
         self.events.put(ev.Started(child.gen.id, child.pid, self.now(), forked=False))
         self._deliver_queued(child)
 
