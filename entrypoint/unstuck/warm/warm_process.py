@@ -94,6 +94,8 @@ def preload(names: list[str], app_dir: Path, stop_at_failure: bool = False) -> t
 
 
 SPARE_DELAY_S = 0.2
+# Build the next app layer beside a reload when the process may run on more than one core (see hand_out).
+LAYER_BESIDE_RELOAD = len(os.sched_getaffinity(0)) > 1
 SPARE_READY = b"r"  # a spare's word that its warm-up is done: from then on it takes a request at once
 
 
@@ -399,6 +401,15 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         return pid
 
     def hand_out(request: dict, fds: list[int]) -> None:
+        hand_out_generation(request, fds)
+        if LAYER_BESIDE_RELOAD and request.get("changes") and not request.get("failure"):
+            # The next layer now, beside the reload, rather than after its first answer: a person's next save
+            # often comes a second or two after that answer, and on a large project the layer takes seconds to
+            # import. With a core to spare it costs the reload little (each import is single-threaded); if the
+            # reload changes what the app imports, its report has the layer built again (fork_layer).
+            fork_layer()
+
+    def hand_out_generation(request: dict, fds: list[int]) -> None:
         nonlocal spare, hot
         changes = [(kind, os.path.realpath(path)) for kind, path in request.get("changes") or []]
         pid = hand_out_layer(request, fds, changes) if layer is not None else None
