@@ -160,12 +160,38 @@ def build_layer(names: list[str], settings, recorded: dict[str, tuple] | None = 
     # (a scheduler, an SDK's sender) or left a file or connection open would not behave as in a fresh worker.
     if threading.active_count() > 1:
         return "an import started a thread"
-    if set(os.listdir("/proc/self/fd")) - fds_before:
-        return "an import left a file or socket open"
+    for fd in sorted(set(os.listdir("/proc/self/fd")) - fds_before, key=int):
+        if not _shared_like_a_fresh_one(int(fd)):
+            return f"an import left {_describe_fd(int(fd))} open"
     from unstuck.generation.worker import modules_by_origin
 
     real_paths = {os.path.realpath(entry[1]) for entry in modules_by_origin(settings.app_dir)[1]}
     return {path: app_layer.stamp(path) for path in real_paths}
+
+
+def _shared_like_a_fresh_one(fd: int) -> bool:
+    """A descriptor an import opened that a worker may inherit from the layer and use as if it had opened it
+    itself: a regular file opened write-only for appending (a log file's handler). Every write appends, whoever
+    writes, so sharing the open file is the same as opening it again. Anything else (a socket, a database
+    connection, a file read or written at an offset) would be shared between the layer and its worker."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            flags = int(next(line.split()[1] for line in f if line.startswith("flags:")), 8)
+    except (OSError, StopIteration, ValueError):
+        return False
+    return flags & os.O_ACCMODE == os.O_WRONLY and bool(flags & os.O_APPEND)
+
+
+def _describe_fd(fd: int) -> str:
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "a file or socket"
+    return "a socket" if target.startswith("socket:") else f"{target!r}" if target.startswith("/") else target
 
 
 def _is_empty(path: str) -> bool:
