@@ -118,4 +118,10 @@ def test_a_django_view_saved_is_served_from_the_app_layer_as_a_fresh_interpreter
     drive(server, layer_settled, "the app layer again", timeout=60.0)
     assert save("polls/models.py", "v3", "poll", reloads=4)["from"] != "app layer"
     assert httpx.get(url, timeout=10).text == "v3 poll contenttypes,auth,polls"
+    # With the model among the recent saves, a layer leaving it out would leave out asgi.py, whose setup imported
+    # it, and with it all it sets up: the layer leaves out only the newest save, and the view comes from it again.
+    save("polls/views.py", "v4", "poll", reloads=5)
+    drive(server, layer_settled, "the app layer after the model", timeout=60.0)
+    assert server.app_layer.get("ready"), f"no app layer once a model was saved: {server.app_layer}"
+    assert save("polls/views.py", "v5", "poll", reloads=6)["from"] == "app layer"
     assert server.machine.counters["fast_path_wrong"] == 0 and server.machine.counters["failures"] == 0

@@ -341,20 +341,26 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         listed_modules = app_layer.read_list(app_list) if settings.app_layer and not layer_off else []
         # Before any save: the module that defines the app is the likeliest to be edited (in a small app it
         # is all the routes; in a large one it only includes them, and leaving it out costs little).
-        # The files saved lately, newest first; fewer of them when leaving them all out made a layer that cannot
-        # stand in for a worker (a Django model saved two edits ago takes out the asgi.py that sets Django up,
-        # and nothing after it imports alone): the layer then holds the older ones, and a save of one of them
-        # is served from the spare, as without a layer.
+        # The files saved lately, newest first; fewer of them when leaving them all out leaves nothing worth
+        # importing, or made a layer that cannot stand in for a worker (a Django model saved two edits ago takes
+        # out the asgi.py that sets Django up, and nothing after it imports alone): the layer then holds the
+        # older ones, and a save of one of them is served from the spare, as without a layer.
         guesses = [hot[:count] for count in range(len(hot), 0, -1)] or [
             app_layer.entry_files(listed_modules, entry_module(settings))]
-        plans = [app_layer.plan(listed_modules, guess) for guess in guesses]
-        names = next((plan for plan in plans if tuple(plan) not in unusable), plans[-1])
+        files = {entry[0]: entry[1] for entry in listed_modules}
+        names = None
+        for guess in guesses:
+            plan = app_layer.plan(listed_modules, guess)
+            # Nothing worth importing ahead: a one-module app's empty package __init__, or a framework's
+            # packages without the bootstrap that sets it up.
+            if tuple(plan) not in unusable and not all(_is_empty(files[name]) for name in plan):
+                names = plan
+                break
         if layer is not None and layer[3] == names:
             return  # the one there holds just that (ready, or still importing)
         drop_layer(kill=True)
-        files = {entry[0]: entry[1] for entry in listed_modules}
-        if tuple(names) in unusable or all(_is_empty(files[name]) for name in names):
-            return  # nothing worth importing ahead (a one-module app's empty package __init__)
+        if names is None:
+            return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
