@@ -22,6 +22,7 @@ from unstuck.app import discovery
 from unstuck.errors import failure as failure_mod
 from unstuck.app import interface
 from unstuck.errors.failure import Failure
+from unstuck.project import project_env
 
 
 @dataclass
@@ -34,6 +35,14 @@ class Loaded:
     def lifespan(self) -> str:
         # A WSGI app has no lifespan; a2wsgi would only answer it on the app's behalf.
         return "off" if self.info.get("interface") == interface.WSGI else "auto"
+
+
+def activate_project(app_dir: Path, env: Path | None = None) -> Failure | None:
+    """Before anything of the app is imported: the project's Python check, then its packages on sys.path
+    (project_env.activate). The Failure to serve instead of the app when this Python does not fit the
+    project, else None."""
+    problem = project_env.activate(app_dir, env)
+    return Failure("environment", "IncompatiblePython", problem) if problem else None
 
 
 def prepare(app_module: str, app_dir: Path, environ=None) -> discovery.Found | discovery.NotFound:

@@ -521,7 +521,7 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     # pid: the warm process's word of the fork may come after this process's "ready" (the same pipe keeps
     # "started" first), and the reload server names the generation that serves by it (handoff.py).
     reporter.send("started", at=time.monotonic(), pid=os.getpid())
-    failure = failure or project_env.activate(settings.app_dir, settings.project_env)  # Python check, sys.path
+    failure = failure or loading.activate_project(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
         serve_error(settings, sock, failure, reporter)
         return 0
