@@ -23,6 +23,7 @@ from unstuck.errors import failure as failure_mod
 from unstuck.app import interface
 from unstuck.errors.failure import Failure
 from unstuck.project import project_env
+from unstuck.user_files import is_user_file
 
 
 @dataclass
@@ -80,7 +81,7 @@ def patched_stdlib(app_dir: Path) -> Failure | None:
     file = line = None
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if not isinstance(path, str) or not failure_mod.is_user_file(path, app_dir):
+        if not isinstance(path, str) or not is_user_file(path, app_dir):
             continue
         try:
             text = Path(path).read_text(errors="replace")
@@ -225,7 +226,7 @@ def _is_the_module_missing(exc: ModuleNotFoundError, module_name: str, app_dir: 
     name = exc.name or ""
     if not name or not (module_name == name or module_name.startswith(name + ".")):
         return False
-    return not any(failure_mod.is_user_file(f.filename, app_dir) for f in traceback.extract_tb(exc.__traceback__))
+    return not any(is_user_file(f.filename, app_dir) for f in traceback.extract_tb(exc.__traceback__))
 
 
 def _module_file(module, app_dir: Path) -> str | None:

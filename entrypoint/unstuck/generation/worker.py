@@ -33,6 +33,7 @@ from unstuck.errors.error_app import ErrorApp
 from unstuck.errors.failure import Failure
 from unstuck.generation.livereload import LiveReload
 from unstuck.errors.request_errors import RequestErrors
+from unstuck.user_files import is_under
 
 class Reporter:
     """JSON lines to the reloader over an inherited pipe."""
@@ -471,13 +472,12 @@ def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
       that order (never unstuck's own, never the user's code);
     - the user's own modules (name, file), in the order they were imported: what the warm process's app
       layer may import ahead of a reload that does not change them (app_layer.py)."""
-    app_prefix = str(app_dir).rstrip("/") + "/"
     preloadable, own = [], []
     for name, module in list(sys.modules.items()):
         if name == "__main__":
             continue
         path = getattr(module, "__file__", None)
-        if isinstance(path, str) and path.startswith(app_prefix):
+        if isinstance(path, str) and is_under(path, app_dir):
             own.append((name, path))
         elif not name.startswith("unstuck"):
             preloadable.append(name)

@@ -36,6 +36,7 @@ from unstuck.config import Settings
 from unstuck.errors.failure import Failure
 from unstuck.reload.generations import Generation, Generations, Policy
 from unstuck.logs import log
+from unstuck.user_files import is_under
 from unstuck.procs.proc_control import ProcControl
 from unstuck.reload.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcesses,
                                          WarmReady)
@@ -397,7 +398,7 @@ class Reloader:
         offset = time.time() - seen  # mtimes are wall-clock; phases are on the monotonic clock
         paths, missing, new_dir, newest = set(), False, False, None
         for change, path in changes:
-            paths.add((change.name, os.path.relpath(path, root) if path.startswith(str(root)) else path))
+            paths.add((change.name, os.path.relpath(path, root) if is_under(path, root) else path))
             try:
                 st = os.stat(path)
             except OSError:
