@@ -17,9 +17,8 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
-from supervisor import childutils
-
 from unstuck.procs import procfile
+from unstuck.seams import supervisor_seam
 from unstuck.supervision import supervisord_conf
 from unstuck.config import Settings
 from unstuck.logs import log
@@ -81,7 +80,7 @@ class ProcControl:
 
     def rpc(self):
         if self._rpc is None:
-            self._rpc = childutils.getRPCInterface(os.environ)
+            self._rpc = supervisor_seam.rpc_interface()
         return self._rpc
 
     def _work(self) -> None:

@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
-
 from unstuck.project import dependencies
 from unstuck.app import discovery
 from unstuck.generation import handoff
@@ -37,6 +35,7 @@ from unstuck.errors.failure import Failure
 from unstuck.reload.generations import Generation, Generations, Policy
 from unstuck.logs import log
 from unstuck.user_files import is_under
+from unstuck.seams import uvicorn_seam
 from unstuck.procs.proc_control import ProcControl
 from unstuck.reload.warm_process_client import (WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmProcesses,
                                          WarmReady)
@@ -415,11 +414,10 @@ class Reloader:
 
     def bind(self, timeout: float = 15.0):
         """Bind the port, waiting out a predecessor that still holds it (e.g. after a kill -9)."""
-        config = uvicorn.Config(app=None, host=self.settings.host, port=self.settings.port)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return config.bind_socket()  # logs the error and exits on failure
+                return uvicorn_seam.bind_socket(self.settings.host, self.settings.port)  # logs the error and exits on failure
             except SystemExit:
                 if time.monotonic() > deadline:
                     raise
