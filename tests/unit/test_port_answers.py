@@ -1,24 +1,11 @@
 """The port answers in every state: whatever serves it dies, something that answers takes its place (the
 generation state machine, driven with test_generations' fake OS)."""
 
-import pytest
-
-from test_generations import POLICY, FakeOps, exited, ready
+from test_generations import exited, m, ops, ready  # noqa: F401 - the machine and its fake OS (fixtures)
 from unstuck.errors.failure import Failure
-from unstuck.reload.generations import Generations
 
 WRONG_PYTHON = Failure("environment", "PythonVersion", "pyproject.toml requires Python >=3.14; this image runs "
                                                        "3.11.2: rebuild with BASE_IMAGE=python:3.14-slim")
-
-
-@pytest.fixture
-def ops():
-    return FakeOps()
-
-
-@pytest.fixture
-def m(ops):
-    return Generations(ops, POLICY)
 
 
 def environment_page(m, ops):

@@ -55,6 +55,14 @@ def release_runs_and_exits(control) -> tuple:
     return exit
 
 
+def started(control) -> RecordingRpc:
+    """The first batch: the release has run and the workers were started; supervisord's calls so far taken."""
+    control.on_batch("startup")
+    release_runs_and_exits(control)
+    control.rpc().take(2)
+    return control.rpc()
+
+
 def test_the_release_runs_first_then_the_worker_group_is_started(control):
     control.on_batch("startup")
     assert control.state()["release"]["state"] == "running"
@@ -66,10 +74,7 @@ def test_the_release_runs_first_then_the_worker_group_is_started(control):
 
 
 def test_a_procfile_edit_is_rendered_and_applied_as_supervisorctl_update_does(control, tmp_path):
-    control.on_batch("startup")
-    release_runs_and_exits(control)
-    rpc = control.rpc()
-    rpc.take(2)
+    rpc = started(control)
     (tmp_path / "Procfile").write_text(PROCFILE + "clock: python -m clock\n")
     control.on_batch("app/main.py modified")
     conf = (tmp_path / "run" / "procs.conf").read_text()
@@ -81,10 +86,7 @@ def test_a_procfile_edit_is_rendered_and_applied_as_supervisorctl_update_does(co
 
 
 def test_a_broken_procfile_edit_keeps_the_workers_as_they_were_and_says_why(control, tmp_path):
-    control.on_batch("startup")
-    release_runs_and_exits(control)
-    rpc = control.rpc()
-    rpc.take(2)
+    rpc = started(control)
     (tmp_path / "Procfile").write_text(PROCFILE + "no colon here\n")
     control.on_batch("Procfile modified")
     assert control.error and "Procfile" in control.error
@@ -96,10 +98,7 @@ def test_a_broken_procfile_edit_keeps_the_workers_as_they_were_and_says_why(cont
 
 
 def test_a_change_the_workers_cannot_follow_is_logged_once_and_the_reload_server_goes_on(control, tmp_path, caplog):
-    control.on_batch("startup")
-    release_runs_and_exits(control)
-    rpc = control.rpc()
-    rpc.take(2)
+    rpc = started(control)
     (tmp_path / "run").rename(tmp_path / "run-away")  # procs.conf cannot be written
     (tmp_path / "Procfile").write_text(PROCFILE + "clock: python -m clock\n")
     with caplog.at_level(logging.DEBUG, logger="unstuck"):
