@@ -419,8 +419,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
 
     def send_uses() -> None:
         preloadable, own = modules_by_origin(settings.app_dir)
-        reporter.send("uses", modules=preloadable, app_modules=[(name, path) for name, path in own
-                                                                if path.endswith(".py")])
+        reporter.send("uses", modules=preloadable, app_modules=[entry for entry in own if entry[1].endswith(".py")])
 
     def report_uses(delay: float) -> None:
         # The modules it uses, for the warm process to preload, once the answers that matter are out:
@@ -463,13 +462,16 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
             serve_error(settings, sock, failure, reporter, loaded.info)
 
 
-def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
+def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str, str, bool]]]:
     """One pass over sys.modules (listing them touches every module object: copy-on-write in a fork):
     - the modules the app pulled in from outside its own tree (stdlib, site-packages), in the order they
       were imported (sys.modules keeps it): what a warm process can import ahead of the next generation, in
       that order (never unstuck's own, never the user's code);
-    - the user's own modules (name, file), in the order they were imported: what the warm process's app
-      layer may import ahead of a reload that does not change them (app_layer.py)."""
+    - the user's own modules (name, file, who started the import, whether the framework did), in the order
+      their imports started (import_order.py): what the warm process's app layer may import ahead of a
+      reload that does not change them (app_layer.py)."""
+    from unstuck.warm import import_order
+
     preloadable, own = [], []
     for name, module in list(sys.modules.items()):
         if name == "__main__":
@@ -479,7 +481,13 @@ def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
             own.append((name, path))
         elif not name.startswith("unstuck"):
             preloadable.append(name)
-    return preloadable, own
+    unrecorded = (len(own), "", True)  # imported before the recorder was installed: last, as the framework's
+    ordered = []
+    for position, (name, path) in enumerate(own):
+        index, importer, framework = import_order.started(name) or unrecorded
+        ordered.append((index, position, name, path, importer, framework))
+    ordered.sort()
+    return preloadable, [(name, path, importer, framework) for _, _, name, path, importer, framework in ordered]
 
 
 def _die_by_signal(signum, frame) -> None:
@@ -526,6 +534,9 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     os.chdir(settings.app_dir)
     if str(settings.app_dir) not in sys.path:
         sys.path.insert(0, str(settings.app_dir))
+    from unstuck.warm import import_order
+
+    import_order.install(settings.app_dir)  # the order the app layer replays (a fork has it from the warm process)
     serve_app(settings, sock, reporter, source)
     return 0
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from unstuck.processes import set_process_name
 from unstuck.user_files import is_under
-from unstuck.warm import app_layer, prefault, seeds, warmup
+from unstuck.warm import app_layer, import_order, prefault, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -115,7 +115,7 @@ def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[b
 LAYER_READY_MAX = 150_000
 
 
-def build_layer(names: list[str], settings) -> dict | str:
+def build_layer(names: list[str], settings, recorded: dict[str, tuple] | None = None) -> dict | str:
     """In the app layer's process: import the user's modules `names` the way a worker finds them; the files
     it then holds (real path -> stamp), or why it cannot stand in for a fresh worker. What those imports
     print is dropped: the worker that imported them before said it already, and the layer may be thrown
@@ -137,6 +137,11 @@ def build_layer(names: list[str], settings) -> dict | str:
     try:
         loading.prepare(settings.app_module, settings.app_dir)  # discovery's sys.path and environment
         for name in names:
+            if name in sys.modules:
+                continue  # imported already by one before it (its package, or the entry module's framework setup)
+            entry = (recorded or {}).get(name)
+            if entry is not None:
+                import_order.replaying(name, entry[2], entry[3])
             try:
                 importlib.import_module(name)
             except BaseException as exc:  # noqa: BLE001 - Django's AppRegistryNotReady, a missing setting ...
@@ -158,7 +163,7 @@ def build_layer(names: list[str], settings) -> dict | str:
         return "an import left a file or socket open"
     from unstuck.generation.worker import modules_by_origin
 
-    real_paths = {os.path.realpath(path) for _, path in modules_by_origin(settings.app_dir)[1]}
+    real_paths = {os.path.realpath(entry[1]) for entry in modules_by_origin(settings.app_dir)[1]}
     return {path: app_layer.stamp(path) for path in real_paths}
 
 
@@ -309,11 +314,18 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         listed_modules = app_layer.read_list(app_list) if settings.app_layer and not layer_off else []
         # Before any save: the module that defines the app is the likeliest to be edited (in a small app it
         # is all the routes; in a large one it only includes them, and leaving it out costs little).
-        names = app_layer.plan(listed_modules, hot or app_layer.entry_files(listed_modules, entry_module(settings)))
+        # The files saved lately, newest first; fewer of them when leaving them all out made a layer that cannot
+        # stand in for a worker (a Django model saved two edits ago takes out the asgi.py that sets Django up,
+        # and nothing after it imports alone): the layer then holds the older ones, and a save of one of them
+        # is served from the spare, as without a layer.
+        guesses = [hot[:count] for count in range(len(hot), 0, -1)] or [
+            app_layer.entry_files(listed_modules, entry_module(settings))]
+        plans = [app_layer.plan(listed_modules, guess) for guess in guesses]
+        names = next((plan for plan in plans if tuple(plan) not in unusable), plans[-1])
         if layer is not None and layer[3] == names:
             return  # the one there holds just that (ready, or still importing)
         drop_layer(kill=True)
-        files = dict(listed_modules)
+        files = {entry[0]: entry[1] for entry in listed_modules}
         if tuple(names) in unusable or all(_is_empty(files[name]) for name in names):
             return  # nothing worth importing ahead (a one-module app's empty package __init__)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -321,7 +333,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         if pid == 0:
             become_plain(ours)
             set_process_name("unstuck-layer")
-            held = build_layer(names, settings)
+            held = build_layer(names, settings, {entry[0]: entry for entry in listed_modules})
             if isinstance(held, dict):
                 ready = json.dumps({"held": held}).encode()
                 if len(ready) <= LAYER_READY_MAX:
@@ -344,8 +356,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             layer[1].close()
             layer = None
 
-    def layer_held() -> dict | None:
-        """The files the layer holds, once it said it is ready (None before, or if it cannot be used)."""
+    def layer_held(retry: bool = False) -> dict | None:
+        """The files the layer holds, once it said it is ready (None before, or if it cannot be used; with
+        `retry`, a layer that cannot be used is followed by the next plan, if there is one)."""
         if layer is None:
             return None
         if layer[2] is None:
@@ -359,6 +372,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                 unusable.add(tuple(message.get("names") or ()))
                 send(event="layer", ok=False, why=message["unusable"])
                 drop_layer()
+                if retry:
+                    fork_layer()  # with fewer of the hot files left out (or nothing, if every plan failed)
                 return None
             selector.unregister(layer[1])
             layer[2] = message["held"]
@@ -514,7 +529,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         for key, _ in ready:
             if key.fileobj is not control and key.fileobj is not wake_r:
                 if layer is not None and key.fileobj is layer[1]:
-                    layer_held()
+                    layer_held(retry=True)  # between reloads: a next plan does not compete with one
                 continue  # a layer's socket dropped earlier in this round
             if key.fileobj is wake_r:
                 os.read(wake_r, 4096)
@@ -591,6 +606,7 @@ def main(argv: list[str]) -> int:
     # Guesses that take most of a second to import (pandas) come after "ready", if the sources import them
     # (seeds.py): the first generation is not kept waiting for them.
     later = [name for name in also if name in seeds.IMPORTED_AFTER_READY]
+    import_order.install(settings.app_dir)  # before any import: the spare, the layer and every fork inherit it
     loaded, _ = preload(["uvicorn", "unstuck.generation.worker"], settings.app_dir)
     count, stopped_at = preload([] if args.narrow else listed(args.preload), settings.app_dir, stop_at_failure=True)
     loaded += count
