@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from uvicorn.logging import DefaultFormatter
+from unstuck.seams.uvicorn_seam import ERROR_LOGGER, DefaultFormatter
 
 log = logging.getLogger("unstuck")
 
@@ -36,7 +36,7 @@ class QuietGenerations(logging.Filter):
 
 def quiet_generations(level: str) -> None:
     """In a worker, once uvicorn's logging is configured: leave out GENERATION_LINES (unless debugging)."""
-    logger = logging.getLogger("uvicorn.error")
+    logger = logging.getLogger(ERROR_LOGGER)
     present = [f for f in logger.filters if isinstance(f, QuietGenerations)]
     if level in ("debug", "trace"):
         for found in present:

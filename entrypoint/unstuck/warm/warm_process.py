@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from unstuck.processes import set_process_name
+from unstuck.user_files import is_under
 from unstuck.warm import app_layer, import_order, prefault, seeds, warmup
 
 
@@ -81,7 +82,7 @@ def preload(names: list[str], app_dir: Path, stop_at_failure: bool = False) -> t
     global _full_sys_path
     if _full_sys_path is None:
         _full_sys_path = list(sys.path)
-    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not p.startswith(str(app_dir))]
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not is_under(p, app_dir)]
     loaded, failed = 0, None
     for name in names:
         if name in sys.modules or import_cleanly(name):
