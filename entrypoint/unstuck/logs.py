@@ -11,7 +11,7 @@ log = logging.getLogger("unstuck")
 def setup(level: str) -> logging.Logger:
     # Here, not at the top: every module logs through `log`, and the pure state machines (generations.py,
     # proc_states.py) must import without uvicorn.
-    from uvicorn.logging import DefaultFormatter
+    from unstuck.seams.uvicorn_seam import DefaultFormatter
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(DefaultFormatter("%(levelprefix)s [unstuck] %(message)s", use_colors=False))
@@ -38,7 +38,9 @@ class QuietGenerations(logging.Filter):
 
 def quiet_generations(level: str) -> None:
     """In a worker, once uvicorn's logging is configured: leave out GENERATION_LINES (unless debugging)."""
-    logger = logging.getLogger("uvicorn.error")
+    from unstuck.seams.uvicorn_seam import ERROR_LOGGER  # in a worker: uvicorn is imported already
+
+    logger = logging.getLogger(ERROR_LOGGER)
     present = [f for f in logger.filters if isinstance(f, QuietGenerations)]
     if level in ("debug", "trace"):
         for found in present:

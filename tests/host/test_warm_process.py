@@ -19,10 +19,19 @@ FAILURE = {"phase": "import", "exc_type": "SyntaxError", "message": "invalid syn
            "line": 3, "traceback": ""}
 
 
+# Layer events that came while a test waited for something else: with a core to spare, the next app layer is
+# built beside each reload (warm_process.LAYER_BESIDE_RELOAD), so its word may come before the worker's exit.
+_early_layers: dict[int, list] = {}
+
+
 def next_event(events, kind, timeout=30):
-    event = events.get(timeout=timeout)
-    assert isinstance(event, kind), event
-    return event
+    while True:
+        event = events.get(timeout=timeout)
+        if isinstance(event, WarmLayer) and kind is not WarmLayer:
+            _early_layers.setdefault(id(events), []).append(event)
+            continue
+        assert isinstance(event, kind), event
+        return event
 
 
 @pytest.fixture
@@ -190,7 +199,8 @@ def serve_once(handle, events, listening, changes):
 
 def next_layer(handle, events):
     handle.prepare_layer()  # as the reload server does once a reload is done
-    event = next_event(events, WarmLayer)
+    early = _early_layers.pop(id(events), [])
+    event = early[-1] if early else next_event(events, WarmLayer)
     assert event.message.ok, event.message
     return event.message
 
@@ -282,3 +292,47 @@ def test_a_first_start_imports_pandas_ahead_only_if_the_projects_sources_import_
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
+
+
+def build_layer_in_a_fork(tmp_path, monkeypatch, names):
+    """What the app layer's process says after importing `names` of the project at tmp_path (a fork, as the
+    warm process makes it: build_layer changes the directory and the process's descriptors)."""
+    import json
+
+    from unstuck import config
+    from unstuck.warm.warm_process import build_layer
+
+    monkeypatch.setenv("APP_DIR", str(tmp_path))
+    monkeypatch.setenv("APP_MODULE", "main:app")
+    settings = config.load(check_dirs=False)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_fd, json.dumps(build_layer(names, settings)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as said:
+        result = json.loads(said.read())
+    os.waitpid(pid, 0)
+    return result
+
+
+def test_a_log_file_an_import_opens_for_appending_does_not_keep_the_app_layer_out(tmp_path, monkeypatch):
+    # A worker forked from the layer appends to the same log as one that opened it itself: nothing differs.
+    write(tmp_path, {"main.py": "app = None\n", "logsetup.py": (
+        "import logging\nhandler = logging.FileHandler('app.log')\nlogging.getLogger('app').addHandler(handler)\n")})
+    held = build_layer_in_a_fork(tmp_path, monkeypatch, ["logsetup"])
+    assert isinstance(held, dict) and os.path.realpath(tmp_path / "logsetup.py") in held, held
+
+
+@pytest.mark.parametrize("opens, named", [
+    ("import socket\nconnection = socket.socket()\n", "a socket"),
+    ("data = open('data.txt')\n", "data.txt"),  # read at an offset the worker would share
+])
+def test_any_other_descriptor_an_import_leaves_open_keeps_the_app_layer_out_and_is_named(tmp_path, monkeypatch,
+                                                                                        opens, named):
+    write(tmp_path, {"main.py": "app = None\n", "data.txt": "x\n", "opener.py": opens})
+    why = build_layer_in_a_fork(tmp_path, monkeypatch, ["opener"])
+    assert isinstance(why, str) and why.startswith("an import left ") and named in why, why

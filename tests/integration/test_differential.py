@@ -32,9 +32,8 @@ import asyncio, json, os, sys
 from pathlib import Path
 from unstuck import config
 from unstuck.app import loading
-from unstuck.project import project_env
 settings = config.load(check_dirs=False)
-failure = project_env.activate(settings.app_dir, settings.project_env)
+failure = loading.activate_project(settings.app_dir, settings.project_env)
 os.chdir(settings.app_dir)
 sys.path.insert(0, str(settings.app_dir))
 loaded = None if failure else loading.load(settings.app_module, settings.app_dir)

@@ -100,16 +100,71 @@ def test_the_hot_files_are_the_last_saved_python_files_newest_first():
 
 
 def test_the_app_module_list_is_rewritten_only_when_the_set_of_modules_changes(tmp_path):
-    # Rewriting it has the warm process build its layer again; the same modules in another order (a
-    # generation forked from the layer imports them in the layer's order) must not.
+    # Rewriting it has the warm process build its layer again; the same modules in another order, or recorded
+    # otherwise (a generation forked from the layer imports them in the layer's order, and did not see the
+    # framework start them) must not: the order and the importers of a fresh import are the ones to keep.
     warm = WarmProcesses(-1, tmp_path / "preload.txt", events=None, enabled=True)
     listing = tmp_path / "preload.txt.app"
-    warm.learn_app([("a", "/w/a.py"), ("b", "/w/b.py")])
+    warm.learn_app([("a", "/w/a.py", "", True), ("b", "/w/b.py", "a", True)])
     first = listing.read_text()
-    assert app_layer.read_list(str(listing)) == [("a", "/w/a.py"), ("b", "/w/b.py")]
+    assert app_layer.read_list(str(listing)) == [("a", "/w/a.py", "", True), ("b", "/w/b.py", "a", True)]
     listing.touch()
     stamp = listing.stat().st_mtime_ns
-    warm.learn_app([("b", "/w/b.py"), ("a", "/w/a.py")])
+    warm.learn_app([("b", "/w/b.py", "", False), ("a", "/w/a.py", "", True)])
     assert listing.read_text() == first and listing.stat().st_mtime_ns == stamp
-    warm.learn_app([("a", "/w/a.py")])
-    assert app_layer.read_list(str(listing)) == [("a", "/w/a.py")]
+    warm.learn_app([("a", "/w/a.py", "", True)])
+    assert app_layer.read_list(str(listing)) == [("a", "/w/a.py", "", True)]
+
+
+def test_a_list_kept_from_an_older_version_reads_as_modules_without_importers(tmp_path):
+    listing = tmp_path / "preload.txt.app"
+    listing.write_text("a\t/w/a.py\nb\t/w/b.py\n")
+    assert app_layer.read_list(str(listing)) == [("a", "/w/a.py", "", False), ("b", "/w/b.py", "", False)]
+
+
+def no_statements(name, path, is_package, known):
+    return set()  # only the imports recorded at run time count here
+
+
+DJANGO_LIKE = [  # (name, importer recorded at run time, whether the framework started it), in the order they started
+    ("mysite", "", True),
+    ("mysite.asgi", "", True),            # imported by the worker's loader
+    ("polls.models", "mysite.asgi", True),  # django.setup() in asgi.py
+    ("mysite.urls", "", True),            # the worker's URLconf check
+    ("blog.urls", "mysite.urls", True),   # include("blog.urls")
+    ("blog.views", "blog.urls", False),   # `from blog import views` in blog/urls.py
+    ("blog.forms", "blog.views", False),
+    ("shop.hooks", "mysite.urls", True),  # a registry's discovery, which fills in the order it imports
+    ("shop.views", "mysite.urls", False),
+]
+
+
+def django_like():
+    return [(name, f"/w/{name.replace('.', '/')}.py", importer, framework) for name, importer, framework in DJANGO_LIKE]
+
+
+def test_an_import_started_at_run_time_makes_its_importer_leave_the_layer_with_it():
+    # A saved model takes out the entry module whose django.setup() imported it, though no statement says so.
+    planned = app_layer.plan(django_like(), ["/w/polls/models.py"], read_imports=no_statements)
+    assert "polls.models" not in planned and "mysite.asgi" not in planned
+
+
+def test_once_a_module_is_left_out_the_imports_the_framework_made_after_it_are_left_to_the_worker():
+    # A saved view takes out its URLconf and the root URLconf that included it. What the framework imported
+    # after those (a registry's discovery) is left for the worker to import in the framework's order; what
+    # import statements imported is still taken, and so is everything before the first module left out.
+    planned = app_layer.plan(django_like(), ["/w/blog/forms.py"], read_imports=no_statements)
+    assert planned == ["mysite", "mysite.asgi", "polls.models", "shop.views"]
+
+
+def test_nothing_hot_takes_every_module_in_the_order_the_imports_started():
+    assert app_layer.plan(django_like(), [], read_imports=no_statements) == [name for name, _, _ in DJANGO_LIKE]
+
+
+def test_a_frameworks_bootstrap_is_not_the_hot_guess_before_any_save_and_an_app_module_is(tmp_path):
+    write(tmp_path, {"mysite/asgi.py": "from django.core.asgi import get_asgi_application\n"
+                                       "application = get_asgi_application()\n",
+                     "app/main.py": "from fastapi import FastAPI\napp = FastAPI()\n"})
+    modules = [("mysite.asgi", str(tmp_path / "mysite/asgi.py")), ("app.main", str(tmp_path / "app/main.py"))]
+    assert app_layer.entry_files(modules, "mysite.asgi") == []
+    assert app_layer.entry_files(modules, "app.main") == [str(tmp_path / "app/main.py")]

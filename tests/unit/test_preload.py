@@ -41,3 +41,16 @@ def test_the_listed_modules_are_imported_in_order_up_to_the_first_that_fails(lib
 def test_guesses_are_independent_a_failing_one_is_skipped(libs):
     loaded, failed = warm_process.preload(["fw.models", "fw.admin", "other"], libs / "project")
     assert (loaded, failed) == (2, "fw.models") and "other" in sys.modules and "fw.admin" in sys.modules
+
+
+def test_only_the_users_tree_is_hidden_not_a_directory_whose_name_starts_like_it(libs, monkeypatch):
+    # APP_DIR /…/project; a library on sys.path in /…/project2 (a sibling, not the user's tree) is preloaded.
+    write(libs / "project2", {"sibling_lib.py": "v = 1\n"})
+    write(libs / "project", {"users_mod.py": "v = 2\n"})
+    monkeypatch.setattr(sys, "path", [str(libs / "project"), str(libs / "project2"), *sys.path])
+    try:
+        loaded, failed = warm_process.preload(["sibling_lib", "users_mod"], libs / "project")
+        assert (loaded, failed) == (1, "users_mod") and "sibling_lib" in sys.modules
+    finally:
+        sys.modules.pop("sibling_lib", None)
+        sys.modules.pop("users_mod", None)

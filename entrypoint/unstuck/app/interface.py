@@ -93,7 +93,7 @@ def as_asgi3(app, interface: str):
 
         return WSGIMiddleware(app)
     if interface == ASGI2:
-        from uvicorn.middleware.asgi2 import ASGI2Middleware
+        from unstuck.seams import uvicorn_seam
 
-        return ASGI2Middleware(app)
+        return uvicorn_seam.asgi2_middleware(app)
     return app

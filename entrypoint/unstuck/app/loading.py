@@ -22,6 +22,8 @@ from unstuck.app import discovery
 from unstuck.errors import failure as failure_mod
 from unstuck.app import interface
 from unstuck.errors.failure import Failure
+from unstuck.project import project_env
+from unstuck.user_files import is_user_file
 
 
 @dataclass
@@ -34,6 +36,14 @@ class Loaded:
     def lifespan(self) -> str:
         # A WSGI app has no lifespan; a2wsgi would only answer it on the app's behalf.
         return "off" if self.info.get("interface") == interface.WSGI else "auto"
+
+
+def activate_project(app_dir: Path, env: Path | None = None) -> Failure | None:
+    """Before anything of the app is imported: the project's Python check, then its packages on sys.path
+    (project_env.activate). The Failure to serve instead of the app when this Python does not fit the
+    project, else None."""
+    problem = project_env.activate(app_dir, env)
+    return Failure("environment", "IncompatiblePython", problem) if problem else None
 
 
 def prepare(app_module: str, app_dir: Path, environ=None) -> discovery.Found | discovery.NotFound:
@@ -71,7 +81,7 @@ def patched_stdlib(app_dir: Path) -> Failure | None:
     file = line = None
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if not isinstance(path, str) or not failure_mod.is_user_file(path, app_dir):
+        if not isinstance(path, str) or not is_user_file(path, app_dir):
             continue
         try:
             text = Path(path).read_text(errors="replace")
@@ -216,7 +226,7 @@ def _is_the_module_missing(exc: ModuleNotFoundError, module_name: str, app_dir: 
     name = exc.name or ""
     if not name or not (module_name == name or module_name.startswith(name + ".")):
         return False
-    return not any(failure_mod.is_user_file(f.filename, app_dir) for f in traceback.extract_tb(exc.__traceback__))
+    return not any(is_user_file(f.filename, app_dir) for f in traceback.extract_tb(exc.__traceback__))
 
 
 def _module_file(module, app_dir: Path) -> str | None:

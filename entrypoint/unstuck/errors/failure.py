@@ -12,7 +12,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from unstuck.errors.frames import display_path, extract, from_user_code, is_user_file  # noqa: F401 - used by worker
+from unstuck.errors.frames import display_path, extract, from_user_code
 from unstuck.sizes import clip, clip_middle
 
 MESSAGE_BYTES = 1500

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from unstuck.sizes import clip
+from unstuck.user_files import is_user_file
 
 CONTEXT = 5  # lines either side of the failing line
 MAX_FRAMES = 16
@@ -46,17 +47,6 @@ def display_path(path: str, app_dir: Path) -> str:
         return os.path.relpath(path, app_dir) if Path(path).is_relative_to(app_dir) else path
     except ValueError:
         return path
-
-
-def is_user_file(path: str, app_dir: Path) -> bool:
-    # The user's code lives under APP_DIR; installed packages, unstuck and "<frozen ...>" never count.
-    if not os.path.isabs(path):
-        return False
-    try:
-        inside = Path(path).resolve().is_relative_to(app_dir.resolve())
-    except (OSError, ValueError):
-        return False
-    return inside and "site-packages" not in path
 
 
 def from_user_code(tb: TracebackType | None, app_dir: Path) -> TracebackType | None:

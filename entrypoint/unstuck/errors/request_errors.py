@@ -31,6 +31,7 @@ from pathlib import Path
 
 from unstuck.errors import failure as failure_mod
 from unstuck.errors.error_page import brief, negotiate, render
+from unstuck.seams.uvicorn_seam import ERROR_LOGGER
 
 MARKER = b"x-unstuck-error"
 HOLD_BYTES = 64 * 1024
@@ -38,7 +39,7 @@ GENERIC_500 = b"Internal Server Error"  # Starlette's ServerErrorMiddleware.erro
 RECENT = 16
 
 # uvicorn logs an app's exception on this logger: the page's line goes to the same stream, once.
-log = logging.getLogger("uvicorn.error")
+log = logging.getLogger(ERROR_LOGGER)
 
 
 class _Request:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from unstuck.errors.failure import Failure, display_path
+from unstuck.user_files import is_user_file
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 _EXC = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Fault|Failure)?)(?::\s?(?P<msg>.*))?$")
@@ -31,8 +32,7 @@ def parse(lines: list[str], app_dir) -> Failure | None:
             if match:
                 exc_type, message = match.group("type").rsplit(".", 1)[-1], (match.group("msg") or "").strip()
                 break
-    root = str(app_dir).rstrip("/") + "/"
-    user = [f for f in frames if f[0].startswith(root) and "site-packages" not in f[0]]
+    user = [f for f in frames if is_user_file(f[0], app_dir)]
     file, line = (user or frames or [(None, None)])[-1]
     text = "\n".join(block[-60:])
     return Failure("crash", exc_type, message, display_path(file, app_dir) if file else None, line, text)

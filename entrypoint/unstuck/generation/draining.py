@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from unstuck.seams.uvicorn_seam import AutoHTTPProtocol
 
 DRAIN_S = 0.5
 

@@ -17,8 +17,6 @@ import socket
 import sys
 import time
 
-import uvicorn
-
 from unstuck import config as config_mod
 from unstuck import wire
 from unstuck.generation import debugger, handoff
@@ -34,6 +32,8 @@ from unstuck.errors.error_app import ErrorApp
 from unstuck.errors.failure import Failure
 from unstuck.generation.livereload import LiveReload
 from unstuck.errors.request_errors import RequestErrors
+from unstuck.user_files import is_under
+from unstuck.seams import uvicorn_seam
 
 class Reporter:
     """Reports (wire.Started ... wire.Uses) to the reloader over an inherited pipe, one JSON line each."""
@@ -93,12 +93,12 @@ class FirstResponse:
         return await self.app(scope, receive, watch)
 
 
-class ReportingServer(uvicorn.Server):
+class ReportingServer(uvicorn_seam.Server):
     """A uvicorn Server that tells the reloader the moment it accepts connections, and starts its
     shutdown the moment it is signalled: uvicorn checks for exit every 0.1 s, during which a retiring
     generation would go on accepting new connections with the old code."""
 
-    def __init__(self, config: uvicorn.Config, on_started, run_dir=None, on_accepting=None) -> None:
+    def __init__(self, config: uvicorn_seam.Config, on_started, run_dir=None, on_accepting=None) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._on_accepting = on_accepting  # a coroutine function, run once it accepts connections
@@ -118,9 +118,8 @@ class ReportingServer(uvicorn.Server):
                 pass
             if self._run_dir is not None:
                 # Ready for its predecessor's idle connections before the reload server hears it is ready.
-                self._receiver = handoff.Receiver(self._run_dir, lambda: self.config.http_protocol_class(
-                    config=self.config, server_state=self.server_state, app_state=self.lifespan.state),
-                    self._give_idle)
+                self._receiver = handoff.Receiver(self._run_dir, lambda: uvicorn_seam.new_protocol(self),
+                                                  self._give_idle)
                 self._receiver.start(self._loop)
             self._on_started()
             if self._receiver is not None and self._receiver.listener is not None and not self.should_exit:
@@ -248,7 +247,7 @@ def prepare_loop() -> None:
 
 def _loop_factory():
     """The event loop uvicorn would run on (uvloop when installed), as its Config chooses it; None: asyncio's."""
-    return uvicorn.Config(None, log_config=None).get_loop_factory()
+    return uvicorn_seam.loop_factory()
 
 
 def rehearse(settings: config_mod.Settings) -> bool:
@@ -290,7 +289,7 @@ def rehearse(settings: config_mod.Settings) -> bool:
 
     # What uvicorn logs on the way ("Waiting for application startup.", the access line) is not the user's:
     # its handlers write into nothing meanwhile, on the same formatting path as a generation's.
-    handlers = [h for name in ("uvicorn", "uvicorn.error", "uvicorn.access") for h in logging.getLogger(name).handlers
+    handlers = [h for name in uvicorn_seam.LOGGERS for h in logging.getLogger(name).handlers
                 if isinstance(h, logging.StreamHandler)]
     streams = [h.setStream(io.StringIO()) for h in handlers]
     try:
@@ -327,14 +326,14 @@ def configure_logging(settings: config_mod.Settings) -> None:
     """uvicorn configures its logging (a `logging.config.dictConfig`) in every Config it builds: ~2 ms per
     reload in a fresh fork. The warm process does it once; the workers it forks inherit the result."""
     global _logging_configured
-    uvicorn.Config(None, log_level=settings.log_level)  # configures logging as every worker's Config would
+    uvicorn_seam.configure_logging(settings.log_level)  # as every worker's Config would
     _logging_configured = True
 
 
-def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicorn.Config:
-    config = uvicorn.Config(
+def _uvicorn_config(settings: config_mod.Settings, app, lifespan: str) -> uvicorn_seam.Config:
+    config = uvicorn_seam.Config(
         app,
-        log_config=None if _logging_configured else uvicorn.config.LOGGING_CONFIG,
+        log_config=None if _logging_configured else uvicorn_seam.LOGGING_CONFIG,
         interface="asgi3",  # every app arrives adapted to ASGI3 (unstuck.app.interface)
         host=settings.host,
         port=settings.port,
@@ -420,7 +419,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
 
     def send_uses() -> None:
         preloadable, own = modules_by_origin(settings.app_dir)
-        reporter.send(wire.Uses(preloadable, [(name, path) for name, path in own if path.endswith(".py")]))
+        reporter.send(wire.Uses(preloadable, [entry for entry in own if entry[1].endswith(".py")]))
 
     def report_uses(delay: float) -> None:
         # The modules it uses, for the warm process to preload, once the answers that matter are out:
@@ -463,24 +462,32 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
             serve_error(settings, sock, failure, reporter, loaded.info)
 
 
-def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str]]]:
+def modules_by_origin(app_dir) -> tuple[list[str], list[tuple[str, str, str, bool]]]:
     """One pass over sys.modules (listing them touches every module object: copy-on-write in a fork):
     - the modules the app pulled in from outside its own tree (stdlib, site-packages), in the order they
       were imported (sys.modules keeps it): what a warm process can import ahead of the next generation, in
       that order (never unstuck's own, never the user's code);
-    - the user's own modules (name, file), in the order they were imported: what the warm process's app
-      layer may import ahead of a reload that does not change them (app_layer.py)."""
-    app_prefix = str(app_dir).rstrip("/") + "/"
+    - the user's own modules (name, file, who started the import, whether the framework did), in the order
+      their imports started (import_order.py): what the warm process's app layer may import ahead of a
+      reload that does not change them (app_layer.py)."""
+    from unstuck.warm import import_order
+
     preloadable, own = [], []
     for name, module in list(sys.modules.items()):
         if name == "__main__":
             continue
         path = getattr(module, "__file__", None)
-        if isinstance(path, str) and path.startswith(app_prefix):
+        if isinstance(path, str) and is_under(path, app_dir):
             own.append((name, path))
         elif not name.startswith("unstuck"):
             preloadable.append(name)
-    return preloadable, own
+    unrecorded = (len(own), "", True)  # imported before the recorder was installed: last, as the framework's
+    ordered = []
+    for position, (name, path) in enumerate(own):
+        index, importer, framework = import_order.started(name) or unrecorded
+        ordered.append((index, position, name, path, importer, framework))
+    ordered.sort()
+    return preloadable, [(name, path, importer, framework) for _, _, name, path, importer, framework in ordered]
 
 
 def _die_by_signal(signum, frame) -> None:
@@ -520,13 +527,16 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     # pid: the warm process's word of the fork may come after this process's "ready" (the same pipe keeps
     # "started" first), and the reload server names the generation that serves by it (handoff.py).
     reporter.send(wire.Started(time.monotonic(), os.getpid()))
-    failure = failure or project_env.activate(settings.app_dir, settings.project_env)  # Python check, sys.path
+    failure = failure or loading.activate_project(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
         serve_error(settings, sock, failure, reporter)
         return 0
     os.chdir(settings.app_dir)
     if str(settings.app_dir) not in sys.path:
         sys.path.insert(0, str(settings.app_dir))
+    from unstuck.warm import import_order
+
+    import_order.install(settings.app_dir)  # the order the app layer replays (a fork has it from the warm process)
     serve_app(settings, sock, reporter, source)
     return 0
 

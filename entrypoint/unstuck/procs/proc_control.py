@@ -9,6 +9,7 @@ on a thread of its own so that a slow call never holds the reload server's loop.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import queue
@@ -17,9 +18,8 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
-from supervisor import childutils
-
 from unstuck.procs import procfile
+from unstuck.seams import supervisor_seam
 from unstuck.supervision import supervisord_conf
 from unstuck.config import Settings
 from unstuck.logs import log
@@ -54,6 +54,24 @@ def release_command(procs: list[procfile.Proc]) -> str | None:
     return release.command if release else None
 
 
+def contained(what: str, default=None):
+    """An entry point the reload server calls on its loop: an unexpected error in it (a file that cannot be
+    written, a bug) is logged once, in one line, and costs the Procfile workers this one step; the reload
+    server and the app go on, and the next change batch tries again."""
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - see above
+                self.said_once(what, exc)
+                return default
+
+        return run
+
+    return wrap
+
+
 class ProcControl:
     """The shell of proc_plan.ProcPlan: its calls into supervisord go to a thread of their own, the release
     runs on one, and `on_release_exit(code, seconds, error)` is called there when it has exited (the reload
@@ -67,8 +85,18 @@ class ProcControl:
         self._digest = digest(settings.procfile)
         self._rpc = rpc
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._said: set[str] = set()
         threading.Thread(target=self._work, daemon=True, name="procs").start()
 
+    def said_once(self, what: str, exc: Exception) -> None:
+        line = f"could not {what} ({type(exc).__name__}: {exc})"
+        if line in self._said:
+            log.debug("%s, again", line)
+            return
+        self._said.add(line)
+        log.error("Procfile workers: %s; the app is not affected, the next change tries again", line)
+
+    @contained("read the Procfile")
     def load(self) -> None:
         """What the Procfile declared at container start (supervisord was started with it)."""
         try:
@@ -81,7 +109,7 @@ class ProcControl:
 
     def rpc(self):
         if self._rpc is None:
-            self._rpc = childutils.getRPCInterface(os.environ)
+            self._rpc = supervisor_seam.rpc_interface()
         return self._rpc
 
     def _work(self) -> None:
@@ -98,13 +126,14 @@ class ProcControl:
 
     # -- what the reload server tells ---------------------------------------------------------------
 
+    @contained("follow the change")
     def on_batch(self, reason: str) -> None:
         """The web app (re)starts (a change batch, an install, the first start): the workers restart on the
         same saved code, after the release when one is due; a changed Procfile is applied first."""
         current = digest(self.settings.procfile)
         if current != self._digest:
-            self._digest = current
             procs, error = write_procs_conf(self.settings)
+            self._digest = current  # only once written: a write that failed is tried again with the next batch
             if error is not None:
                 self.error = error
                 log.error("%s; the workers keep running as they were", error)
@@ -115,21 +144,27 @@ class ProcControl:
             self.plan.procfile_changed(release_command(procs), workers)
         self.plan.request(reason)
 
+    @contained("hold the workers during the install")
     def install_started(self) -> None:
         self.plan.install_started()
 
+    @contained("follow the install")
     def installed(self, ok: bool) -> None:
         self.plan.installed(ok)
 
+    @contained("start what the install deferred")
     def settle(self) -> None:
         self.plan.settle()
 
+    @contained("follow the release's exit")
     def release_exited(self, code: int, seconds: float, error: str | None) -> None:
         self.plan.release_exited(code, seconds, error)
 
+    @contained("stop the release")
     def close(self) -> None:
         self.release.stop()
 
+    @contained("describe the workers", default={"release": None, "procs_waiting": None})
     def state(self) -> dict:
         return {"release": self.plan.snapshot(), "procs_waiting": self.plan.waiting()}
 

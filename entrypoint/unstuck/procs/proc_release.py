@@ -76,5 +76,8 @@ class Release:
             os.killpg(proc.pid, signal.SIGKILL)  # what it started and left behind goes with it
         except (ProcessLookupError, PermissionError):
             pass
-        self.on_exit(code, time.monotonic() - started, None if code == 0 else what_went_wrong(list(tail),
-                                                                                            self.settings.app_dir))
+        try:
+            error = None if code == 0 else what_went_wrong(list(tail), self.settings.app_dir)
+        except Exception as exc:  # noqa: BLE001 - the exit must be told, or the workers would wait for it forever
+            error = f"its last lines could not be read ({type(exc).__name__}: {exc})"
+        self.on_exit(code, time.monotonic() - started, error)

@@ -81,6 +81,8 @@ class ProcWorker:
         self.selector = selectors.DefaultSelector()
         self.state_file = state_dir(settings) / f"{name}.json"
         self.published: str | None = None  # the state last written to the state file
+        self.start_error: str | None = None  # why the last spawn could not start the command
+        self.said: set[tuple[str, str]] = set()  # the unexpected errors said already (each once)
 
     # -- Ops -----------------------------------------------------------------------------------------
 
@@ -89,10 +91,16 @@ class ProcWorker:
 
     def spawn(self) -> None:
         self.tail.clear()
-        self.proc = subprocess.Popen(shell_command(self.command), cwd=str(self.settings.app_dir),
-                                     env=command_env(self.settings),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=die_with_parent)
+        try:
+            self.proc = subprocess.Popen(shell_command(self.command), cwd=str(self.settings.app_dir),
+                                         env=command_env(self.settings),
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=die_with_parent)
+        except (OSError, subprocess.SubprocessError) as exc:
+            # Told to the machine as an exit (reap, on the loop: never from inside the machine's own call),
+            # so it is retried with the crash backoff instead of shown "running" with nothing running.
+            self.start_error = f"cannot start {self.command!r}: {getattr(exc, 'strerror', None) or exc}"
+            return
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.say(f"started (pid {self.proc.pid}): {self.command}")
@@ -142,6 +150,15 @@ class ProcWorker:
             pass  # already
 
     def reap(self) -> None:
+        if self.proc is None and self.start_error is not None:
+            error, self.start_error = self.start_error, None
+            self.last_error = {"headline": error, "exc_type": None, "message": error, "file": None, "line": None,
+                               "at": time.time()}
+            self.machine.exited(127)  # as a shell says it cannot run a command
+            self.say(f"{error}; restarting in {self.machine.restart_delay:g} s" if self.machine.state == "backoff"
+                     else f"{error}; trying again at once")
+            self.publish()
+            return
         if self.proc is None or self.proc.poll() is None:
             return
         proc, code = self.proc, self.proc.returncode
@@ -155,7 +172,8 @@ class ProcWorker:
         proc.stdout.close()
         self.proc = None
         expected = self.machine.state == "stopping"
-        failure = None if expected else traceback_text.parse(list(self.tail), self.settings.app_dir)
+        failure = None if expected else self.guarded(
+            "reading its last lines for a traceback", lambda: traceback_text.parse(list(self.tail), self.settings.app_dir))
         how = f"exited with code {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
         if not expected:
             self.last_error = {"headline": failure.headline() if failure else f"the worker {how}",
@@ -176,13 +194,29 @@ class ProcWorker:
     def publish(self) -> None:
         m = self.machine
         self.published = m.shown_state()
+
+        def write() -> None:
+            try:
+                state.write(self.state_file, name=self.name, command=self.command, state=m.shown_state(),
+                            worker_pid=self.proc.pid if self.proc else None, restarts=m.restarts,
+                            reloads=m.reloads, crashes=m.backoff.crashes, restart_delay=m.restart_delay,
+                            last_exit=m.last_exit, last_error=self.last_error)
+            except OSError:
+                pass
+
+        self.guarded("writing its state for unstuck status", write)
+
+    def guarded(self, what: str, step):
+        """Run one step of the loop; an unexpected error in it is said once (one line) and costs that step
+        only: the wrapper, and with it the worker, lives on. None when it failed."""
         try:
-            state.write(self.state_file, name=self.name, command=self.command, state=m.shown_state(),
-                        worker_pid=self.proc.pid if self.proc else None, restarts=m.restarts, reloads=m.reloads,
-                        crashes=m.backoff.crashes, restart_delay=m.restart_delay, last_exit=m.last_exit,
-                        last_error=self.last_error)
-        except OSError:
-            pass
+            return step()
+        except Exception as exc:  # noqa: BLE001 - one event's failure must not end the wrapper and its worker
+            key = (what, f"{type(exc).__name__}: {exc}")
+            if key not in self.said:
+                self.said.add(key)
+                print(f"ERROR:    [unstuck] {self.name}: {what} failed ({key[1]}); carrying on", flush=True)
+            return None
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -196,7 +230,7 @@ class ProcWorker:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, lambda s, _f: received.append(s))
         self.selector.register(wake_r, selectors.EVENT_READ)
-        self.machine.start()
+        self.guarded("starting the worker", self.machine.start)
         while not self.machine.finished:
             due = self.machine.next_deadline()
             timeout = 1.0 if due is None else max(0.0, min(1.0, due - self.now()))
@@ -207,18 +241,18 @@ class ProcWorker:
                     except BlockingIOError:
                         pass
                 else:
-                    self.drain()
+                    self.guarded("reading its output", self.drain)
             while received:
                 signum = received.pop(0)
                 if signum == signal.SIGHUP:
                     self.say("restarting on the new code")
-                    self.machine.restart()
+                    self.guarded("restarting the worker", self.machine.restart)
                     self.publish()
                 elif signum in (signal.SIGTERM, signal.SIGINT):
-                    self.machine.stop()
+                    self.guarded("stopping the worker", self.machine.stop)
                     self.publish()
-            self.reap()
-            self.machine.on_timers()
+            self.guarded("handling its exit", self.reap)
+            self.guarded("acting on its timers", self.machine.on_timers)
             if self.machine.shown_state() != self.published:  # e.g. "starting" became "running"
                 self.publish()
         self.state_file.unlink(missing_ok=True)

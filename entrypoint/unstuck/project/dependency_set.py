@@ -28,7 +28,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchfiles import DefaultFilter
+from unstuck.seams.watchfiles_seam import DefaultFilter
 
 # The directories the watcher never looks into either (watchfiles' defaults, and `venv`): not walked.
 SKIP_DIRS = set(DefaultFilter.ignore_dirs) | {"venv"}

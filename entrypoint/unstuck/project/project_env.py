@@ -179,16 +179,17 @@ def add_site_packages(env: Path) -> None:
         site.addsitedir(str(path))
 
 
-def activate(app_dir: Path, env: Path | None = None):
+def activate(app_dir: Path, env: Path | None = None) -> str | None:
     """For an app generation (and the warm process), before anything of the app is imported: the
-    project's Python check, then its packages on sys.path. Returns the Failure to serve instead of the
-    app when this Python does not fit the project, else None."""
-    from unstuck.errors.failure import Failure
+    project's Python check, then its packages on sys.path. Returns what is wrong when this Python does not
+    fit the project (nothing is added then), else None. The Failure a generation serves for it is made in
+    unstuck.app.loading.activate_project: the project's environment knows nothing of error pages (the
+    error pages' hints read the project's state, so the other way round would be a cycle)."""
     from unstuck.project.python_requirement import preflight
 
     problem = preflight(app_dir)
     if problem:
-        return Failure("environment", "IncompatiblePython", problem)
+        return problem
     add_site_packages(env or location())
     return None
 

@@ -235,8 +235,7 @@ class Generations:
         if "settle" in due:
             self.apply_changes()
         if "restart" in due:
-            self.counters["restarts"] += 1
-            self.start_app("restart after crash", procs=False)
+            self.restart_after_crash()
         if "slow_start" in due and self.current is None and self.pending is not None:
             self.show(Failure("starting", "Starting", f"importing {self.ops.app_label()} "
                               f"(for more than {self.policy.slow_start_s:g} s)"))
@@ -522,10 +521,18 @@ class Generations:
             self.show(Failure("crash", "WorkerExited", f"the app process {describe_exit(event.code)}{during}; "
                                                        f"restarting {when}"))
         if delay == 0:
-            self.counters["restarts"] += 1
-            self.start_app("restart after crash", procs=False)
+            self.restart_after_crash()
         else:
             self.timers["restart"] = self.ops.now() + delay
+
+    def restart_after_crash(self) -> None:
+        self.counters["restarts"] += 1
+        if self.environment is not None:
+            # Nothing may be imported (start_app would start nothing): the environment's page comes back,
+            # or the port would stay dark until the environment is fixed.
+            self.show(self.environment)
+            return
+        self.start_app("restart after crash", procs=False)
 
     def _stop(self) -> None:
         if self.stopping:

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import uvicorn
-
 from unstuck.project import dependencies
 from unstuck.app import discovery
 from unstuck.generation import handoff
@@ -40,6 +38,8 @@ from unstuck.config import Settings
 from unstuck.errors.failure import Failure
 from unstuck.reload.generations import Generation, Generations, Policy
 from unstuck.logs import log
+from unstuck.user_files import is_under
+from unstuck.seams import uvicorn_seam
 from unstuck.procs.proc_control import ProcControl
 from unstuck.reload.warm_process_client import WarmProcesses
 from unstuck.watching.watch_filter import WatchFilter
@@ -120,6 +120,11 @@ class Reloader:
         self.warm: WarmProcesses | None = None
         self.procs = ProcControl(settings, lambda *exit: self.events.put(ev.ReleaseExited(*exit)))
         self.dependency_set: dict | None = None  # dependencies.check(): the chosen set in words
+        # dependencies.check() as of a dependency save (or an install's end), done on the watcher's (or the
+        # install's) thread: its tree walks, TOML parsing and hashing must not hold up this loop's timers.
+        self._deps_checked: tuple[float, tuple] | None = None  # (when it began, what it returned)
+        self._deps_lock = threading.Lock()
+        self._pending_paths: list[Path] = []  # what the last check found: what install() installs
         self.published = -1
         self.published_at = float("-inf")
 
@@ -211,8 +216,23 @@ class Reloader:
         problem = preflight(self.settings.app_dir)
         return Failure("environment", "IncompatiblePython", problem) if problem else None
 
+    def check_dependencies(self) -> None:
+        """On the thread that delivers a dependency save (or ends an install): what dependencies_pending()
+        will answer. The newest check wins."""
+        began = time.monotonic()
+        result = dependencies.check(self.settings.app_dir, self.settings.project_env)
+        with self._deps_lock:
+            if self._deps_checked is None or self._deps_checked[0] <= began:
+                self._deps_checked = (began, result)
+
     def dependencies_pending(self) -> tuple[str, ...]:
-        pending, described = dependencies.check(self.settings.app_dir, self.settings.project_env)
+        with self._deps_lock:
+            checked, self._deps_checked = self._deps_checked, None
+        # Checked here only at the start (nothing was saved yet): every later question follows a save or an
+        # install that checked already.
+        pending, described = checked[1] if checked is not None else dependencies.check(self.settings.app_dir,
+                                                                                         self.settings.project_env)
+        self._pending_paths = list(pending)
         if described != self.dependency_set:
             self.dependency_set = described  # in the status; in the log here unless an install logs it
             if described and not pending:
@@ -223,14 +243,16 @@ class Reloader:
 
     def install(self) -> None:
         self.procs.install_started()  # the workers wait for it
-        paths = dependencies.pending(self.settings.app_dir, self.settings.project_env)
+        paths = self._pending_paths  # the machine asks right after dependencies_pending()
 
-        def done(outcome) -> None:
+        def done(outcome, check: bool = True) -> None:
+            if check:
+                self.check_dependencies()  # what is still pending, on the install's thread
             self.events.put(ev.Installed(outcome.ok, tuple(outcome.files), outcome.seconds, outcome.error,
                                          outcome.summary, outcome.had_env, outcome.warning))
 
         if not paths:
-            done(dependencies.Outcome(True, [], 0.0))
+            done(dependencies.Outcome(True, [], 0.0), check=False)
             return
         dependencies.install(paths, self.settings.app_dir, done)
 
@@ -244,6 +266,15 @@ class Reloader:
         self.warm.learn(modules)
         self.warm.learn_app(app_modules)
 
+    def rebuild_warm(self) -> None:
+        self.warm.rebuild()
+
+    def prepare_layer(self) -> None:
+        self.warm.prepare_layer()
+
+    def restart_procs(self, reason: str) -> None:
+        self.procs.on_batch(reason)
+
     def distrust(self, source: str, note: str) -> None:
         self.feed(ev.FastPathNarrowed(f"{note} {self.warm.distrust(source)}"))
 
@@ -253,9 +284,9 @@ class Reloader:
         ev.Serve: lambda self, a: self.serving(a.gen),
         ev.Install: lambda self, a: self.install(),
         ev.LearnModules: lambda self, a: self.learn_modules(a.modules, a.app_modules),
-        ev.RebuildWarm: lambda self, a: self.warm.rebuild(),
-        ev.PrepareLayer: lambda self, a: self.warm.prepare_layer(),
-        ev.RestartProcs: lambda self, a: self.procs.on_batch(a.reason),
+        ev.RebuildWarm: lambda self, a: self.rebuild_warm(),
+        ev.PrepareLayer: lambda self, a: self.prepare_layer(),
+        ev.RestartProcs: lambda self, a: self.restart_procs(a.reason),
         ev.Distrust: lambda self, a: self.distrust(a.source, a.note),
     }
 
@@ -392,7 +423,7 @@ class Reloader:
         offset = time.time() - seen  # mtimes are wall-clock; phases are on the monotonic clock
         paths, missing, new_dir, newest = set(), False, False, None
         for change, path in changes:
-            paths.add((change.name, os.path.relpath(path, root) if path.startswith(str(root)) else path))
+            paths.add((change.name, os.path.relpath(path, root) if is_under(path, root) else path))
             try:
                 st = os.stat(path)
             except OSError:
@@ -402,6 +433,8 @@ class Reloader:
                 new_dir = True
             newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
         kinds = {dependencies.is_dependency_file(path) for _, path in changes}
+        if True in kinds:
+            self.check_dependencies()  # here, on the watcher's thread, not on the loop
         saved = min(seen, newest - offset) if newest is not None else None
         return ev.Changes(frozenset(paths), True in kinds, False in kinds, missing, new_dir, saved, seen)
 
@@ -409,11 +442,10 @@ class Reloader:
 
     def bind(self, timeout: float = 15.0):
         """Bind the port, waiting out a predecessor that still holds it (e.g. after a kill -9)."""
-        config = uvicorn.Config(app=None, host=self.settings.host, port=self.settings.port)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return config.bind_socket()  # logs the error and exits on failure
+                return uvicorn_seam.bind_socket(self.settings.host, self.settings.port)  # logs the error and exits on failure
             except SystemExit:
                 if time.monotonic() > deadline:
                     raise

@@ -207,12 +207,14 @@ class WarmProcesses:
         imports those a save is unlikely to change (app_layer.py)."""
         if not self.enabled or not app_modules:
             return
-        text = "".join(f"{name}\t{path}\n" for name, path in app_modules)
+        text = "".join(app_layer.list_line(entry) for entry in app_modules)
         path = Path(app_layer.list_file(self.preload_file))
         try:
-            # The same modules in another order (a generation forked from the layer imported them in the
-            # layer's order) change nothing: the layer would only be built again for nothing.
-            if path.exists() and set(path.read_text().splitlines()) == set(text.splitlines()):
+            # The same modules (in another order, or recorded otherwise: a generation forked from the layer
+            # imported them in the layer's order) change nothing: the layer would only be built again for
+            # nothing, and the order a fresh import started them in is the one to keep.
+            if path.exists() and ({entry[:2] for entry in app_layer.read_list(str(path))}
+                                  == {tuple(entry[:2]) for entry in app_modules}):
                 return
             path.write_text(text)
         except OSError as exc:

@@ -8,22 +8,11 @@ is otherwise untouched (its TICK events are computed from the clock, not from lo
 
 from __future__ import annotations
 
-from supervisor import poller, supervisord
+from unstuck.seams import supervisor_seam
 
 TICK_S = 0.1
 
-
-def _cap(poll):
-    def capped(self, timeout):
-        return poll(self, min(timeout, TICK_S))
-
-    return capped
-
-
-for _name in ("SelectPoller", "PollPoller", "KQueuePoller"):
-    _cls = getattr(poller, _name, None)
-    if _cls is not None:
-        _cls.poll = _cap(_cls.poll)
+supervisor_seam.cap_poll_timeout(TICK_S)
 
 if __name__ == "__main__":
-    supervisord.main()
+    supervisor_seam.run_supervisord()

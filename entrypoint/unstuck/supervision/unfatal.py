@@ -7,13 +7,12 @@ stdout is that protocol, so messages go to stderr.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
 import xmlrpc.client
 
-from supervisor import childutils
+from unstuck.seams import supervisor_seam
 
 RESTART_DELAY_S = 2.0
 
@@ -21,12 +20,12 @@ RESTART_DELAY_S = 2.0
 def main() -> int:
     # supervisord stops us with SIGTERM on shutdown: that is a clean exit, not a failure.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    rpc = childutils.getRPCInterface(os.environ)
+    rpc = supervisor_seam.rpc_interface()
     while True:
-        headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
+        headers, payload = supervisor_seam.listener.wait(sys.stdin, sys.stdout)
         if headers["eventname"] == "PROCESS_STATE_FATAL":
-            name = childutils.get_headers(payload.split("\n", 1)[0]).get("processname", "")
-            group = childutils.get_headers(payload.split("\n", 1)[0]).get("groupname", name)
+            name = supervisor_seam.get_headers(payload.split("\n", 1)[0]).get("processname", "")
+            group = supervisor_seam.get_headers(payload.split("\n", 1)[0]).get("groupname", name)
             print(f"INFO:     [unstuck] {name} is FATAL; starting it again in {RESTART_DELAY_S:g} s", file=sys.stderr,
                   flush=True)
             time.sleep(RESTART_DELAY_S)
@@ -34,4 +33,4 @@ def main() -> int:
                 rpc.supervisor.startProcess(f"{group}:{name}", False)
             except (xmlrpc.client.Fault, OSError) as exc:  # e.g. SHUTDOWN_STATE while stopping
                 print(f"WARNING:  [unstuck] could not restart {name}: {exc}", file=sys.stderr, flush=True)
-        childutils.listener.ok(sys.stdout)
+        supervisor_seam.listener.ok(sys.stdout)

@@ -7,9 +7,14 @@ keeps an *app layer*: a fork that has also imported the user's modules that are 
 that becomes the next generation when they did not.
 
 Which to import: every module the app used, except the files edited lately ("hot") and every module
-that imports one of them, directly or not (found in the import statements of the sources; a module
-imports its parent packages too). What is left is what a fresh process would hold after importing those
-modules first: nothing that depends on the hot files, so nothing stale once one of them changes.
+that imports one of them, directly or not: by an import statement of its source (a module imports its
+parent packages too), or by having started its import at run time (import_order.py: Django's setup in
+asgi.py imports every app's models, `include("blog.urls")` a URLconf). What is left is what a fresh process
+would hold after importing those modules first: nothing that depends on the hot files, so nothing stale
+once one of them changes. They are imported in the order a worker *started* importing them, so that the
+entry module sets its framework up before the modules that need it, as in a fresh process; and once a
+module is left out, what the framework imported after it is left to the worker too, to be imported in the
+framework's order (a registry such as Wagtail's hooks fills in the order its modules are imported).
 
 When to use it (`usable`): only for a reload caused by saves of .py files that it has not imported, and
 only if none of the files it imported changed since (their stat is compared). Anything else (a change to
@@ -37,12 +42,29 @@ def list_file(preload_file) -> str:
     return str(preload_file) + ".app"
 
 
-def read_list(path: str) -> list[tuple[str, str]]:
+# One module the app used: its name, file, the user's module that was running when its import started ("" if
+# none) and whether the framework (not that module's import statements) started it (import_order.py).
+Listed = tuple[str, str, str, bool]
+
+
+def listed(name: str, path: str, importer: str = "", framework: bool = False) -> Listed:
+    return name, path, importer, bool(framework)
+
+
+def list_line(entry) -> str:
+    name, path, importer, framework = listed(*entry)
+    return f"{name}\t{path}\t{importer}\t{int(framework)}\n"
+
+
+def read_list(path: str) -> list[Listed]:
+    """The list the reload server wrote (lines of list_line; a list kept from an older version has name and file
+    only)."""
     try:
         with open(path) as f:
-            return [tuple(line.rstrip("\n").split("\t", 1)) for line in f if "\t" in line]
+            fields = [line.rstrip("\n").split("\t") for line in f if "\t" in line]
     except OSError:
         return []
+    return [listed(row[0], row[1], *(row[2:3] or [""]), *([row[3] == "1"] if len(row) > 3 else [])) for row in fields]
 
 
 def stamp(path: str) -> Stamp | None:
@@ -84,20 +106,30 @@ def imports_of(name: str, path: str, is_package: bool, known: set[str]) -> set[s
     return found & known
 
 
-def plan(app_modules: list[tuple[str, str]], hot: Iterable[str],
+def plan(app_modules: list, hot: Iterable[str],
          read_imports: Callable[[str, str, bool, set[str]], set[str]] = imports_of) -> list[str]:
-    """The user's modules (name, file, in the order the app imported them) to import into the layer: all
-    but those of the hot files and every module that imports one of them, directly or not."""
-    known = {name for name, _ in app_modules}
-    files = dict(app_modules)
+    """The user's modules to import into the layer, from `app_modules` (Listed entries, or (name, file) pairs, in
+    the order their imports started): all but those of the hot files and every module that imports one of
+    them, directly or not: by an import statement of its source, or by starting its import at run time
+    (`django.setup()` in the entry module importing every app's models, `include("blog.urls")`).
+
+    Once a module is left out, the modules the framework imported after it are left out too: their order is the
+    framework's (Wagtail's hooks, Django's URLconfs register in the order they are imported), and the worker,
+    importing what was left out, imports them in that order again. Modules the user's import statements
+    imported are still taken: their order is that of the imports the layer replays."""
+    entries = [listed(*entry) for entry in app_modules]
+    known = {entry[0] for entry in entries}
+    files = {name: path for name, path, _, _ in entries}
     hot = {os.path.realpath(p) for p in hot}
     importers: dict[str, set[str]] = {name: set() for name in known}
-    for name, path in app_modules:
+    for name, path, importer, _ in entries:
         is_package = os.path.basename(path) == "__init__.py"
         for imported in read_imports(name, path, is_package, known):
             # Only modules the app imported have a file: a namespace package (no __init__.py) has none.
             if imported != name and imported in importers:
                 importers[imported].add(name)
+        if importer and importer != name and importer in known:
+            importers[name].add(importer)
     excluded = {name for name in known if os.path.realpath(files[name]) in hot}
     todo = list(excluded)
     while todo:
@@ -105,12 +137,40 @@ def plan(app_modules: list[tuple[str, str]], hot: Iterable[str],
             if importer not in excluded:
                 excluded.add(importer)
                 todo.append(importer)
-    return [name for name, _ in app_modules if name not in excluded]
+    taken, passed_one = [], False
+    for name, _, _, framework in entries:
+        if name in excluded:
+            passed_one = True
+        elif not (passed_one and framework):
+            taken.append(name)
+    return taken
 
 
-def entry_files(app_modules: list[tuple[str, str]], entry: str | None) -> list[str]:
-    """The file of the module that defines the app, if the app imported it."""
-    return [path for name, path in app_modules if name == entry]
+# Calls that make a module a framework's bootstrap (Django's asgi.py / wsgi.py): it sets the framework up and is
+# almost never edited, unlike an entry module that defines the app's routes.
+BOOTSTRAP_CALLS = {"get_asgi_application", "get_wsgi_application"}
+
+
+def entry_files(app_modules: list, entry: str | None) -> list[str]:
+    """The file of the module that defines the app, if the app imported it and it is not a framework's
+    bootstrap (the hot guess before any save: leaving a bootstrap out would leave out all it sets up)."""
+    paths = [path for name, path, _, _ in (listed(*e) for e in app_modules) if name == entry]
+    return [path for path in paths if not _calls(path, BOOTSTRAP_CALLS)]
+
+
+def _calls(path: str, names: set[str]) -> bool:
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if called in names:
+                return True
+    return False
 
 
 def usable(held: dict[str, Stamp | None], changed: list[tuple[str, str]] | None,

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from unstuck import wire
 from unstuck.processes import set_process_name
-from unstuck.warm import app_layer, prefault, seeds, warmup
+from unstuck.user_files import is_under
+from unstuck.warm import app_layer, import_order, prefault, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -74,7 +75,7 @@ def preload(names: list[str], app_dir: Path, stop_at_failure: bool = False) -> t
     global _full_sys_path
     if _full_sys_path is None:
         _full_sys_path = list(sys.path)
-    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not p.startswith(str(app_dir))]
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and not is_under(p, app_dir)]
     loaded, failed = 0, None
     for name in names:
         if name in sys.modules or import_cleanly(name):
@@ -87,6 +88,8 @@ def preload(names: list[str], app_dir: Path, stop_at_failure: bool = False) -> t
 
 
 SPARE_DELAY_S = 0.2
+# Build the next app layer beside a reload when the process may run on more than one core (see hand_out).
+LAYER_BESIDE_RELOAD = len(os.sched_getaffinity(0)) > 1
 SPARE_READY = b"r"  # a spare's word that its warm-up is done: from then on it takes a request at once
 
 
@@ -107,7 +110,7 @@ def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[b
 LAYER_READY_MAX = 150_000
 
 
-def build_layer(names: list[str], settings) -> dict | str:
+def build_layer(names: list[str], settings, recorded: dict[str, tuple] | None = None) -> dict | str:
     """In the app layer's process: import the user's modules `names` the way a worker finds them; the files
     it then holds (real path -> stamp), or why it cannot stand in for a fresh worker. What those imports
     print is dropped: the worker that imported them before said it already, and the layer may be thrown
@@ -129,6 +132,11 @@ def build_layer(names: list[str], settings) -> dict | str:
     try:
         loading.prepare(settings.app_module, settings.app_dir)  # discovery's sys.path and environment
         for name in names:
+            if name in sys.modules:
+                continue  # imported already by one before it (its package, or the entry module's framework setup)
+            entry = (recorded or {}).get(name)
+            if entry is not None:
+                import_order.replaying(name, entry[2], entry[3])
             try:
                 importlib.import_module(name)
             except BaseException as exc:  # noqa: BLE001 - Django's AppRegistryNotReady, a missing setting ...
@@ -146,12 +154,38 @@ def build_layer(names: list[str], settings) -> dict | str:
     # (a scheduler, an SDK's sender) or left a file or connection open would not behave as in a fresh worker.
     if threading.active_count() > 1:
         return "an import started a thread"
-    if set(os.listdir("/proc/self/fd")) - fds_before:
-        return "an import left a file or socket open"
+    for fd in sorted(set(os.listdir("/proc/self/fd")) - fds_before, key=int):
+        if not _shared_like_a_fresh_one(int(fd)):
+            return f"an import left {_describe_fd(int(fd))} open"
     from unstuck.generation.worker import modules_by_origin
 
-    real_paths = {os.path.realpath(path) for _, path in modules_by_origin(settings.app_dir)[1]}
+    real_paths = {os.path.realpath(entry[1]) for entry in modules_by_origin(settings.app_dir)[1]}
     return {path: app_layer.stamp(path) for path in real_paths}
+
+
+def _shared_like_a_fresh_one(fd: int) -> bool:
+    """A descriptor an import opened that a worker may inherit from the layer and use as if it had opened it
+    itself: a regular file opened write-only for appending (a log file's handler). Every write appends, whoever
+    writes, so sharing the open file is the same as opening it again. Anything else (a socket, a database
+    connection, a file read or written at an offset) would be shared between the layer and its worker."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            flags = int(next(line.split()[1] for line in f if line.startswith("flags:")), 8)
+    except (OSError, StopIteration, ValueError):
+        return False
+    return flags & os.O_ACCMODE == os.O_WRONLY and bool(flags & os.O_APPEND)
+
+
+def _describe_fd(fd: int) -> str:
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "a file or socket"
+    return "a socket" if target.startswith("socket:") else f"{target!r}" if target.startswith("/") else target
 
 
 def _is_empty(path: str) -> bool:
@@ -301,19 +335,32 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         listed_modules = app_layer.read_list(app_list) if settings.app_layer and not layer_off else []
         # Before any save: the module that defines the app is the likeliest to be edited (in a small app it
         # is all the routes; in a large one it only includes them, and leaving it out costs little).
-        names = app_layer.plan(listed_modules, hot or app_layer.entry_files(listed_modules, entry_module(settings)))
+        # The files saved lately, newest first; fewer of them when leaving them all out leaves nothing worth
+        # importing, or made a layer that cannot stand in for a worker (a Django model saved two edits ago takes
+        # out the asgi.py that sets Django up, and nothing after it imports alone): the layer then holds the
+        # older ones, and a save of one of them is served from the spare, as without a layer.
+        guesses = [hot[:count] for count in range(len(hot), 0, -1)] or [
+            app_layer.entry_files(listed_modules, entry_module(settings))]
+        files = {entry[0]: entry[1] for entry in listed_modules}
+        names = None
+        for guess in guesses:
+            plan = app_layer.plan(listed_modules, guess)
+            # Nothing worth importing ahead: a one-module app's empty package __init__, or a framework's
+            # packages without the bootstrap that sets it up.
+            if tuple(plan) not in unusable and not all(_is_empty(files[name]) for name in plan):
+                names = plan
+                break
         if layer is not None and layer[3] == names:
             return  # the one there holds just that (ready, or still importing)
         drop_layer(kill=True)
-        files = dict(listed_modules)
-        if tuple(names) in unusable or all(_is_empty(files[name]) for name in names):
-            return  # nothing worth importing ahead (a one-module app's empty package __init__)
+        if names is None:
+            return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             become_plain(ours)
             set_process_name("unstuck-layer")
-            held = build_layer(names, settings)
+            held = build_layer(names, settings, {entry[0]: entry for entry in listed_modules})
             if isinstance(held, dict):
                 ready = json.dumps({"held": held}).encode()
                 if len(ready) <= LAYER_READY_MAX:
@@ -336,8 +383,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             layer[1].close()
             layer = None
 
-    def layer_held() -> dict | None:
-        """The files the layer holds, once it said it is ready (None before, or if it cannot be used)."""
+    def layer_held(retry: bool = False) -> dict | None:
+        """The files the layer holds, once it said it is ready (None before, or if it cannot be used; with
+        `retry`, a layer that cannot be used is followed by the next plan, if there is one)."""
         if layer is None:
             return None
         if layer[2] is None:
@@ -351,6 +399,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                 unusable.add(tuple(message.get("names") or ()))
                 send(wire.LayerState(ok=False, why=message["unusable"]))
                 drop_layer()
+                if retry:
+                    fork_layer()  # with fewer of the hot files left out (or nothing, if every plan failed)
                 return None
             selector.unregister(layer[1])
             layer[2] = message["held"]
@@ -377,6 +427,15 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         return pid
 
     def hand_out(request: wire.Fork, fds: list[int]) -> None:
+        hand_out_generation(request, fds)
+        if LAYER_BESIDE_RELOAD and request.changes and not request.failure:
+            # The next layer now, beside the reload, rather than after its first answer: a person's next save
+            # often comes a second or two after that answer, and on a large project the layer takes seconds to
+            # import. With a core to spare it costs the reload little (each import is single-threaded); if the
+            # reload changes what the app imports, its report has the layer built again (fork_layer).
+            fork_layer()
+
+    def hand_out_generation(request: wire.Fork, fds: list[int]) -> None:
         nonlocal spare, hot
         changes = [(kind, os.path.realpath(path)) for kind, path in request.changes or []]
         pid = hand_out_layer(request, fds, changes) if layer is not None else None
@@ -505,7 +564,7 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         for key, _ in ready:
             if key.fileobj is not control and key.fileobj is not wake_r:
                 if layer is not None and key.fileobj is layer[1]:
-                    layer_held()
+                    layer_held(retry=True)  # between reloads: a next plan does not compete with one
                 continue  # a layer's socket dropped earlier in this round
             if key.fileobj is wake_r:
                 os.read(wake_r, 4096)
@@ -582,6 +641,7 @@ def main(argv: list[str]) -> int:
     # Guesses that take most of a second to import (pandas) come after "ready", if the sources import them
     # (seeds.py): the first generation is not kept waiting for them.
     later = [name for name in also if name in seeds.IMPORTED_AFTER_READY]
+    import_order.install(settings.app_dir)  # before any import: the spare, the layer and every fork inherit it
     loaded, _ = preload(["uvicorn", "unstuck.generation.worker"], settings.app_dir)
     count, stopped_at = preload([] if args.narrow else listed(args.preload), settings.app_dir, stop_at_failure=True)
     loaded += count

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from watchfiles import Change
+from unstuck.seams.watchfiles_seam import Change
 
 WatchFilter = Callable[[Change, str], bool]
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from unstuck.user_files import is_under
+
 # Filesystem types whose changes made on the other side raise no inotify events here.
 POLLING_FS = {
     "9p", "drvfs", "v9fs",  # WSL2 Windows drives, VM 9p shares
@@ -63,20 +65,16 @@ def parse_mountinfo(text: str) -> list[Mount]:
     return mounts
 
 
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def relevant_mounts(mounts: list[Mount], root: Path) -> list[Mount]:
     """The mount holding `root` itself and every mount below it (the last one listed wins a point)."""
     root_s = str(root)
-    holding = [m for m in mounts if _within(root_s, m.point)]
+    holding = [m for m in mounts if is_under(root_s, m.point)]
     by_point: dict[str, Mount] = {}
     if holding:
         top = max(holding, key=lambda m: len(m.point))
         by_point[top.point] = top
     for m in mounts:
-        if _within(m.point, root_s):
+        if is_under(m.point, root_s):
             by_point[m.point] = m
     return list(by_point.values())
 

@@ -23,7 +23,7 @@ import os
 import threading
 from typing import Callable
 
-from watchfiles import Change
+from unstuck.seams.watchfiles_seam import Change
 
 BUDGET = 0.01  # of a core: the safety poll looks less often than asked on a tree where a look costs more
 COST_WEIGHT = 0.3  # the newest look's share of the cost the interval is set from (the rest: earlier looks)

@@ -16,7 +16,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Callable
 
-from watchfiles import Change, DefaultFilter
+from unstuck.seams.watchfiles_seam import Change, DefaultFilter
 
 
 class WatchFilter(DefaultFilter):

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import time
 
-from watchfiles import Change
-from watchfiles._rust_notify import RustNotify
+from unstuck.seams.watchfiles_seam import Change, RustNotify
 
 HOT_STEP_MS = 1
 HOT_FOR_S = 300.0

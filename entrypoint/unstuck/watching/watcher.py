@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from watchfiles import Change
+from unstuck.seams.watchfiles_seam import Change
 
 from unstuck.watching import catch_up, inotify_limits, mounts, safety_poll, watch_stream
 from unstuck.logs import log
