@@ -61,9 +61,10 @@ class Served:
 
 @dataclass(frozen=True)
 class Uses:
-    """The third-party modules it imported, in order, and the user's own (name, file)."""
+    """The third-party modules it imported, in order, and the user's own (worker.modules_by_origin: name, file,
+    who started the import, whether the framework did)."""
     modules: list[str]
-    app_modules: list[tuple[str, str]]
+    app_modules: list[tuple[str, str, str, bool]]
 
 
 # -- warm process control: requests (the reload server -> the warm process) ---------------------------------

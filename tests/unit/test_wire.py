@@ -23,7 +23,7 @@ EXAMPLES = [
     wire.Ready(1.7, 0.1, APP),
     wire.Failed(FAILURE, 1.8, APP, held=True, source="spare"),
     wire.Served(1.9),
-    wire.Uses(["fastapi", "anyio"], [["app.main", "/workspace/app/main.py"]]),
+    wire.Uses(["fastapi", "anyio"], [["app.main", "/workspace/app/main.py", "", True]]),
     wire.Fork(7, FAILURE, [["modified", "/workspace/app/main.py"]]),
     wire.Preload(),
     wire.BuildLayer(),
@@ -94,7 +94,7 @@ def test_each_report_becomes_the_machine_event_with_its_fields():
                                                                source="spare")
     assert ev.from_report(3, served, None, False) == ev.Served(3, 1.9)
     assert ev.from_report(3, uses, None, False) == ev.Uses(3, ("fastapi", "anyio"),
-                                                           (("app.main", "/workspace/app/main.py"),))
+                                                           (("app.main", "/workspace/app/main.py", "", True),))
 
 
 def test_each_warm_message_becomes_an_event_or_a_log_line():

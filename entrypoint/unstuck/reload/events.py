@@ -99,9 +99,10 @@ class Uses:
 
     gen: int
     modules: tuple[str, ...]
-    # The user's own modules (name, file), in the order they were imported: what the warm process's app
-    # layer may import ahead (app_layer.py).
-    app_modules: tuple[tuple[str, str], ...] = ()
+    # The user's own modules (name, file, who started the import, whether the framework did:
+    # worker.modules_by_origin), in the order they were imported: what the warm process's app layer may import
+    # ahead (app_layer.py).
+    app_modules: tuple[tuple, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ _FROM_REPORT = {
                                                    held=bool(m.held), source=m.source or ""),
     wire.Served: lambda gen, m, pid, forked: Served(gen, m.at),
     wire.Uses: lambda gen, m, pid, forked: Uses(gen, tuple(m.modules or ()),
-                                                tuple(tuple(pair) for pair in m.app_modules or ())),
+                                                tuple(tuple(entry) for entry in m.app_modules or ())),
 }
 
 
@@ -287,7 +288,7 @@ class Install:
 @dataclass(frozen=True)
 class LearnModules:
     modules: tuple[str, ...]
-    app_modules: tuple[tuple[str, str], ...] = ()
+    app_modules: tuple[tuple, ...] = ()  # (name, file, importer, framework): worker.modules_by_origin
 
 
 @dataclass(frozen=True)
