@@ -81,42 +81,25 @@ class FakeOps:
         self.signals.append(("serving", gen.id if gen else None))
 
 
-# The actions the machine returns, carried out on the fake OS (as Reloader.ACTIONS carries them out).
-PERFORM = {
-    ev.Spawn: lambda ops, a: ops.spawn(a.gen),
-    ev.Signal: lambda ops, a: ops.signal(a.gen, a.signum),
-    ev.Serve: lambda ops, a: ops.serving(a.gen),
-    ev.Install: lambda ops, a: ops.install(),
-    ev.LearnModules: lambda ops, a: ops.learn_modules(a.modules, a.app_modules),
-    ev.RebuildWarm: lambda ops, a: ops.rebuild_warm(),
-    ev.PrepareLayer: lambda ops, a: ops.prepare_layer(),
-    ev.RestartProcs: lambda ops, a: ops.restart_procs(a.reason),
-    ev.Distrust: lambda ops, a: ops.distrust(a.source),
-}
-
-
 class Machine(Generations):
-    """The machine as the reload server runs it: each action it returns is carried out at once, in order.
-    Strict: a transition outside generations.TRANSITIONS fails the test."""
+    """The machine as the reload server runs it: the actions it returns are carried out on the fake OS at once,
+    in order (generations.carry_out, as the shell does). Strict: a transition outside TRANSITIONS fails."""
 
     def __init__(self, ops, policy):
         super().__init__(ops, policy, strict=True)
 
-    def carry_out(self, actions):
-        for action in actions:
-            said = PERFORM[type(action)](self.ops, action)
-            if isinstance(action, ev.Distrust):  # the shell says what it narrowed
-                self.handle(ev.FastPathNarrowed(f"{action.note} {said}"))
+    def carried_out(self, actions):
+        gens.carry_out(actions, self.ops, self.handle)
         return actions
 
     def start(self):
-        return self.carry_out(super().start())
+        return self.carried_out(super().start())
 
     def handle(self, event):
-        return self.carry_out(super().handle(event))
+        return self.carried_out(super().handle(event))
 
     def on_timers(self):
-        return self.carry_out(super().on_timers())
+        return self.carried_out(super().on_timers())
 
 
 @pytest.fixture

@@ -95,6 +95,43 @@ class Ops(Protocol):
     def app_label(self) -> str: ...  # the app being loaded, for the "starting" page
 
 
+class World(Protocol):
+    """What carries out the machine's actions (the reload server; a test's fake OS)."""
+
+    def spawn(self, gen: Generation) -> None: ...
+    def signal(self, gen: Generation, signum: int) -> None: ...
+    def serving(self, gen: Generation | None) -> None: ...  # gen answers from now on (None: nobody, stopping)
+    def install(self) -> None: ...  # install the pending dependency files; an ev.Installed comes back
+    def learn_modules(self, modules: tuple[str, ...], app_modules: tuple[tuple, ...]) -> None: ...
+    def rebuild_warm(self) -> None: ...
+    def prepare_layer(self) -> None: ...  # a reload is done: the warm process may build its app layer
+    def restart_procs(self, reason: str) -> None: ...
+    def distrust(self, source: str) -> str: ...  # narrow the fast path that was wrong; says how, for the log
+
+
+# Each action, carried out on the world; what the world answers (only Distrust answers) comes back as an event.
+PERFORM = {
+    ev.Spawn: lambda world, a: world.spawn(a.gen),
+    ev.Signal: lambda world, a: world.signal(a.gen, a.signum),
+    ev.Serve: lambda world, a: world.serving(a.gen),
+    ev.Install: lambda world, a: world.install(),
+    ev.LearnModules: lambda world, a: world.learn_modules(a.modules, a.app_modules),
+    ev.RebuildWarm: lambda world, a: world.rebuild_warm(),
+    ev.PrepareLayer: lambda world, a: world.prepare_layer(),
+    ev.RestartProcs: lambda world, a: world.restart_procs(a.reason),
+    ev.Distrust: lambda world, a: ev.FastPathNarrowed(f"{a.note} {world.distrust(a.source)}"),
+}
+
+
+def carry_out(actions: list, world: World, feed: Callable) -> None:
+    """Carry out the machine's actions in order; `feed` hands an event the world answers with to the machine
+    (and carries out its actions in turn)."""
+    for action in actions:
+        answer = PERFORM[type(action)](world, action)
+        if answer is not None:
+            feed(answer)
+
+
 def describe_exit(code: int) -> str:
     if code < 0:
         try:

@@ -10,7 +10,7 @@ owns what it decides about: processes (forked by the warm process, or spawned), 
 pidfds, the watcher, the installer, the state file. Everything that happens reaches one queue as an event
 (events.py) and is handled on one thread, so nothing here blocks on anything but that queue. Each event
 type has one handler (HANDLERS); the machine's events go to the machine, and the actions it returns are
-carried out here (ACTIONS).
+carried out here (generations.carry_out calls this shell's World methods: spawn, signal, serving ...).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from unstuck import wire
 from unstuck.reload import events as ev
 from unstuck.config import Settings
 from unstuck.errors.failure import Failure
-from unstuck.reload.generations import Generation, Generations, Policy
+from unstuck.reload.generations import Generation, Generations, Policy, carry_out
 from unstuck.logs import log
 from unstuck.user_files import is_under
 from unstuck.seams import uvicorn_seam
@@ -143,8 +143,7 @@ class Reloader:
         self.act(self.machine.handle(event))
 
     def act(self, actions: list) -> None:
-        for action in actions:
-            self.ACTIONS[type(action)](self, action)
+        carry_out(actions, self, self.feed)
 
     def spawn(self, gen: Generation) -> None:
         read_fd, write_fd = os.pipe()
@@ -275,20 +274,8 @@ class Reloader:
     def restart_procs(self, reason: str) -> None:
         self.procs.on_batch(reason)
 
-    def distrust(self, source: str, note: str) -> None:
-        self.feed(ev.FastPathNarrowed(f"{note} {self.warm.distrust(source)}"))
-
-    ACTIONS: dict[type, Callable] = {
-        ev.Spawn: lambda self, a: self.spawn(a.gen),
-        ev.Signal: lambda self, a: self.signal(a.gen, a.signum),
-        ev.Serve: lambda self, a: self.serving(a.gen),
-        ev.Install: lambda self, a: self.install(),
-        ev.LearnModules: lambda self, a: self.learn_modules(a.modules, a.app_modules),
-        ev.RebuildWarm: lambda self, a: self.rebuild_warm(),
-        ev.PrepareLayer: lambda self, a: self.prepare_layer(),
-        ev.RestartProcs: lambda self, a: self.restart_procs(a.reason),
-        ev.Distrust: lambda self, a: self.distrust(a.source, a.note),
-    }
+    def distrust(self, source: str) -> str:
+        return self.warm.distrust(source)
 
     # -- the reports of one generation ---------------------------------------------------------------
 
