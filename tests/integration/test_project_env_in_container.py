@@ -251,6 +251,7 @@ def test_the_dev_set_is_installed_and_said_and_a_build_that_fails_is_named_first
     headline = failed["dependencies_error"].splitlines()[0]
     assert headline.startswith("installing dependencies from requirements/development.txt failed: python-ldap "
                                "3.4.4 cannot be built: the C header "), headline
-    assert "(Debian package libldap2-dev); rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=" in headline
+    assert "(Debian packages libldap2-dev libsasl2-dev); rebuild the image with --build-arg " \
+           "UNSTUCK_BUILD_PACKAGES=" in headline
     assert "the previous environment keeps serving" in served.logs()
     assert httpx.get(served.url(), timeout=10).status_code == 200

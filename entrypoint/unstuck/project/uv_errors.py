@@ -43,7 +43,8 @@ PKG_CONFIG = {
 }
 MISSING_TOOL = re.compile(r"(?:No such file or directory: '|could not find |Command ')"
                           r"(pg_config|mysql_config|mariadb_config|krb5-config)\b"
-                          r"|\b(pg_config|mysql_config|mariadb_config|krb5-config|pkg-config)(?: executable|:)? not found", re.I)
+                          r"|\b(pg_config|mysql_config|mariadb_config|krb5-config|pkg-config)(?: executable|:)? not found",
+                          re.I)
 # mysqlclient's setup.py: no pkg-config, or none of the MySQL/MariaDB client libraries it knows.
 MYSQLCLIENT = re.compile(r"Can not find valid pkg-config name")
 MESON_DEPENDENCY = re.compile(r'Dependency "([\w.+-]+)" not found|Package ([\w.+-]+) was not found in the pkg-config')
@@ -85,7 +86,8 @@ def _debian(name: str) -> str | None:
 def _fix(packages: str) -> str:
     """The build argument that adds `packages` (space-separated) to the default ones."""
     missing = [p for p in packages.split() if p not in DEFAULT_BUILD_PACKAGES.split()]
-    return (f"rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=\"{DEFAULT_BUILD_PACKAGES} {' '.join(missing)}\""
+    added = " ".join(missing)
+    return (f"rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=\"{DEFAULT_BUILD_PACKAGES} {added}\""
             if missing else
             f"rebuild the image with the default UNSTUCK_BUILD_PACKAGES (\"{DEFAULT_BUILD_PACKAGES}\")")
 
