@@ -22,6 +22,7 @@ import pytest
 from containers import LABEL, SESSION, Served, free_port, readable_copy
 from editor import save_atomic, save_in_place
 from repo import RECOVERIES
+from shapes import poetry_lock
 from uv import find_uv_bin
 from waiting import has_text, wait_for, wait_until
 
@@ -282,34 +283,17 @@ POETRY_PYPROJECT = """
     [tool.poetry.group.dev.dependencies]
     iniconfig = ">=1"
 """
-POETRY_LOCK = """
-    [[package]]
-    name = "fastapi"
-    version = "{fastapi}"
-    optional = false
-    python-versions = ">=3.8"
-    groups = ["main"]
-
-    [[package]]
-    name = "iniconfig"
-    version = "1.1.1"
-    optional = false
-    python-versions = "*"
-    groups = ["dev"]
-
-    [metadata]
-    lock-version = "2.1"
-    python-versions = "^3.11"
-    content-hash = "{content_hash}"
-"""
-
-
 def test_a_poetry_project_is_served_with_its_locked_versions_and_a_saved_lock_is_installed(tmp_path, run_project):
     from unstuck.project import poetry
 
     content_hash = poetry.content_hash(tomllib.loads(textwrap.dedent(POETRY_PYPROJECT)))
+
+    def locked(fastapi: str) -> str:
+        return poetry_lock([{"name": "fastapi", "version": fastapi, "groups": ["main"]},
+                            {"name": "iniconfig", "version": "1.1.1", "groups": ["dev"]}], content_hash)
+
     project = make_project(tmp_path, {"pyproject.toml": POETRY_PYPROJECT, "main.py": POETRY_APP,
-                                      "poetry.lock": POETRY_LOCK.format(fastapi="0.115.6", content_hash=content_hash)})
+                                      "poetry.lock": locked("0.115.6")})
     served = run_project(project)
     # The lock's fastapi (not the newest 0.115.x) and the dev group, as `poetry install` would have them.
     wait_for(served.url(), has_text(200, '"fastapi":"0.115.6"', '"iniconfig":"1.1.1"'), timeout=180,
@@ -322,7 +306,6 @@ def test_a_poetry_project_is_served_with_its_locked_versions_and_a_saved_lock_is
     RECOVERIES.append(("poetry.lock (fastapi, dev group) installed at start", float(took.group(1))))
 
     # `poetry update fastapi` on the host rewrites poetry.lock: installed in place, served by the next reload.
-    save_in_place(project / "poetry.lock", textwrap.dedent(POETRY_LOCK).format(fastapi="0.115.5",
-                                                                               content_hash=content_hash))
+    save_in_place(project / "poetry.lock", locked("0.115.5"))
     wait_for(served.url(), has_text(200, '"fastapi":"0.115.5"'), timeout=180, on_timeout=served.logs_tail)
     assert "out of date" not in served.logs()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shapes import write
+from shapes import poetry_lock, write
 from unstuck.project import dependencies, poetry, project_env
 
 
@@ -268,31 +268,13 @@ POETRY = """
     [tool.poetry.group.test.dependencies]
     pytest = "*"
 """
-POETRY_LOCK = """
-    [[package]]
-    name = "openai"
-    version = "1.30.5"
-    optional = false
-    python-versions = ">=3.7.1"
-    groups = ["main"]
-
-    [[package]]
-    name = "rich"
-    version = "13.7.1"
-    optional = false
-    python-versions = ">=3.7.0"
-    groups = ["dev"]
-
-    [metadata]
-    lock-version = "2.1"
-    python-versions = "^3.11"
-    content-hash = "%s"
-"""
+POETRY_LOCKED = [{"name": "openai", "version": "1.30.5", "groups": ["main"]},
+                 {"name": "rich", "version": "13.7.1", "groups": ["dev"]}]
 
 
 def poetry_project(root, pyproject=POETRY, fresh=True, **more):
     digest = poetry.content_hash(tomllib.loads(textwrap.dedent(pyproject))) if fresh else "stale"
-    return write(root, {"pyproject.toml": pyproject, "poetry.lock": POETRY_LOCK % digest, **more})
+    return write(root, {"pyproject.toml": pyproject, "poetry.lock": poetry_lock(POETRY_LOCKED, digest), **more})
 
 
 def test_a_poetry_lock_installs_what_poetry_install_does_at_the_locked_versions(tmp_path):

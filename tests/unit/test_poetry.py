@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shapes import POETRY_PROJECT, POETRY_PROJECT_HASH
 from unstuck.project import poetry
 
 # A 2024 Poetry 1.x project laid out as mealie was: caret constraints, an extra, an optional dependency
@@ -116,32 +117,6 @@ LOCK_2 = """
     content-hash = "0000"
 """
 
-# pyproject.toml and the content-hash `poetry lock` (Poetry 2.5.1) wrote for it.
-TINY = """
-    [tool.poetry]
-    name = "tinyapp"
-    version = "0.1.0"
-    description = ""
-    authors = ["A <a@example.com>"]
-    package-mode = false
-
-    [tool.poetry.dependencies]
-    python = "^3.11"
-    six = ">=1.15"
-    colorama = {version = "*", markers = "sys_platform == 'win32'"}
-
-    [tool.poetry.group.dev.dependencies]
-    iniconfig = ">=1"
-
-    [tool.poetry.group.docs]
-    optional = true
-
-    [tool.poetry.group.docs.dependencies]
-    idna = "*"
-"""
-TINY_HASH = "140d6f15c920949b25b2a722c605f5821f7b0fbcc1485cb0844b1d31782073d4"
-
-
 def toml(text: str) -> dict:
     return tomllib.loads(textwrap.dedent(text))
 
@@ -240,17 +215,17 @@ def test_a_declaration_the_locked_version_does_not_fit_wins_over_the_lock():
 
 
 def test_the_content_hash_is_poetrys():
-    data = toml(TINY)
-    lock = {"metadata": {"content-hash": TINY_HASH}}
+    data = toml(POETRY_PROJECT)
+    lock = {"metadata": {"content-hash": POETRY_PROJECT_HASH}}
     assert poetry.is_fresh(data, lock)
     data["tool"]["poetry"]["dependencies"]["six"] = ">=1.16"
     assert not poetry.is_fresh(data, lock)
-    data = toml(TINY)
+    data = toml(POETRY_PROJECT)
     data["tool"]["poetry"]["description"] = "edited"  # not a declaration: the lock stays fresh
     assert poetry.is_fresh(data, lock)
 
 
 def test_package_mode_false_says_the_project_is_not_a_package():
-    assert poetry.is_package(toml(TINY)) is False
+    assert poetry.is_package(toml(POETRY_PROJECT)) is False
     assert poetry.is_package(toml(MEALIE_LIKE)) is None
 
