@@ -32,3 +32,22 @@ def drive(reloader, done, what, timeout=30.0, keep=None, each=None):
         reloader.on_timers()
         if each is not None:
             each()
+
+
+def reload_server(preload, modules=()):
+    """The real reload server and its warm process, as `unstuck serve` makes them from the environment the test
+    set (APP_DIR, PORT, UNSTUCK_RUN_DIR ...), the warm process importing `modules` ahead; a generator for a
+    fixture to yield from: everything it started is stopped after the test."""
+    from unstuck import config
+    from unstuck.reload.reloader import Reloader
+    from unstuck.reload.warm_process_client import WarmProcesses
+
+    reloader = Reloader(config.load())
+    reloader.sock = reloader.bind()
+    reloader.warm = WarmProcesses(reloader.sock.fileno(), preload, reloader.events, True)
+    reloader.warm.start(set(modules))
+    yield reloader
+    reloader.act(reloader.machine.stop())
+    drive(reloader, lambda: reloader.machine.finished, "every generation gone", timeout=60.0)
+    reloader.warm.close()
+    reloader.sock.close()

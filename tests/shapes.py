@@ -4,6 +4,7 @@ written as a Python expression, so that a new dependency can be used by the edit
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -44,6 +45,43 @@ def lock(project: Path) -> None:
 # -- sources: `value` is a Python expression, `imports` extra lines at the top --------------------------
 
 # A plain WSGI app, no framework: /tea answers 2, any other path raises a KeyError in `lookup` (line 2).
+# A Poetry project (lock pins older versions than the declarations allow, colorama for Windows only, idna in
+# an optional group) and the content-hash `poetry lock` (Poetry 2.5.1) wrote for it.
+POETRY_PROJECT = """
+    [tool.poetry]
+    name = "tinyapp"
+    version = "0.1.0"
+    description = ""
+    authors = ["A <a@example.com>"]
+    package-mode = false
+
+    [tool.poetry.dependencies]
+    python = "^3.11"
+    six = ">=1.15"
+    colorama = {version = "*", markers = "sys_platform == 'win32'"}
+
+    [tool.poetry.group.dev.dependencies]
+    iniconfig = ">=1"
+
+    [tool.poetry.group.docs]
+    optional = true
+
+    [tool.poetry.group.docs.dependencies]
+    idna = "*"
+"""
+POETRY_PROJECT_HASH = "140d6f15c920949b25b2a722c605f5821f7b0fbcc1485cb0844b1d31782073d4"
+
+
+def poetry_lock(packages: list[dict], content_hash: str) -> str:
+    """A poetry.lock of format 2.1 (as Poetry 2 writes it, without the files lists) locking `packages`
+    ({"name", "version", "groups", "markers"...}; strings and lists of strings)."""
+    entries = ["[[package]]\n" + "".join(f"{key} = {json.dumps(value)}\n"
+                                       for key, value in {"optional": False, **package}.items())
+               for package in packages]
+    return "\n".join([*entries, f'[metadata]\nlock-version = "2.1"\npython-versions = "^3.11"\n'
+                                 f'content-hash = "{content_hash}"\n'])
+
+
 PLAIN_WSGI = """\
 def lookup(prices, name):
     return prices[name]

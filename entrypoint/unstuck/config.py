@@ -29,7 +29,7 @@ DEFAULT_IGNORE = ("venv", "*.log", "*.tmp", "*.swp", "*.swx", "4913", "*~", ".#*
 # The requirements/ directory's usual names are listed (patterns match a name, not a path): an edit of
 # requirements/base.txt must reinstall the dev set that includes it.
 DEFAULT_WATCH = ("*.py", ".env", "*.env", "requirements*.txt", "*-requirements.txt", "base.txt", "dev.txt",
-                 "development.txt", "local.txt", "production.txt", "prod.txt", "test.txt", "uv.lock",
+                 "development.txt", "local.txt", "production.txt", "prod.txt", "test.txt", "uv.lock", "poetry.lock",
                  ".python-version", "Procfile", "*.html", "*.jinja", "*.jinja2", "*.j2", "*.toml", "*.yaml", "*.yml",
                  "*.ini", "*.cfg")
 # The app's own dependencies (see project_env): kept by one named volume at /home/app/.unstuck.
@@ -134,9 +134,9 @@ def _requirements(env: Mapping[str, str], app_dir: Path, check_dirs: bool) -> tu
         if path.is_absolute() or ".." in path.parts:
             raise ConfigError(f"UNSTUCK_REQUIREMENTS: {name!r} is not a path inside APP_DIR; use paths relative to "
                               f"{app_dir}, e.g. requirements/local.txt")
-        if not (name.endswith(".txt") or path.name in ("pyproject.toml", "uv.lock")):
+        if not (name.endswith(".txt") or path.name in ("pyproject.toml", "uv.lock", "poetry.lock")):
             raise ConfigError(f"UNSTUCK_REQUIREMENTS: {name!r} is not a requirements file; name .txt requirements "
-                              "files, a pyproject.toml or a uv.lock")
+                              "files, a pyproject.toml, a uv.lock or a poetry.lock")
         if check_dirs and not (app_dir / path).is_file():
             raise ConfigError(f"UNSTUCK_REQUIREMENTS: {name!r} does not exist under {app_dir}; fix the path or "
                               "leave UNSTUCK_REQUIREMENTS empty to choose automatically")

@@ -14,12 +14,9 @@ import sys
 import httpx
 import pytest
 
-from reload_loop import drive, free_port
+from reload_loop import drive, free_port, reload_server
 from repo import REPO
-from unstuck import config
 from unstuck.reload import events as ev
-from unstuck.reload.reloader import Reloader
-from unstuck.reload.warm_process_client import WarmProcesses
 
 LATECONF = 'import os\nMODE = os.environ.get("LATECONF_MODE", "unset")\n'
 APP = '''\
@@ -60,16 +57,7 @@ def server(tmp_path, monkeypatch, request):
     (tmp_path / "run").mkdir(mode=0o700)
     preload = tmp_path / "run" / "preload.txt"
     preload.write_text("lateconf\n")  # what the app used on its last run: the warm process imports it ahead
-    settings = config.load()
-    reloader = Reloader(settings)
-    reloader.sock = reloader.bind()
-    reloader.warm = WarmProcesses(reloader.sock.fileno(), preload, reloader.events, True)
-    reloader.warm.start(reloader.warm.remembered())
-    yield reloader
-    reloader.act(reloader.machine.stop())
-    drive(reloader, lambda: reloader.machine.finished, "every generation gone", timeout=60.0)
-    reloader.warm.close()
-    reloader.sock.close()
+    yield from reload_server(preload, modules=["lateconf"])  # what the preload file remembers
 
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from repo import REPO
+from shapes import POETRY_PROJECT, POETRY_PROJECT_HASH, poetry_lock
 from unstuck.project import dependencies, project_env
 from uv import find_uv_bin
 from waiting import wait_until
@@ -223,3 +224,38 @@ def test_a_package_the_runtime_has_in_another_version_is_named(project, caplog):
     assert warnings == [f"the app imports unstuck's runtime copy of h11 {runtime_h11} (the project environment "
                         f"has {other}): the project's version is not used"]
     assert json.loads((env / project_env.STAMPS_FILE).read_text())["sources"]
+
+
+# poetry.lock as `poetry lock` wrote it for shapes.POETRY_PROJECT: older versions than the newest that fit.
+POETRY_LOCKED = [
+    {"name": "colorama", "version": "0.4.6", "groups": ["main"], "markers": 'sys_platform == "win32"'},
+    {"name": "idna", "version": "3.21", "groups": ["docs"]},
+    {"name": "iniconfig", "version": "1.1.1", "groups": ["dev"]},
+    {"name": "six", "version": "1.16.0", "groups": ["main"]},
+]
+
+
+def test_a_poetry_project_gets_its_locked_versions_and_dev_group_and_a_stale_lock_still_installs(project, caplog):
+    root, env, write = project
+    write({"pyproject.toml": POETRY_PROJECT, "poetry.lock": poetry_lock(POETRY_LOCKED, POETRY_PROJECT_HASH)})
+    with caplog.at_level(logging.INFO, logger="unstuck"):
+        outcome = dependencies.install_now(root, env=env)
+    assert outcome.ok, outcome.error
+    # The lock's versions, not the newest that fit; the dev group; not Windows' colorama nor the optional docs group.
+    assert installed(env) == {"six": "1.16.0", "iniconfig": "1.1.1"}
+    assert in_app(root, env, "import six; print(six.__version__)") == "1.16.0"
+    assert "dependency set: pyproject.toml, poetry.lock (the project root has a poetry.lock: main + dev at its " \
+           "versions, as `poetry install`)" in caplog.messages
+    assert not [m for m in caplog.messages if "out of date" in m]
+    assert dependencies.pending(root, env) == []
+
+    caplog.clear()  # pyproject.toml edited without `poetry lock`: installed all the same, and said once
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('six = ">=1.15"', 'six = ">=1.17"'))
+    assert [p.name for p in dependencies.pending(root, env)] == ["pyproject.toml"]
+    with caplog.at_level(logging.INFO, logger="unstuck"):
+        assert dependencies.install_now(root, env=env).ok
+    assert [m for m in caplog.messages if "out of date" in m] == [
+        "poetry.lock is out of date with pyproject.toml (its content-hash differs; run `poetry lock`): installing "
+        "at the locked versions where they still fit; not pinned: six"]
+    assert installed(env)["six"] != "1.16.0" and installed(env)["iniconfig"] == "1.1.1"

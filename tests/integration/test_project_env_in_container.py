@@ -22,6 +22,7 @@ import pytest
 from containers import LABEL, SESSION, Served, free_port, readable_copy
 from editor import save_atomic, save_in_place
 from repo import RECOVERIES
+from shapes import poetry_lock
 from uv import find_uv_bin
 from waiting import has_text, wait_for, wait_until
 
@@ -251,6 +252,60 @@ def test_the_dev_set_is_installed_and_said_and_a_build_that_fails_is_named_first
     headline = failed["dependencies_error"].splitlines()[0]
     assert headline.startswith("installing dependencies from requirements/development.txt failed: python-ldap "
                                "3.4.4 cannot be built: the C header "), headline
-    assert "(Debian package libldap2-dev); rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=" in headline
+    assert "(Debian packages libldap2-dev libsasl2-dev); rebuild the image with --build-arg " \
+           "UNSTUCK_BUILD_PACKAGES=" in headline
     assert "the previous environment keeps serving" in served.logs()
     assert httpx.get(served.url(), timeout=10).status_code == 200
+
+
+POETRY_APP = """
+    from importlib import metadata
+
+    import fastapi
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/")
+    def root():
+        return {"fastapi": fastapi.__version__, "iniconfig": metadata.version("iniconfig")}
+"""
+POETRY_PYPROJECT = """
+    [tool.poetry]
+    name = "svc"
+    version = "0.1.0"
+    package-mode = false
+
+    [tool.poetry.dependencies]
+    python = "^3.11"
+    fastapi = "^0.115"
+
+    [tool.poetry.group.dev.dependencies]
+    iniconfig = ">=1"
+"""
+def test_a_poetry_project_is_served_with_its_locked_versions_and_a_saved_lock_is_installed(tmp_path, run_project):
+    from unstuck.project import poetry
+
+    content_hash = poetry.content_hash(tomllib.loads(textwrap.dedent(POETRY_PYPROJECT)))
+
+    def locked(fastapi: str) -> str:
+        return poetry_lock([{"name": "fastapi", "version": fastapi, "groups": ["main"]},
+                            {"name": "iniconfig", "version": "1.1.1", "groups": ["dev"]}], content_hash)
+
+    project = make_project(tmp_path, {"pyproject.toml": POETRY_PYPROJECT, "main.py": POETRY_APP,
+                                      "poetry.lock": locked("0.115.6")})
+    served = run_project(project)
+    # The lock's fastapi (not the newest 0.115.x) and the dev group, as `poetry install` would have them.
+    wait_for(served.url(), has_text(200, '"fastapi":"0.115.6"', '"iniconfig":"1.1.1"'), timeout=180,
+             on_timeout=served.logs_tail)
+    chosen = ("dependency set: pyproject.toml, poetry.lock (the project root has a poetry.lock: main + dev at its "
+              "versions, as `poetry install`)")
+    _, status = served.exec("unstuck", "status")
+    assert f"dependencies: {chosen}" in status, status
+    took = re.search(r"dependencies installed from pyproject.toml, poetry.lock in ([\d.]+) s", served.logs())
+    RECOVERIES.append(("poetry.lock (fastapi, dev group) installed at start", float(took.group(1))))
+
+    # `poetry update fastapi` on the host rewrites poetry.lock: installed in place, served by the next reload.
+    save_in_place(project / "poetry.lock", locked("0.115.5"))
+    wait_for(served.url(), has_text(200, '"fastapi":"0.115.5"'), timeout=180, on_timeout=served.logs_tail)
+    assert "out of date" not in served.logs()

@@ -16,7 +16,7 @@ def test_defaults(tmp_path):
     assert s.force_polling is None
     assert (s.warm, s.livereload, s.debug, s.debug_port) == (True, False, False, 5678)
     assert "*.py" in s.watch_patterns and "*.log" in s.ignore_patterns
-    assert {"uv.lock", ".python-version", "requirements*.txt", "*.toml"} <= set(s.watch_patterns)
+    assert {"uv.lock", "poetry.lock", ".python-version", "requirements*.txt", "*.toml"} <= set(s.watch_patterns)
     assert s.project_env == Path("/home/app/.unstuck/venv")
     assert s.error_pages == "on"
 
@@ -100,6 +100,8 @@ def test_unstuck_requirements_names_existing_files_relative_to_app_dir(tmp_path)
     assert load(tmp_path).requirements == ()
     assert load(tmp_path, UNSTUCK_REQUIREMENTS=" requirements/local.txt, pyproject.toml ,").requirements == (
         "requirements/local.txt", "pyproject.toml")
+    (tmp_path / "poetry.lock").write_text("")
+    assert load(tmp_path, UNSTUCK_REQUIREMENTS="poetry.lock").requirements == ("poetry.lock",)
 
 
 @pytest.mark.parametrize("value, needle", [

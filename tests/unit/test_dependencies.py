@@ -1,12 +1,14 @@
 """What needs installing, how, and whether it was installed already: no uv run here (tests/host does that)."""
 
 import platform
+import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from shapes import write
-from unstuck.project import dependencies, project_env
+from shapes import poetry_lock, write
+from unstuck.project import dependencies, poetry, project_env
 
 
 def rel(paths, root):
@@ -248,3 +250,106 @@ def test_dependency_files_trigger_an_install_check():
                ["requirements.txt", "requirements-dev.txt", "dev-requirements.txt", "requirements/base.txt",
                 "pyproject.toml", "uv.lock", ".python-version"])
     assert not any(dependencies.is_dependency_file(f"/w/{name}") for name in ["main.py", "constraints.txt"])
+
+
+POETRY = """
+    [tool.poetry]
+    name = "svc"
+    version = "0.1.0"
+    package-mode = false
+
+    [tool.poetry.dependencies]
+    python = "^3.11"
+    openai = "^1.6"
+
+    [tool.poetry.group.dev.dependencies]
+    rich = "^13.5"
+
+    [tool.poetry.group.test.dependencies]
+    pytest = "*"
+"""
+POETRY_LOCKED = [{"name": "openai", "version": "1.30.5", "groups": ["main"]},
+                 {"name": "rich", "version": "13.7.1", "groups": ["dev"]}]
+
+
+def poetry_project(root, pyproject=POETRY, fresh=True, **more):
+    digest = poetry.content_hash(tomllib.loads(textwrap.dedent(pyproject))) if fresh else "stale"
+    return write(root, {"pyproject.toml": pyproject, "poetry.lock": poetry_lock(POETRY_LOCKED, digest), **more})
+
+
+def test_a_poetry_lock_installs_what_poetry_install_does_at_the_locked_versions(tmp_path):
+    poetry_project(tmp_path, **{"requirements.txt": "openai\n", "docs/requirements.txt": "sphinx\n"})
+    env = tmp_path / "env"
+    plan = dependencies.plan(tmp_path, env, names=())
+    assert plan.args[:2] == ["pip", "install"]
+    assert requirement_args(plan) == [str(env / dependencies.POETRY_REQUIREMENTS)]
+    assert plan.args[plan.args.index("--constraint") + 1] == str(env / dependencies.POETRY_CONSTRAINTS)
+    assert plan.generated == {env / dependencies.POETRY_REQUIREMENTS: "openai>=1.6,<2\nrich>=13.5,<14\npytest\n",
+                              env / dependencies.POETRY_CONSTRAINTS: "openai==1.30.5\nrich==13.7.1\n"}
+    assert plan.notes == [] and plan.project_args is None  # package-mode = false
+    assert rel(plan.sources, tmp_path) == ["pyproject.toml", "poetry.lock"]
+    chosen, left_out = plan.selection.describe(tmp_path)
+    assert chosen == ("dependency set: pyproject.toml, poetry.lock (the project root has a poetry.lock: "
+                      "main + dev + test at its versions, as `poetry install`)")
+    assert left_out.startswith("left out: requirements.txt, docs/requirements.txt (poetry.lock pins the environment")
+
+
+POETRY_CORE = """
+    [build-system]
+    requires = ["poetry-core"]
+    build-backend = "poetry.core.masonry.api"
+"""
+
+
+def test_a_poetry_package_is_installed_editable_with_the_locks_constraints(tmp_path):
+    poetry_project(tmp_path, POETRY.replace("package-mode = false", "") + POETRY_CORE)
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert plan.project_args[-2:] == ["-e", str(tmp_path)] and plan.project_args[:-2] == plan.args
+    assert "--constraint" in plan.project_args
+
+
+def test_poetrys_package_mode_false_wins_over_its_build_system(tmp_path):
+    poetry_project(tmp_path, POETRY + POETRY_CORE)
+    assert dependencies.plan(tmp_path, tmp_path / "env", names=()).project_args is None
+
+
+def test_a_poetry_lock_out_of_date_still_installs_and_says_so(tmp_path):
+    poetry_project(tmp_path, POETRY.replace('openai = "^1.6"', 'openai = "^2.0"'), fresh=False)
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert plan.notes == ["poetry.lock is out of date with pyproject.toml (its content-hash differs; run "
+                          "`poetry lock`): installing at the locked versions where they still fit; not pinned: openai"]
+    assert plan.generated[tmp_path / "env" / dependencies.POETRY_CONSTRAINTS] == "rich==13.7.1\n"
+
+
+def test_a_poetry_project_without_a_lock_installs_its_declarations_unpinned(tmp_path):
+    write(tmp_path, {"pyproject.toml": POETRY})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=())
+    assert "--constraint" not in plan.args and requirement_args(plan) == [
+        str(tmp_path / "env" / dependencies.POETRY_REQUIREMENTS)]
+    assert plan.selection.describe(tmp_path)[0].endswith(
+        "pyproject.toml: its [tool.poetry] dependencies and groups, unpinned (no poetry.lock))")
+
+
+def test_unstuck_requirements_can_name_a_poetry_lock(tmp_path):
+    poetry_project(tmp_path, **{"requirements-dev.txt": "six\n"})
+    plan = dependencies.plan(tmp_path, tmp_path / "env", names=("poetry.lock",))
+    assert rel(plan.sources, tmp_path) == ["pyproject.toml", "poetry.lock"] and "--constraint" in plan.args
+    assert plan.selection.describe(tmp_path)[0].endswith(
+        "(UNSTUCK_REQUIREMENTS names them: main + dev + test at poetry.lock's versions)")
+
+
+def test_a_poetry_declaration_or_lock_saved_is_pending_and_other_poetry_settings_are_not(tmp_path):
+    root, env = tmp_path / "project", fake_env(tmp_path / "env")
+    poetry_project(root)
+    stamp_all(root, env)
+    assert dependencies.pending(root, env) == []
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+    assert dependencies.pending(root, env) == []
+    pyproject.write_text(pyproject.read_text().replace('rich = "^13.5"', 'rich = "^14"'))
+    assert rel(dependencies.pending(root, env), root) == ["pyproject.toml"]
+    stamp_all(root, env)
+    lock = root / "poetry.lock"
+    lock.write_text(lock.read_text().replace("13.7.1", "13.8.0"))
+    assert rel(dependencies.pending(root, env), root) == ["poetry.lock"]
+    assert dependencies.is_dependency_file("/w/poetry.lock")

@@ -109,6 +109,27 @@ def test_a_locked_project_is_told_to_uv_add_not_to_edit_pyproject(tmp_path, env)
         "alone needs `uv lock` too); unstuck installs it in place")
 
 
+POETRY = """[tool.poetry]
+name = "x"
+[tool.poetry.dependencies]
+python = "^3.10"
+openai = "^1.6"
+[tool.poetry.group.dev.dependencies]
+rich = "^13"
+"""
+
+
+def test_a_poetry_project_declares_its_main_and_dev_dependencies_and_is_told_to_poetry_add(tmp_path, env):
+    write(tmp_path, {"pyproject.toml": POETRY, "poetry.lock": "[metadata]\n"})
+    project_env.write_failure(env, "uv pip install failed")
+    assert for_missing_module("rich", tmp_path) == (
+        "'rich' is declared in pyproject.toml but the install failed: uv pip install failed")
+    assert for_missing_module("openai", tmp_path).startswith("'openai' is declared in pyproject.toml")
+    assert for_missing_module("requests", tmp_path) == (
+        "add 'requests' with `poetry add requests` (it updates pyproject.toml and poetry.lock); unstuck installs "
+        "it in place")
+
+
 def test_a_module_of_the_users_own_package_gets_no_install_hint(tmp_path):
     write(tmp_path, {"app/__init__.py": "", "app/main.py": "", "requirements.txt": "fastapi\n"})
     hint = for_missing_module("app.modelz", tmp_path)

@@ -1,6 +1,10 @@
 """uv's failures in one line: the package, the reason (from the output's last lines), the fix.
 The outputs are uv 0.13.9's, captured in the image (python 3.11, no compiler), shortened in the middle."""
 
+from pathlib import Path
+
+import pytest
+
 from unstuck.project import uv_errors
 
 UWSGI = """\
@@ -88,8 +92,9 @@ def test_a_missing_pg_config_names_libpq_dev_and_what_needed_the_package():
 
 def test_a_missing_header_names_its_debian_package_and_the_build_argument():
     assert uv_errors.summary(LDAP_HEADERS, "failed") == (
-        "python-ldap 3.4.5 cannot be built: the C header lber.h is missing (Debian package libldap2-dev); "
-        f"rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=\"{uv_errors.DEFAULT_BUILD_PACKAGES} libldap2-dev\"")
+        "python-ldap 3.4.5 cannot be built: the C header lber.h is missing (Debian packages libldap2-dev "
+        "libsasl2-dev); rebuild the image with --build-arg "
+        f"UNSTUCK_BUILD_PACKAGES=\"{uv_errors.DEFAULT_BUILD_PACKAGES} libldap2-dev libsasl2-dev\"")
 
 
 def test_an_unsatisfiable_requirement_is_uvs_own_reason():
@@ -122,3 +127,47 @@ def test_uv_trusts_the_system_ca_store_as_pip_does(monkeypatch, tmp_path):
     assert project_env.uv_environment(tmp_path)["UV_SYSTEM_CERTS"] == "1"
     monkeypatch.setenv("UV_SYSTEM_CERTS", "0")  # the user's own choice stands
     assert project_env.uv_environment(tmp_path)["UV_SYSTEM_CERTS"] == "0"
+
+
+# uv 0.13's output for sdists built on a host with gcc and without the libraries (tests/unit/uv_outputs/,
+# captured with `uv pip install <package>`; -no-pkg-config/-no-pg-config: with PATH empty).
+OUTPUTS = Path(__file__).parent / "uv_outputs"
+DEFAULT = uv_errors.DEFAULT_BUILD_PACKAGES
+
+
+@pytest.mark.parametrize("output, cause, packages", [
+    ("mysqlclient-no-library", "the MySQL client library is missing (Debian packages pkg-config "
+                               "default-libmysqlclient-dev)", "pkg-config default-libmysqlclient-dev"),
+    ("mysqlclient-no-pkg-config", "the MySQL client library is missing (Debian packages pkg-config "
+                                  "default-libmysqlclient-dev)", "pkg-config default-libmysqlclient-dev"),
+    ("python-ldap", "the C header lber.h is missing (Debian packages libldap2-dev libsasl2-dev)",
+     "libldap2-dev libsasl2-dev"),
+    ("mariadb", "mariadb_config is missing (Debian package libmariadb-dev)", "libmariadb-dev"),
+    ("gssapi", "krb5-config is missing (Debian package libkrb5-dev)", "libkrb5-dev"),
+    ("pyaudio", "the C header portaudio.h is missing (Debian package portaudio19-dev)", "portaudio19-dev"),
+    ("pycairo", "the library cairo is missing (Debian packages pkg-config libcairo2-dev)", "pkg-config libcairo2-dev"),
+    ("dbus-python", "the library dbus-1 is missing (Debian packages pkg-config libdbus-1-dev)",
+     "pkg-config libdbus-1-dev"),
+])
+def test_a_common_sdist_names_the_debian_packages_it_needs_and_the_exact_build_argument(output, cause, packages):
+    lines = (OUTPUTS / f"{output}.txt").read_text().splitlines()
+    package = output.split("-no-")[0]
+    summary = uv_errors.summary(lines, "failed")
+    assert summary.startswith(f"{package} "), summary
+    assert summary.split(" cannot be built: ", 1)[1] == (
+        f"{cause}; rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=\"{DEFAULT} {packages}\"")
+
+
+def test_psycopg2_from_source_needs_only_the_default_build_packages():
+    lines = (OUTPUTS / "psycopg2-no-pg-config.txt").read_text().splitlines()
+    assert uv_errors.summary(lines, "failed") == (
+        "psycopg2 2.9.13 cannot be built: pg_config is missing (Debian package libpq-dev); rebuild the image "
+        f"with the default UNSTUCK_BUILD_PACKAGES (\"{DEFAULT}\")")
+
+
+def test_a_library_without_a_known_debian_package_still_says_pkg_config_looked_for_it():
+    lines = ['error: Failed to build `pyfoo==1.0`',
+             '         ../meson.build:3:1: ERROR: Dependency "foo-9" not found (tried pkg-config and cmake)']
+    assert uv_errors.summary(lines, "failed") == (
+        "pyfoo 1.0 cannot be built: the library foo-9 is missing (pkg-config does not find it); add pkg-config "
+        "and its Debian -dev package to the build argument UNSTUCK_BUILD_PACKAGES")

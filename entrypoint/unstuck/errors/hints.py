@@ -17,7 +17,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from unstuck.project import dependencies, dependency_set
+from unstuck.project import dependencies, dependency_set, poetry
 
 # Import name -> distribution names, for the well-known packages whose names differ (import yaml,
 # install PyYAML). importlib.metadata.packages_distributions() only knows installed packages, which a
@@ -131,6 +131,9 @@ def _install_hint(names: tuple[str, ...], app_dir: Path, near: str | None) -> st
             return f"{found!r} is declared in {shown} but the install failed: {failed}"
         return f"{found!r} is declared in {shown} but not installed: see the install error in `unstuck status` or the log"
     name = names[0]
+    if chosen is not None and chosen.lock is not None and chosen.lock.name == "poetry.lock":
+        return (f"add {name!r} with `poetry add {name}` (it updates pyproject.toml and poetry.lock); unstuck "
+                f"installs it in place")
     if chosen is not None and chosen.lock is not None:
         return (f"add {name!r} with `uv add {name}` (it updates pyproject.toml and uv.lock; an edit of "
                 f"pyproject.toml alone needs `uv lock` too); unstuck installs it in place")
@@ -160,6 +163,8 @@ def _declared(path: Path) -> dict[str, str]:
     project = data.get("project")
     if isinstance(project, dict):
         out.update(dict.fromkeys(_names(project.get("dependencies")), ""))
+    # A Poetry project's main dependencies and the groups `poetry install` installs (unstuck installs them).
+    out.update(dict.fromkeys(_names(poetry.requirements(data, path.parent).lines), ""))
     return out
 
 

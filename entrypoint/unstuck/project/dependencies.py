@@ -13,6 +13,9 @@ How (plan()), in two steps:
    is reported ("run uv lock") instead of silently serving without the new dependency. Without a lock,
    one `uv pip install` (one resolution, so the files cannot contradict each other) of the chosen
    requirements files and pyproject.toml's [project] dependencies, `dev` extra and `dev` group (PEP 735).
+   A Poetry project: `uv pip install` of what `poetry install` installs (poetry.py writes its
+   [tool.poetry] declarations as a requirements file into the environment), with poetry.lock's versions
+   as `--constraint`s.
 2. The project itself, editable, when it is a package ([build-system], or tool.uv.package = true), so
    edits to it keep reloading without a reinstall: a separate step, because a project that installs with
    `pip install -r requirements.txt` often has a [build-system] that does not build in place (a forced
@@ -28,20 +31,23 @@ import os
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 
-from unstuck.project import dependency_set, project_env, uv_errors
+from unstuck.project import dependency_set, poetry, project_env, uv_errors
 from unstuck.project.dependency_set import read_toml as read_pyproject
 from unstuck.logs import log
 
 REQUIREMENTS = "*requirements*.txt"
 # A change to one of these re-checks what needs installing (.python-version: the Python check).
-FILES = (REQUIREMENTS, "pyproject.toml", "uv.lock", ".python-version")
+FILES = (REQUIREMENTS, "pyproject.toml", "uv.lock", poetry.LOCK, ".python-version")
 # The parts of a pyproject.toml that change what is installed; edits elsewhere ([tool.ruff] ...) do not.
 PYPROJECT_KEYS = ("project", "dependency-groups", "build-system")
 COMMON_ARGS = ("--no-progress",)
+# A Poetry project's declarations and pins, as files uv reads, written into the project environment.
+POETRY_REQUIREMENTS = "unstuck-poetry-requirements.txt"
+POETRY_CONSTRAINTS = "unstuck-poetry-constraints.txt"
 NOT_A_PACKAGE = "add `[tool.uv]` `package = false` to pyproject.toml if it is not meant to be installed as a package"
 
 
@@ -66,6 +72,8 @@ class Plan:
     project_args: list[str] | None = None  # the project's own editable install, after `args`
     project: Path | None = None  # the package `project_args` installs
     selection: dependency_set.Selection | None = None
+    generated: dict[Path, str] = field(default_factory=dict)  # files written before uv runs (path: text)
+    notes: list[str] = field(default_factory=list)  # logged before the install (a poetry.lock out of date)
 
     @property
     def ignored(self) -> list[Path]:
@@ -80,7 +88,9 @@ def is_dependency_file(path: str) -> bool:
 def is_package(pyproject: dict) -> bool:
     """uv's rule: a [build-system] makes the project installable unless tool.uv.package says otherwise."""
     explicit = pyproject.get("tool", {}).get("uv", {}).get("package")
-    return explicit if isinstance(explicit, bool) else "build-system" in pyproject
+    if isinstance(explicit, bool):
+        return explicit
+    return poetry.is_package(pyproject) is not False and "build-system" in pyproject  # poetry's package-mode
 
 
 def pyproject_args(path: Path) -> tuple[list[str], Path | None]:
@@ -116,7 +126,7 @@ def plan(root: Path, env: Path, names: tuple[str, ...] | None = None) -> Plan | 
     if chosen is None or not chosen.files:
         return None
     python = ["--python", str(project_env.python(env))]
-    if chosen.lock is not None:
+    if chosen.lock is not None and chosen.lock.name == "uv.lock":
         project_dir = chosen.lock.parent
         data = read_pyproject(project_dir / "pyproject.toml") or {}
         sync = ["sync", "--locked", *COMMON_ARGS, "--project", str(project_dir), *python]
@@ -126,18 +136,55 @@ def plan(root: Path, env: Path, names: tuple[str, ...] | None = None) -> Plan | 
                     sync if packaged else None, project_dir if packaged else None, chosen)
     args: list[str] = []
     packages: list[Path] = []
+    generated: dict[Path, str] = {}
+    notes: list[str] = []
     for path in chosen.requirements:
         args += ["-r", str(path)]
     for path in [p for p in [chosen.pyproject, *chosen.members] if p is not None]:
-        more, package = pyproject_args(path)
+        data = read_pyproject(path)
+        if data is not None and poetry.declares(data):
+            more, package = poetry_args(path, data, chosen.lock, env, generated, notes)
+        else:
+            more, package = pyproject_args(path)
         args += more
         packages += [package] if package else []
     install = ["pip", "install", *COMMON_ARGS, *python]
     # The package step resolves the dependencies again with it (one resolution: consistent versions).
     project_args = [*install, *args, *[a for p in packages for a in ("-e", str(p))]] if packages else None
     if not args:  # only the package itself declares anything (dynamic dependencies), or nothing does
-        return Plan(project_args, root, chosen.files, None, None, chosen) if project_args else None
-    return Plan([*install, *args], root, chosen.files, project_args, packages[0] if packages else None, chosen)
+        return Plan(project_args, root, chosen.files, None, None, chosen, generated, notes) if project_args else None
+    return Plan([*install, *args], root, chosen.files, project_args, packages[0] if packages else None, chosen,
+                generated, notes)
+
+
+def poetry_args(path: Path, data: dict, lock: Path | None, env: Path, generated: dict[Path, str],
+                notes: list[str]) -> tuple[list[str], Path | None]:
+    """`uv pip install` arguments for a Poetry project (what `poetry install` installs, at poetry.lock's
+    versions when there is one), and its directory when it is a package; the files they name are added
+    to `generated`, a lock out of date to `notes`."""
+    wanted = poetry.requirements(data, path.parent)
+    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    args: list[str] = []
+    direct = list(wanted.lines)
+    if project.get("dependencies") and "dependencies" not in (project.get("dynamic") or []):
+        args += ["-r", str(path)]
+        direct += [d for d in project["dependencies"] if isinstance(d, str)]
+    if wanted.lines:
+        generated[env / POETRY_REQUIREMENTS] = "".join(f"{line}\n" for line in wanted.lines)
+        args += ["-r", str(env / POETRY_REQUIREMENTS)]
+    for group in wanted.dependency_groups:
+        args += ["--group", f"{path}:{group}"]
+        direct += [d for d in data["dependency-groups"][group] if isinstance(d, str)]
+    locked = read_pyproject(lock) if lock is not None and lock.name == poetry.LOCK else None
+    if locked is not None:
+        pins, unpinned = poetry.constraints(locked, direct)
+        if not poetry.is_fresh(data, locked):
+            notes.append(f"{lock.name} is out of date with {path.name} (its content-hash differs; run `poetry lock`): "
+                         f"installing at the locked versions where they still fit"
+                         + (f"; not pinned: {', '.join(unpinned)}" if unpinned else ""))
+        generated[env / POETRY_CONSTRAINTS] = "".join(f"{line}\n" for line in pins)
+        args += ["--constraint", str(env / POETRY_CONSTRAINTS)]
+    return args, (path.parent if is_package(data) else None)
 
 
 def _requirements_digest(path: Path, seen: set[Path]) -> bytes:
@@ -161,6 +208,8 @@ def digest(path: Path) -> str:
         if data is not None:
             relevant = {key: data.get(key) for key in PYPROJECT_KEYS}
             relevant["tool.uv"] = data.get("tool", {}).get("uv")
+            if poetry.tool(data):  # (only then: other projects' digests, and so their stamps, stay as they were)
+                relevant["tool.poetry"] = {key: poetry.tool(data).get(key) for key in poetry.DIGEST_KEYS}
             return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
         return hashlib.sha256(path.read_bytes()).hexdigest()
     if fnmatch(path.name, REQUIREMENTS):
@@ -247,7 +296,7 @@ def install_now(root: Path, names: list[str] | None = None, env: Path | None = N
     the_plan = plan(root, env)
     if the_plan is None:
         return Outcome(True, names or [], 0.0, summary=f"nothing to install: no requirements*.txt, pyproject.toml "
-                                                       f"dependencies or uv.lock under {root}")
+                                                       f"dependencies, uv.lock or poetry.lock under {root}")
     names = names or [_stamp_key(p, root) for p in the_plan.sources]
     stamps = project_env.read_stamps(env)
     had_env = bool(stamps.get("sources")) and stamps.get("interpreter") == project_env.current_interpreter() \
@@ -261,6 +310,10 @@ def install_now(root: Path, names: list[str] | None = None, env: Path | None = N
     log.info("%s", chosen)
     if left_out:
         log.info("%s", left_out)
+    for note in the_plan.notes:
+        log.warning("%s", note)
+    for path, text in the_plan.generated.items():
+        path.write_text(text)
     log.info("installing dependencies from %s into %s ...", ", ".join(names), env)
     # Hashed before uv runs: a file saved meanwhile is installed by the next round, not stamped unseen.
     hashes = {_stamp_key(p, root): digest(p) for p in the_plan.sources if p.exists()}

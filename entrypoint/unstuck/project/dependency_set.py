@@ -11,6 +11,8 @@ So (select()):
   directory below it that does (the sample mounts its project at /workspace/app). Files deeper than the
   root are never installed (a uv workspace's members and `-r`/`-c` includes are part of the root's).
 - At the root, a `uv.lock` beside pyproject.toml pins everything (`uv sync`, dev group included).
+- A `poetry.lock` beside a pyproject.toml that declares [tool.poetry] dependencies: what `poetry install`
+  installs (the main dependencies and the non-optional groups), at the lock's versions (see poetry.py).
 - Else a dev set, when there is one (DEV_FILES, first match), is installed in preference to the
   production set; it normally includes the base (`-r base.txt`), and root requirements.txt is added
   unless the dev file includes it already or it is only the production set (`-r requirements/production.txt`).
@@ -29,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unstuck.seams.watchfiles_seam import DefaultFilter
+
+from unstuck.project import poetry
 
 # The directories the watcher never looks into either (watchfiles' defaults, and `venv`): not walked.
 SKIP_DIRS = set(DefaultFilter.ignore_dirs) | {"venv"}
@@ -78,7 +82,8 @@ def read_toml(path: Path) -> dict | None:
 def declares(pyproject: Path) -> bool:
     """A pyproject.toml that declares something to install (not only [tool.ruff] and the like)."""
     data = read_toml(pyproject)
-    return data is None or any(key in data for key in ("project", "build-system", "dependency-groups"))
+    return data is None or any(key in data for key in ("project", "build-system", "dependency-groups")) \
+        or poetry.declares(data)
 
 
 def is_requirements_name(name: str) -> bool:
@@ -86,7 +91,8 @@ def is_requirements_name(name: str) -> bool:
 
 
 def candidates(directory: Path) -> list[Path]:
-    """The dependency files a directory holds: *requirements*.txt, requirements/*.txt, pyproject.toml, uv.lock."""
+    """The dependency files a directory holds: *requirements*.txt, requirements/*.txt, pyproject.toml, uv.lock,
+    poetry.lock."""
     out = []
     try:
         names = sorted(os.listdir(directory))
@@ -98,7 +104,7 @@ def candidates(directory: Path) -> list[Path]:
             out.append(path)
         elif name == "pyproject.toml" and path.is_file() and declares(path):
             out.append(path)
-        elif name == "uv.lock" and (directory / "pyproject.toml").is_file():
+        elif name in ("uv.lock", poetry.LOCK) and (directory / "pyproject.toml").is_file():
             out.append(path)
         elif name == "requirements" and path.is_dir():
             out += sorted(p for p in path.glob("*.txt") if p.is_file())
@@ -178,10 +184,13 @@ def workspace_members(pyproject: Path) -> list[Path]:
 def explicit(app_dir: Path, names: tuple[str, ...]) -> Selection:
     """UNSTUCK_REQUIREMENTS: exactly these files (config.py checked they are relative and exist)."""
     paths = [app_dir / name for name in names]
-    lock = next((p for p in paths if p.name == "uv.lock"), None)
+    lock = next((p for p in paths if p.name in ("uv.lock", poetry.LOCK)), None)
     root = (lock or paths[0]).parent
     chosen = Selection(root, reason="UNSTUCK_REQUIREMENTS names them")
-    if lock is not None:
+    if lock is not None and lock.name == poetry.LOCK:
+        chosen.lock, chosen.pyproject = lock, lock.parent / "pyproject.toml"
+        chosen.reason = f"UNSTUCK_REQUIREMENTS names them: {poetry_words(chosen.pyproject)} at poetry.lock's versions"
+    elif lock is not None:
         chosen.lock, chosen.pyproject = lock, lock.parent / "pyproject.toml"
         chosen.members = workspace_members(chosen.pyproject)
     else:
@@ -221,6 +230,13 @@ def _at_root(root: Path, app_dir: Path) -> Selection:
                          reason=f"the project root{where} has a uv.lock, which pins the whole environment "
                                 "(dev group included)",
                          left_out_why="uv.lock pins the environment (add them with `uv add`), or below the project root")
+    data = (read_toml(pyproject) or {}) if pyproject else {}
+    if pyproject and poetry.declares(data) and (root / poetry.LOCK).is_file():
+        return Selection(root, pyproject=pyproject, lock=root / poetry.LOCK,
+                         reason=f"the project root{where} has a poetry.lock: {poetry_words(pyproject)} at its "
+                                "versions, as `poetry install`",
+                         left_out_why="poetry.lock pins the environment (add them with `poetry add`), or below "
+                                      "the project root")
     dev = next((root / name for name in DEV_FILES if (root / name).is_file()), None)
     requirements: list[Path] = []
     if dev is not None:
@@ -237,6 +253,13 @@ def _at_root(root: Path, app_dir: Path) -> Selection:
         base = next((root / name for name in BASE_FILES if (root / name).is_file()), None)
         requirements = [base] if base is not None else []
         reason = f"the project root{where}'s declarations (no dev set)"
-    if pyproject:
+    if pyproject and poetry.declares(data):
+        reason += "; pyproject.toml: its [tool.poetry] dependencies and groups, unpinned (no poetry.lock)"
+    elif pyproject:
         reason += "; pyproject.toml: its dependencies, dev group and dev extra"
     return Selection(root, requirements, pyproject, members, reason=reason)
+
+
+def poetry_words(pyproject: Path) -> str:
+    """Which of a Poetry project's dependencies are installed: `main + dev + test` (its non-optional groups)."""
+    return " + ".join(["main", *poetry.requirements(read_toml(pyproject) or {}, pyproject.parent).groups])

@@ -21,16 +21,33 @@ NO_COMPILER = re.compile(
     r"|command '(?:[\w./-]+/)?(?:[\w.-]+-)?(?:gcc|cc)' failed: no such file|linker `cc` not found|no acceptable c compiler",
     re.I)
 MISSING_HEADER = re.compile(r"fatal error: ([\w/+.-]+\.h): No such file or directory")
-# A missing header or tool -> the Debian package that has it.
+# A missing header or tool -> the Debian packages that have it (python-ldap needs SASL's headers after
+# LDAP's: both at once, or the next build fails on the next header).
 DEBIAN = {
-    "pg_config": "libpq-dev", "libpq-fe.h": "libpq-dev", "mysql_config": "default-libmysqlclient-dev",
-    "mysql.h": "default-libmysqlclient-dev", "Python.h": "python3-dev", "ldap.h": "libldap2-dev",
-    "lber.h": "libldap2-dev", "sasl/sasl.h": "libsasl2-dev", "ffi.h": "libffi-dev", "openssl": "libssl-dev",
+    "pg_config": "libpq-dev", "libpq-fe.h": "libpq-dev", "mysql_config": "pkg-config default-libmysqlclient-dev",
+    "mysql.h": "pkg-config default-libmysqlclient-dev", "mariadb_config": "libmariadb-dev",
+    "Python.h": "python3-dev", "ldap.h": "libldap2-dev libsasl2-dev", "lber.h": "libldap2-dev libsasl2-dev",
+    "sasl/sasl.h": "libsasl2-dev", "ffi.h": "libffi-dev", "openssl": "libssl-dev",
     "libxml": "libxml2-dev", "libxslt": "libxslt1-dev", "jpeglib.h": "libjpeg-dev", "zlib.h": "zlib1g-dev",
-    "yaml.h": "libyaml-dev", "krb5.h": "libkrb5-dev", "gssapi": "libkrb5-dev", "sqlite3.h": "libsqlite3-dev",
-    "xmlsec": "libxmlsec1-dev", "cairo.h": "libcairo2-dev", "freetype": "libfreetype-dev",
+    "yaml.h": "libyaml-dev", "krb5.h": "libkrb5-dev", "krb5-config": "libkrb5-dev", "gssapi": "libkrb5-dev",
+    "sqlite3.h": "libsqlite3-dev", "xmlsec": "libxmlsec1-dev", "cairo.h": "libcairo2-dev",
+    "freetype": "libfreetype-dev", "portaudio.h": "portaudio19-dev", "graphviz/": "libgraphviz-dev",
+    "sql.h": "unixodbc-dev", "pkg-config": "pkg-config",
 }
-MISSING_TOOL = re.compile(r"(?:No such file or directory: '|could not find |)(pg_config|mysql_config)\b", re.I)
+# A library meson or pkg-config looked for (pkg-config's name) -> the Debian packages (pkg-config finds it).
+PKG_CONFIG = {
+    "cairo": "libcairo2-dev", "dbus-1": "libdbus-1-dev", "glib-2.0": "libglib2.0-dev",
+    "gobject-introspection-1.0": "libgirepository1.0-dev", "libxml-2.0": "libxml2-dev", "xmlsec1": "libxmlsec1-dev",
+    "libsystemd": "libsystemd-dev", "portaudio-2.0": "portaudio19-dev", "libgvc": "libgraphviz-dev",
+    "mysqlclient": "default-libmysqlclient-dev", "krb5-gssapi": "libkrb5-dev",
+}
+MISSING_TOOL = re.compile(r"(?:No such file or directory: '|could not find |Command ')"
+                          r"(pg_config|mysql_config|mariadb_config|krb5-config)\b"
+                          r"|\b(pg_config|mysql_config|mariadb_config|krb5-config|pkg-config)(?: executable|:)? not found",
+                          re.I)
+# mysqlclient's setup.py: no pkg-config, or none of the MySQL/MariaDB client libraries it knows.
+MYSQLCLIENT = re.compile(r"Can not find valid pkg-config name")
+MESON_DEPENDENCY = re.compile(r'Dependency "([\w.+-]+)" not found|Package ([\w.+-]+) was not found in the pkg-config')
 
 
 def _is_uv_head(line: str) -> bool:
@@ -67,9 +84,16 @@ def _debian(name: str) -> str | None:
 
 
 def _fix(packages: str) -> str:
-    return (f"rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=\"{DEFAULT_BUILD_PACKAGES} {packages}\""
-            if packages not in DEFAULT_BUILD_PACKAGES.split() else
+    """The build argument that adds `packages` (space-separated) to the default ones."""
+    missing = [p for p in packages.split() if p not in DEFAULT_BUILD_PACKAGES.split()]
+    added = " ".join(missing)
+    return (f"rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=\"{DEFAULT_BUILD_PACKAGES} {added}\""
+            if missing else
             f"rebuild the image with the default UNSTUCK_BUILD_PACKAGES (\"{DEFAULT_BUILD_PACKAGES}\")")
+
+
+def _packages(debian: str) -> str:
+    return f"Debian package{'s' if ' ' in debian else ''} {debian}"
 
 
 def _reason(lines: list[str]) -> str:
@@ -80,12 +104,25 @@ def _reason(lines: list[str]) -> str:
     header = MISSING_HEADER.search(text)
     if header:
         debian = _debian(header.group(1))
-        return (f"the C header {header.group(1)} is missing" + (f" (Debian package {debian}); {_fix(debian)}"
+        return (f"the C header {header.group(1)} is missing" + (f" ({_packages(debian)}); {_fix(debian)}"
                                                                  if debian else ""))
+    if MYSQLCLIENT.search(text):
+        debian = DEBIAN["mysql_config"]
+        return f"the MySQL client library is missing ({_packages(debian)}); {_fix(debian)}"
+    library = MESON_DEPENDENCY.search(text)
+    if library:
+        name = library.group(1) or library.group(2)
+        debian = " ".join(["pkg-config", *([PKG_CONFIG[name]] if name in PKG_CONFIG else [])])
+        if name not in PKG_CONFIG:
+            return (f"the library {name} is missing (pkg-config does not find it); add pkg-config and its Debian "
+                    "-dev package to the build argument UNSTUCK_BUILD_PACKAGES")
+        return f"the library {name} is missing ({_packages(debian)}); {_fix(debian)}"
     tool = MISSING_TOOL.search(text)
-    if tool and ("not found" in text.lower() or "no such file" in text.lower() or "could not find" in text.lower()):
-        debian = DEBIAN[tool.group(1)]
-        return f"{tool.group(1)} is missing (Debian package {debian}); {_fix(debian)}"
+    lowered = text.lower()
+    if tool and any(words in lowered for words in ("not found", "no such file", "could not find", "status 127")):
+        name = tool.group(1) or tool.group(2)
+        debian = DEBIAN[name]
+        return f"{name} is missing ({_packages(debian)}); {_fix(debian)}"
     stale = next((line.strip() for line in lines if "needs to be updated" in line), None)
     if stale:
         return re.sub(r"^error:\s*", "", stale) + "; run `uv lock`"
