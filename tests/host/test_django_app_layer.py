@@ -16,12 +16,9 @@ import sys
 import httpx
 import pytest
 
-from reload_loop import drive, free_port
+from reload_loop import drive, free_port, reload_server
 from repo import REPO
-from unstuck import config
 from unstuck.reload import events as ev
-from unstuck.reload.reloader import Reloader
-from unstuck.reload.warm_process_client import WarmProcesses
 
 
 FILES = {
@@ -66,16 +63,7 @@ def server(tmp_path, monkeypatch):
     monkeypatch.delenv("APP_MODULE", raising=False)
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
     (tmp_path / "run").mkdir(mode=0o700)
-    settings = config.load()
-    reloader = Reloader(settings)
-    reloader.sock = reloader.bind()
-    reloader.warm = WarmProcesses(reloader.sock.fileno(), tmp_path / "run" / "preload.txt", reloader.events, True)
-    reloader.warm.start(set())
-    yield reloader
-    reloader.act(reloader.machine.stop())
-    drive(reloader, lambda: reloader.machine.finished, "every generation gone", timeout=60.0)
-    reloader.warm.close()
-    reloader.sock.close()
+    yield from reload_server(tmp_path / "run" / "preload.txt")
 
 
 def fresh_interpreter_serves(app_dir) -> str:
