@@ -198,12 +198,15 @@ def format_status(data: dict, now: float) -> str:
 def format_release(release: dict, now: float) -> str:
     last = release.get("last")
     if release["state"] == "running":
-        return f"running for {now - release['since']:.0f} s: {release['command']}"
+        stopping = f", stopping it: {release['stopping']}" if release.get("stopping") else ""
+        return f"running for {now - release['since']:.0f} s{stopping}: {release['command']}"
     if last is None:
         return f"not run yet: {release['command']}"
     when = f"in {last['seconds']:.1f} s, {now - last['at']:.0f} s ago ({last['trigger']})"
     if last["ok"]:
         return f"ok {when}"
+    if last.get("timed_out"):
+        return f"stopped {when}: {last['error']}; it runs again with the next save"
     return f"failed (exit code {last['code']}) {when}: {last['error']}; it runs again with the next save"
 
 

@@ -62,6 +62,7 @@ class Settings:
     requirements: tuple[str, ...] = ()  # UNSTUCK_REQUIREMENTS; () = chosen by dependency_set
     error_pages: str = "on"  # one of ERROR_PAGES: a request's uncaught exception gets unstuck's page
     safety_poll_ms: int = 5000
+    release_timeout: float = 600.0  # seconds the Procfile's release may run before it is stopped; 0: no limit
 
     @property
     def state_file(self) -> Path:
@@ -164,6 +165,13 @@ def _safety_poll_ms(env: Mapping[str, str]) -> int:
         raise ConfigError(f"{exc}, or 0 to turn it off") from None
 
 
+def _release_timeout(env: Mapping[str, str]) -> float:
+    try:
+        return _number(env, "UNSTUCK_RELEASE_TIMEOUT", 600.0, 0.0, 86400.0)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (0: no limit)") from None
+
+
 def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Settings:
     """Read and validate the settings; raise ConfigError with a one-line message on the first problem."""
     env = os.environ if env is None else env
@@ -230,6 +238,7 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         debug_port=debug_port,
         procfile=procfile,
         worker_grace=_number(env, "UNSTUCK_WORKER_GRACE", 5.0, 0.0, 60.0),
+        release_timeout=_release_timeout(env),
         project_env=project_env,
         app_layer=_flag(env, "UNSTUCK_APP_LAYER", default="1"),
         requirements=_requirements(env, app_dir, check_dirs),

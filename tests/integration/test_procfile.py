@@ -164,6 +164,52 @@ def test_docker_stop_with_a_worker_running_is_prompt_and_clean(start_container):
     assert result["StatusCode"] == 0, served.logs_tail()  # 137 if docker had had to kill it
 
 
+# A release that hangs as a migration waiting for a lock does: it says what it waits for, then waits, deaf to
+# SIGTERM (so that only the SIGKILL after the grace ends it).
+HANGING_RELEASE = "release: echo 'waiting for the lock on table jobs' ; trap '' TERM ; sleep 3600\n"
+COUNT_SLEEPERS = """
+import os
+def cmdline(pid):
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return b""
+print(sum(cmdline(pid) == b"sleep\\x003600\\x00" for pid in os.listdir("/proc") if pid.isdigit()))
+"""
+
+
+def test_a_release_that_hangs_is_stopped_after_the_timeout_the_workers_start_and_a_save_runs_it_again(
+        start_container):
+    served = start_container(env={**PROCFILE_ENV, "UNSTUCK_RELEASE_TIMEOUT": "3", "UNSTUCK_WORKER_GRACE": "1"},
+                             files={"ticker.py": ticker("v1"),
+                                    "Procfile": HANGING_RELEASE + "ticker: python -m app.ticker ticker\n"})
+    served.app_dir.joinpath("Procfile").chmod(0o644)
+    wait_for(served.url(), has_text(200, "Hello"), on_timeout=served.logs_tail)  # the web app never waits for it
+    status = served.wait_status("the hung release is stopped", lambda s: (s.get("release") or {}).get(
+        "state") == "failed", timeout=60)
+    last = status["release"]["last"]
+    assert last["timed_out"] and 3 <= last["seconds"] < 30, last
+    command = HANGING_RELEASE.split(": ", 1)[1].strip()
+    assert last["error"] == (f"{command!r} hung: it did not exit within 3 s and was stopped (its last line: waiting "
+                             "for the lock on table jobs); set UNSTUCK_RELEASE_TIMEOUT to give it longer (0: no "
+                             "limit)"), last
+    wait_until("the worker starts once the release was stopped", runs(served, "v1"))
+    _, text = served.exec("unstuck", "status")
+    assert f"release:      stopped in {last['seconds']:.1f} s" in text and last["error"] in text, text
+    logs = served.logs()
+    assert (f"release {command!r} did not exit within 3 s: stopping it (SIGTERM, then SIGKILL after 1 s); set "
+            "UNSTUCK_RELEASE_TIMEOUT to give it longer (0: no limit)") in logs, served.logs_tail()
+    assert "release | waiting for the lock on table jobs" in logs
+    wait_until("nothing of it is left running", lambda: (
+        served.exec("python3", "-c", COUNT_SLEEPERS)[1].strip() == "0", served.exec("python3", "-c", COUNT_SLEEPERS)[1]))
+
+    # The next save runs it again (it may be the fix), then restarts the worker on the new code.
+    save_in_place(served.app_dir / "ticker.py", ticker("v2"))
+    wait_until("the worker runs v2 after the second release was stopped", runs(served, "v2"), timeout=60)
+    status = served.status()
+    assert status["release"]["runs"] == 2 and status["release"]["last"]["timed_out"], status["release"]
+
+
 # A Heroku-style project as such repositories lay it out: dependencies in requirements.txt, and a Procfile
 # whose `release` migrates (a stand-in for `python manage.py migrate` that needs the dependencies and records
 # each run) and whose worker needs the dependencies and the migrations. The web app writes its data beside

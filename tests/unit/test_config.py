@@ -120,3 +120,13 @@ def test_the_safety_poll_is_every_5_s_unless_set_and_0_turns_it_off(tmp_path):
     assert load(tmp_path).safety_poll_ms == 5000
     assert load(tmp_path, UNSTUCK_POLL_SAFETY_MS="2000").safety_poll_ms == 2000
     assert load(tmp_path, UNSTUCK_POLL_SAFETY_MS="0").safety_poll_ms == 0
+
+
+def test_the_release_may_run_10_minutes_unless_set_and_0_means_no_limit(tmp_path):
+    assert load(tmp_path).release_timeout == 600
+    assert load(tmp_path, UNSTUCK_RELEASE_TIMEOUT="30").release_timeout == 30
+    assert load(tmp_path, UNSTUCK_RELEASE_TIMEOUT="0").release_timeout == 0
+    for bad in ("ten", "-1", "100000"):
+        with pytest.raises(ConfigError) as info:
+            load(tmp_path, UNSTUCK_RELEASE_TIMEOUT=bad)
+        assert str(info.value).startswith(f"UNSTUCK_RELEASE_TIMEOUT={bad!r} is ") and "(0: no limit)" in str(info.value)

@@ -6,6 +6,7 @@ import queue
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from supervisor.options import ServerOptions
@@ -263,6 +264,9 @@ class PlanOps:
     def run_release(self, command):
         self.calls.append(("release", command))
 
+    def signal_release(self, signum):
+        self.calls.append(("signal", signum))
+
     def apply_procfile(self):
         self.calls.append("apply")
 
@@ -403,6 +407,54 @@ def test_without_a_release_the_workers_start_at_once(plan_ops):
     assert plan_ops.calls == ["start", "restart"]
 
 
+def test_a_release_that_hangs_is_stopped_after_the_timeout_then_killed_and_runs_again_on_the_next_save(plan_ops):
+    plan = ProcPlan(plan_ops, MIGRATE, ("worker",), timeout=600, grace=5)
+    plan.request("startup")
+    plan.request("app/models.py modified")  # saves while it hangs wait for it
+    assert plan.next_deadline() == 600
+    plan_ops.t = 599.9
+    assert not plan.on_timers() and plan_ops.calls == [("release", MIGRATE)]
+    plan_ops.t = 600
+    assert plan.on_timers() and plan_ops.calls[1:] == [("signal", TERM)]
+    assert plan.snapshot()["state"] == "running" and "within 600 s" in plan.snapshot()["stopping"]
+    assert plan.next_deadline() == 605  # it ignores SIGTERM: killed after the grace
+    plan_ops.t = 605
+    plan.on_timers()
+    assert plan_ops.calls[2:] == [("signal", KILL)] and plan.next_deadline() is None
+    plan.on_timers()
+    assert plan_ops.calls[3:] == []  # killed once
+    plan.release_exited(-9, 605.0, "waiting for the lock on table app_job")
+    last = plan.snapshot()["last"]
+    assert not last["ok"] and last["timed_out"] and last["timeout"] == 600
+    assert last["error"] == (f"{MIGRATE!r} hung: it did not exit within 600 s and was stopped (its last line: "
+                             "waiting for the lock on table app_job); set UNSTUCK_RELEASE_TIMEOUT to give it longer "
+                             "(0: no limit)")
+    # The save made while it hung is served: the release runs once more (it failed), with a new deadline.
+    assert plan_ops.calls[3:] == [("release", MIGRATE)] and plan.next_deadline() == 605 + 600
+    plan_ops.t = 606
+    plan.release_exited(0, 1.0)
+    assert plan_ops.calls[4:] == ["start"] and plan.snapshot()["state"] == "ok" and plan.next_deadline() is None
+
+
+def test_a_release_that_exits_on_sigterm_is_not_killed_and_without_a_timeout_nothing_is_stopped(plan_ops):
+    plan = ProcPlan(plan_ops, MIGRATE, ("worker",), timeout=2, grace=5)
+    plan.request("startup")
+    plan_ops.t = 2
+    plan.on_timers()
+    plan.release_exited(-15, 2.0)  # no output: the error says what hung without a last line
+    assert plan.snapshot()["state"] == "failed"
+    assert "hung: it did not exit within 2 s and was stopped; set" in plan.snapshot()["last"]["error"]
+    plan_ops.t = 100
+    plan.on_timers()
+    assert plan_ops.calls == [("release", MIGRATE), ("signal", TERM), "start"]
+    # A release that exits 0 within the time is ok; timeout 0 means no limit.
+    unlimited = ProcPlan(plan_ops, MIGRATE, ("worker",), timeout=0)
+    unlimited.request("startup")
+    assert unlimited.next_deadline() is None
+    plan_ops.t = 1e9
+    assert not unlimited.on_timers() and plan_ops.calls[3:] == [("release", MIGRATE)]
+
+
 def run_release(tmp_path, command):
     """proc_release.Release with real processes: (exit code, seconds, error) and what it printed."""
     settings = config.load({"APP_DIR": str(tmp_path)}, check_dirs=False)
@@ -425,6 +477,39 @@ def test_a_failing_release_reports_its_exit_code_and_the_error_in_its_last_lines
     assert "release | Operations to perform:" in capfd.readouterr().out
     code, _, error = run_release(tmp_path, "echo 'CommandError: no such app' ; exit 3")
     assert (code, error) == (3, "CommandError: no such app")
+
+
+def test_a_release_has_exited_when_its_shell_has_even_if_a_process_it_started_holds_its_output(tmp_path):
+    # A daemon in a session of its own keeps the pipe open: the exit is reported all the same, at once.
+    code, seconds, _ = run_release(tmp_path, "setsid sleep 30 & echo started")
+    assert code == 0 and seconds < 10
+
+
+def test_a_release_that_ignores_sigterm_ends_on_sigkill_with_what_it_started(tmp_path):
+    settings = config.load({"APP_DIR": str(tmp_path)}, check_dirs=False)
+    done = queue.SimpleQueue()
+    release = Release(settings, lambda *exit: done.put(exit))
+    pidfile = tmp_path / "sleep.pid"
+    release.start(f"trap '' TERM; sleep 30 & echo $! > {pidfile}; wait")
+    deadline = time.monotonic() + 10
+    while not pidfile.read_text().strip() if pidfile.exists() else True:
+        assert time.monotonic() < deadline, "the release did not start"
+        time.sleep(0.01)
+    sleeper = int(pidfile.read_text())
+    release.signal(TERM)  # ignored by the shell and by sleep (they inherit the ignored disposition)
+    release.signal(KILL)
+    code, _, _ = done.get(timeout=10)
+    assert code == -KILL
+
+    def gone():  # or a zombie its new parent has not reaped yet
+        try:
+            return Path(f"/proc/{sleeper}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    while not gone():
+        assert time.monotonic() < deadline, f"what the release started ({sleeper}) still runs"
+        time.sleep(0.01)
 
 
 # -- containment: the control thread and the wrapper's output loop ----------------------------------------

@@ -146,6 +146,15 @@ def test_status_shows_the_release_and_why_the_workers_wait():
                          now=130.0)
     assert "release:      running for 10 s: python manage.py migrate" in text
     assert "workers:      they start once the release has exited" in text
+    stopping = {**running, "stopping": "it did not exit within 5 s (UNSTUCK_RELEASE_TIMEOUT)"}
+    assert ("release:      running for 10 s, stopping it: it did not exit within 5 s (UNSTUCK_RELEASE_TIMEOUT): "
+            "python manage.py migrate") in format_status({**base, "release": stopping}, now=130.0).splitlines()
+    hung = {**failed, "last": {**failed["last"], "code": -15, "seconds": 5.0, "timed_out": True, "error": (
+        "'python manage.py migrate' hung: it did not exit within 5 s and was stopped; set UNSTUCK_RELEASE_TIMEOUT "
+        "to give it longer (0: no limit)")}}
+    assert ("release:      stopped in 5.0 s, 30 s ago (requirements.txt modified): 'python manage.py migrate' hung: "
+            "it did not exit within 5 s and was stopped; set UNSTUCK_RELEASE_TIMEOUT to give it longer (0: no limit); "
+            "it runs again with the next save") in format_status({**base, "release": hung}, now=130.0).splitlines()
 
 
 def test_status_says_which_dependency_set_and_what_was_left_out():

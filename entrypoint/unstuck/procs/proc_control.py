@@ -80,7 +80,7 @@ class ProcControl:
     def __init__(self, settings: Settings, on_release_exit=None, rpc=None) -> None:
         self.settings = settings
         self.error: str | None = None
-        self.plan = ProcPlan(self)
+        self.plan = ProcPlan(self, timeout=settings.release_timeout, grace=settings.worker_grace)
         self.release = Release(settings, on_release_exit or (lambda *exit: None))
         self._digest = digest(settings.procfile)
         self._rpc = rpc
@@ -160,6 +160,15 @@ class ProcControl:
     def release_exited(self, code: int, seconds: float, error: str | None) -> None:
         self.plan.release_exited(code, seconds, error)
 
+    @contained("time the release")
+    def next_deadline(self) -> float | None:
+        return self.plan.next_deadline()
+
+    @contained("stop a release that hung", default=False)
+    def on_timers(self) -> bool:
+        """A release that outran UNSTUCK_RELEASE_TIMEOUT is stopped; True when the status changed."""
+        return self.plan.on_timers()
+
     @contained("stop the release")
     def close(self) -> None:
         self.release.stop()
@@ -178,6 +187,9 @@ class ProcControl:
 
     def run_release(self, command: str) -> None:
         self.release.start(command)
+
+    def signal_release(self, signum: int) -> None:
+        self.release.signal(signum)
 
     def apply_procfile(self) -> None:
         self._jobs.put(self._update)

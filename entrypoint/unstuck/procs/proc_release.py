@@ -23,6 +23,7 @@ from unstuck.procs.proc_worker import TAIL_LINES, command_env, shell_command
 
 MAX_LINE = 64 * 1024  # a longer line is logged in pieces, so output without newlines never piles up
 PREFIX = "release | "
+OUTPUT_AFTER_EXIT_S = 2.0  # how long its last output may take to be read once it has exited
 
 OnExit = Callable[[int, float, "str | None"], None]  # (exit code, seconds, what went wrong)
 
@@ -46,10 +47,14 @@ class Release:
         threading.Thread(target=self._run, args=(command,), daemon=True, name="release").start()
 
     def stop(self) -> None:
+        self.signal(signal.SIGTERM)
+
+    def signal(self, signum: int) -> None:
+        """To its whole process group (the shell, the command and what it started)."""
         proc = self.proc
         if proc is not None and proc.returncode is None:
             try:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signum)
             except (ProcessLookupError, PermissionError):
                 pass
 
@@ -64,20 +69,27 @@ class Release:
         except OSError as exc:
             self.on_exit(127, 0.0, f"cannot start {command!r}: {exc.strerror or exc}")
             return
-        with proc.stdout:
-            # EOF comes when every process holding the pipe has exited or closed it (a command that
-            # redirects its own output ends the reading early; the wait below still waits for it).
-            while raw := proc.stdout.readline(MAX_LINE):
-                line = raw.decode(errors="replace").rstrip("\r\n")
-                tail.append(line)
-                print(PREFIX + line, flush=True)
+        # Its output is read on a thread of its own: the release has exited when its shell has, even when a
+        # process it started (in a session of its own, out of reach of the kill below) still holds the pipe.
+        reader = threading.Thread(target=self._read, args=(proc, tail), daemon=True, name="release-output")
+        reader.start()
         code = proc.wait()
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # what it started and left behind goes with it
         except (ProcessLookupError, PermissionError):
             pass
+        reader.join(timeout=OUTPUT_AFTER_EXIT_S)  # its last lines, for the log and what went wrong
         try:
             error = None if code == 0 else what_went_wrong(list(tail), self.settings.app_dir)
         except Exception as exc:  # noqa: BLE001 - the exit must be told, or the workers would wait for it forever
             error = f"its last lines could not be read ({type(exc).__name__}: {exc})"
         self.on_exit(code, time.monotonic() - started, error)
+
+    @staticmethod
+    def _read(proc: subprocess.Popen, tail: collections.deque) -> None:
+        with proc.stdout:
+            # EOF comes when every process holding the pipe has exited or closed it.
+            while raw := proc.stdout.readline(MAX_LINE):
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                tail.append(line)
+                print(PREFIX + line, flush=True)

@@ -481,9 +481,9 @@ class Reloader:
 
     def timeout(self) -> float:
         deadlines = [c.deadline for c in [*self.forks.values(), *self.waiting] if c.deadline is not None]
-        due = self.machine.next_deadline()
-        if due is not None:
-            deadlines.append(due)
+        for due in (self.machine.next_deadline(), self.procs.next_deadline()):
+            if due is not None:
+                deadlines.append(due)
         if self.published != self.machine.version:
             deadlines.append(self.published_at + PUBLISH_EVERY_S)  # the state file, once it is due
         return 1.0 if not deadlines else min(1.0, max(0.0, min(deadlines) - self.now()))
@@ -497,6 +497,8 @@ class Reloader:
             log.warning("the warm process is not ready after %.0f s; starting a fresh interpreter", WARM_WAIT_S)
             self._stop_waiting()
         self.act(self.machine.on_timers())
+        if self.procs.on_timers():  # a release that outran UNSTUCK_RELEASE_TIMEOUT was stopped
+            self.published = -1
 
     def publish(self, force: bool = False) -> None:
         if self.published == self.machine.version:
