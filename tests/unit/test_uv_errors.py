@@ -78,6 +78,27 @@ error: No solution found when resolving dependencies:
 """.splitlines()
 
 
+# A project whose own build setuptools refuses (uv pip install -e .): the cause is the build's indented
+# `error:` line, not uv's `cause:` line above it.
+FLAT_LAYOUT = """\
+   Building shop @ file:///workspace
+error: Failed to build `shop @ file:///workspace`
+  cause: The build backend returned an error
+  cause: Call to `setuptools.build_meta.get_requires_for_build_editable` failed (exit status: 1)
+         [stderr]
+         error: Multiple top-level packages discovered in a flat-layout: ['core', 'migrations'].
+         To avoid accidental inclusion of unwanted files or directories,
+         setuptools will not proceed with this build.
+         To find more information, look for "package discovery" on setuptools docs.
+hint: Build failures usually indicate a problem with the package or the build environment
+""".splitlines()
+
+
+def test_a_build_that_setuptools_refuses_says_why_in_the_builds_own_words():
+    assert uv_errors.summary(FLAT_LAYOUT, "failed") == (
+        "shop cannot be built: Multiple top-level packages discovered in a flat-layout: ['core', 'migrations'].")
+
+
 def test_a_missing_compiler_is_named_with_the_package_and_the_fix():
     assert uv_errors.summary(UWSGI, "failed") == (
         "uwsgi 2.0.31 cannot be built: no C compiler in this image; rebuild the image with the default "

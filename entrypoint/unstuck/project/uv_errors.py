@@ -51,8 +51,9 @@ MESON_DEPENDENCY = re.compile(r'Dependency "([\w.+-]+)" not found|Package ([\w.+
 
 
 def _is_uv_head(line: str) -> bool:
-    text = line.lstrip()
-    return text.startswith(("error:", "×", "cause:", "├─▶", "╰─▶"))
+    # uv's own `error:` is at the start of the line; the build's output (setuptools' `error: Multiple
+    # top-level packages ...`) is indented below it, and is the cause.
+    return line.startswith(("error:", "×")) or line.lstrip().startswith(("cause:", "├─▶", "╰─▶"))
 
 
 def error_lines(lines: list[str]) -> list[str]:
@@ -130,7 +131,7 @@ def _reason(lines: list[str]) -> str:
             and not line.lstrip().startswith(("hint:", "help:"))]
     last = next((line for line in reversed(body) if re.match(r"(error:|\w*(Error|Exception)\b)", line)), None)
     if last:
-        return last
+        return re.sub(r"^error:\s*", "", last)
     causes = [line.strip() for line in lines if line.lstrip().startswith(("cause:", "╰─▶"))]
     if causes:  # uv's own explanation, innermost last (no build output: uv_build, a missing file ...)
         return re.sub(r"^(cause:|╰─▶)\s*", "", causes[-1])
