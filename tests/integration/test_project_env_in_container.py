@@ -309,3 +309,51 @@ def test_a_poetry_project_is_served_with_its_locked_versions_and_a_saved_lock_is
     save_in_place(project / "poetry.lock", locked("0.115.5"))
     wait_for(served.url(), has_text(200, '"fastapi":"0.115.5"'), timeout=180, on_timeout=served.logs_tail)
     assert "out of date" not in served.logs()
+
+
+# A project with a [build-system] that does not build (setuptools refuses a flat layout of several packages),
+# as projects that install with `pip install -r requirements.txt` often have.
+UNBUILDABLE = {
+    "pyproject.toml": """
+        [project]
+        name = "shop"
+        version = "0.1.0"
+        dependencies = ["six==1.16.0"]
+
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        """,
+    "core/__init__.py": "GREETING = 'from the tree'\n",
+    "migrations/__init__.py": "",
+    "main.py": """
+        import json
+        import core, six
+
+
+        async def app(scope, receive, send):
+            if scope["type"] != "http":
+                return
+            body = json.dumps({"six": six.__version__, "core": core.GREETING, "from": core.__file__}).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+        """,
+}
+
+
+def test_a_project_that_cannot_be_built_is_served_from_its_tree_with_its_dependencies_and_says_so_once(
+        tmp_path, run_project):
+    project = make_project(tmp_path, UNBUILDABLE)
+    served = run_project(project)
+    wait_for(served.url(), has_text(200, '"six": "1.16.0"', '"core": "from the tree"'), timeout=180,
+             on_timeout=served.logs_tail)
+    assert served_json(served)["from"] == "/workspace/core/__init__.py"  # its source, not an installed copy
+    why = ("the project itself (/workspace) is not installed as a package: shop cannot be built: Multiple top-level "
+           "packages discovered in a flat-layout: ['core', 'migrations']; its dependencies are installed and its "
+           "source is imported from APP_DIR; add `[tool.uv]` `package = false` to pyproject.toml if it is not meant "
+           "to be installed as a package")
+    status = served.wait_status("the status says why", lambda s: s.get("dependencies_warning") is not None)
+    assert status["dependencies_warning"] == why and status["dependencies_error"] is None, status
+    _, text = served.exec("unstuck", "status")
+    assert f"dependencies: {why}" in text.splitlines(), text
+    assert served.logs().count(why) == 1, served.logs_tail()

@@ -96,7 +96,7 @@ hint: Build failures usually indicate a problem with the package or the build en
 
 def test_a_build_that_setuptools_refuses_says_why_in_the_builds_own_words():
     assert uv_errors.summary(FLAT_LAYOUT, "failed") == (
-        "shop cannot be built: Multiple top-level packages discovered in a flat-layout: ['core', 'migrations'].")
+        "shop cannot be built: Multiple top-level packages discovered in a flat-layout: ['core', 'migrations']")
 
 
 def test_a_missing_compiler_is_named_with_the_package_and_the_fix():

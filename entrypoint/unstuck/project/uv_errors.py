@@ -131,7 +131,7 @@ def _reason(lines: list[str]) -> str:
             and not line.lstrip().startswith(("hint:", "help:"))]
     last = next((line for line in reversed(body) if re.match(r"(error:|\w*(Error|Exception)\b)", line)), None)
     if last:
-        return re.sub(r"^error:\s*", "", last)
+        return re.sub(r"^error:\s*", "", last).rstrip(".")  # the summary goes on after it
     causes = [line.strip() for line in lines if line.lstrip().startswith(("cause:", "╰─▶"))]
     if causes:  # uv's own explanation, innermost last (no build output: uv_build, a missing file ...)
         return re.sub(r"^(cause:|╰─▶)\s*", "", causes[-1])
