@@ -20,6 +20,7 @@ What a developer sets for each, found by running it by hand (see `Project.why`):
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -218,9 +219,32 @@ NORMALISE = [
 
 
 def normalise(body: str) -> str:
+    body = sorted_tags(body)
     for pattern, replacement in NORMALISE:
         body = pattern.sub(replacement, body)
     return body
+
+
+def sorted_tags(body: str) -> str:
+    """A JSON body with each `tags` list sorted. FastAPI merges the tags of nested routers in an order that follows
+    string hashes: two fresh interpreters (each its own PYTHONHASHSEED) give mealie's /openapi.json different orders
+    (`["Recipe: CRUD", "Recipe: Images and Assets"]` and the reverse), while forks share their parent's."""
+    if not body.startswith(("{", "[")):
+        return body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {k: sorted(v) if k == "tags" and isinstance(v, list) and all(isinstance(t, str) for t in v)
+                    else walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return json.dumps(walk(data), separators=(",", ":"), ensure_ascii=False)
 
 
 # A fresh interpreter in the container, importing the app the way a worker does (worker.run), answering each
