@@ -762,8 +762,8 @@ def main() -> int:
     try:
         if sections == {"realworld"}:  # each project builds the image on its own base
             from realworld import bench_realworld
-            print(bench_realworld(client, workdir, tags, bench_containers, [n for n in args.projects.split(",") if n],
-                                  args.realworld_edits, args.realworld_think), flush=True)
+            bench_realworld(client, workdir, tags, bench_containers, [n for n in args.projects.split(",") if n],
+                            args.realworld_edits, args.realworld_think)  # prints each project's table
             return 0
         print(f"building the image (BASE_IMAGE={base}) ...", flush=True)
         image = build(client, REPO, tags[0], {"BASE_IMAGE": base})
@@ -793,8 +793,8 @@ def main() -> int:
             print(bench_install(client, image, max(1, args.install_rounds)), flush=True)
         if "realworld" in sections:
             from realworld import bench_realworld
-            print(bench_realworld(client, workdir, tags, bench_containers, [n for n in args.projects.split(",") if n],
-                                  args.realworld_edits, args.realworld_think), flush=True)
+            bench_realworld(client, workdir, tags, bench_containers, [n for n in args.projects.split(",") if n],
+                            args.realworld_edits, args.realworld_think)  # prints each project's table
         if "shapes" in sections and args.install_rounds:
             print("measuring each project shape's install ...", flush=True)
             print(bench_shapes(client, image, max(1, args.install_rounds)), flush=True)

@@ -36,6 +36,8 @@ PSS_SCRIPT = r"""
 import json, os
 out = []
 for pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(pid) == os.getpid():
+        continue
     try:
         comm = open(f"/proc/{pid}/comm").read().strip()
         cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()[:80]
@@ -139,7 +141,8 @@ def bench_project(client: docker.DockerClient, project, workdir: Path, tags: lis
             volumes={str(framework_tree): {"bind": "/workspace", "mode": "rw"},
                      env_volume.name: {"bind": "/home/app/.unstuck", "mode": "ro"}})
         containers.append(framework)
-        servers["framework"] = Server(" ".join(project.framework_server[:3]), framework, fport, framework_tree)
+        label = "runserver" if "runserver" in project.framework_server else " ".join(project.framework_server[:1])
+        servers["framework"] = Server(label, framework, fport, framework_tree)
         started = time.monotonic()
         wait_until(http, servers["framework"].url(project.urls[0]), lambda r: r is not None and r.status_code < 500,
                    project.first_start_s, "the framework server's first answer")
@@ -275,4 +278,4 @@ def bench_realworld(client: docker.DockerClient, workdir: Path, tags: list, cont
         result = bench_project(client, project, workdir, tags, containers, edits, think)
         out.append(report(project, result, edits, think))
         print(out[-1], flush=True)
-    return "\n".join(out)
+    return out
