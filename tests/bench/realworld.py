@@ -170,25 +170,24 @@ def bench_project(client: docker.DockerClient, project, workdir: Path, tags: lis
                 figures[key]["leaf"].append(timed(servers[key], project.leaf, with_block(
                     originals[key][0], leaf_block(project, label)), label))
         unstuck_status_after_leaf = status(unstuck)
-        for i in range(max(3, edits // 3)):  # the module most others import; the view shows its text
+        last = {}  # the label each server serves now
+        for i in range(max(2, edits // 3)):  # the module most others import; the view shows its text
             for key in order:
                 time.sleep(think)
                 label = f"bench central {i} {key}"
                 figures[key]["central"].append(timed(servers[key], project.central, with_block(
                     originals[key][1], central_block(label)), label))
-        for i in range(max(3, edits // 3)):  # broken -> fixed, timed from the fix
+                last[key] = label
+        for i in range(max(2, edits // 3)):  # broken -> fixed, timed from the fix once the broken save shows
             for key in order:
                 server = servers[key]
                 time.sleep(think)
-                before = f"bench before broken {i} {key}"
-                timed(server, project.leaf, with_block(originals[key][0], leaf_block(project, before)), before)
-                time.sleep(think)
                 save(server, project.leaf, with_block(originals[key][0], leaf_block(project, "broken", syntax_error=True)))
-                wait_until(http, server.url(project.leaf_url), lacks(before), project.step_s, "the broken save shown")
+                wait_until(http, server.url(project.leaf_url), lacks(last[key]), project.step_s, "the broken save shown")
                 time.sleep(think)
-                label = f"bench fixed {i} {key}"
+                last[key] = f"bench fixed {i} {key}"
                 figures[key]["fixed"].append(timed(server, project.leaf, with_block(
-                    originals[key][0], leaf_block(project, label)), label))
+                    originals[key][0], leaf_block(project, last[key])), last[key]))
         time.sleep(think)
         final = status(unstuck)
         memory = {"unstuck": pss(unstuck), "framework": pss(framework)}
