@@ -15,21 +15,9 @@ import httpx
 import pytest
 
 from containers import LABEL, SESSION, Served, free_port, remove_all
+from integration.conftest import docker_client  # noqa: F401 - the same engine check and sweep
 from realworld_projects import HEADERS, PROJECTS, SourceMissing, export
 from repo import REPO
-
-
-@pytest.fixture(scope="session")
-def docker_client():
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
-        pytest.fail(f"cannot reach the Docker engine ({exc}); start Docker and run the tests again", pytrace=False)
-    yield client
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}={SESSION}"}):
-        container.remove(force=True)
-    client.close()
 
 
 @pytest.fixture(scope="session")
