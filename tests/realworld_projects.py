@@ -12,10 +12,10 @@ What a developer sets for each, found by running it by hand (see `Project.why`):
 - healthchecks (Django 6.1, 45 INSTALLED_APPS, SQLite): `UNSTUCK_REQUIREMENTS=requirements.txt` (its dev set has
   mysqlclient, which needs MySQL's headers); `manage.py migrate`; its ALLOWED_HOSTS is `localhost`.
 - mealie (FastAPI, SQLAlchemy, pydantic; 367 modules; SQLite): `APP_MODULE=mealie.app:app` (nothing discovery looks
-  for), `PRODUCTION=false` (data in dev/data), the production log config (the dev one needs `rich`, a poetry dev
-  dependency); its pins are poetry.lock's (unstuck reads no poetry.lock: exported to requirements-dev.txt, as a
-  developer would `poetry export`); Python 3.11 (those 2024 pins have no 3.13 wheels); python-ldap builds against
-  libldap2-dev and libsasl2-dev.
+  for), `PRODUCTION=false` (data in dev/data, the dev log config); its pins are poetry.lock's, dev group included
+  (unstuck reads no poetry.lock: exported to requirements-dev.txt, as a developer would `poetry export`); Python 3.11
+  (those 2024 pins have no 3.13 wheels); python-ldap builds against libldap2-dev and libsasl2-dev. (The production
+  log config opens a log file at import, which keeps the app layer away: "an import left a file or socket open".)
 """
 
 from __future__ import annotations
@@ -99,8 +99,7 @@ PROJECTS = {
         name="mealie", repo="mealie-recipes/mealie", commit="b5643a9399465d8b4ea339e7a6639df2d697741b",
         why="a large FastAPI/SQLAlchemy/pydantic service: 367 modules, a router per feature",
         base="unstuck-local-base:bookworm", build_packages="gcc libc6-dev libpq-dev libldap2-dev libsasl2-dev",
-        env={"APP_MODULE": "mealie.app:app", "PRODUCTION": "false",
-             "LOG_CONFIG_OVERRIDE": "/workspace/mealie/core/logger/logconf.prod.json"},
+        env={"APP_MODULE": "mealie.app:app", "PRODUCTION": "false"},
         urls=("/api/app/about", "/api/app/about/theme", "/api/app/about/realworld-leaf", "/openapi.json"),
         leaf="mealie/routes/app/app_about.py", leaf_kind="fastapi-router", leaf_url="/api/app/about/realworld-leaf",
         central="mealie/db/models/_model_base.py",
