@@ -7,7 +7,7 @@ STACK ?= $(COMPOSE) -f compose.yaml -f compose.stack.yaml
 
 IMAGE ?= unstuck
 
-.PHONY: up down logs shell status build image watch stack stack-down test test-unit test-other-python bench clean
+.PHONY: up down logs shell status build image watch stack stack-down test test-unit test-other-python test-realworld bench clean
 
 up: ## serve ./app on http://127.0.0.1:8000 with reload (foreground)
 	$(COMPOSE) up --build
@@ -59,6 +59,12 @@ test-other-python: $(VENV)/.installed ## the reloader, fault and shape tests on 
 
 test-unit: $(VENV)/.installed ## the fast tests that need no Docker
 	$(VENV)/bin/pytest tests/unit tests/host
+
+# Large public projects (tests/realworld_projects.py), each served and compared with a fresh interpreter across a
+# scripted sequence of saves; not part of `make test` (it installs each project's dependencies: minutes).
+# REALWORLD_SRC=dir takes the checkouts from dir/<name> instead of cloning them from GitHub.
+test-realworld: $(VENV)/.installed ## every answer on three large public projects compared with a fresh interpreter's
+	$(VENV)/bin/pytest tests/realworld $(REALWORLD_ARGS)
 
 bench: $(VENV)/.installed ## unstuck vs plain uvicorn --reload, side by side (takes a few minutes)
 	$(VENV)/bin/python tests/bench/bench.py $(BENCH_ARGS)

@@ -741,10 +741,16 @@ def main() -> int:
                                        "shapes (default: all)")
     parser.add_argument("--watcher-trees", default="10000,100000", help="tree sizes for the watcher section")
     parser.add_argument("--install-rounds", type=int, default=3, help="rounds of the install section (0: skip)")
+    parser.add_argument("--projects", default="bakerydemo,healthchecks,mealie",
+                        help="the realworld section's projects (tests/realworld_projects.py)")
+    parser.add_argument("--realworld-edits", type=int, default=10, help="leaf edits per server and project")
+    parser.add_argument("--realworld-think", type=float, default=1.5,
+                        help="seconds between an answer and the next save in the realworld section (default 1.5)")
     args = parser.parse_args()
     all_sections = {"apps", "polling", "shares", "watcher", "install", "shapes"}
+    # Not run by default: it clones three large public projects (or takes REALWORLD_SRC) and installs them.
     sections = set(args.only.split(",")) if args.only else all_sections
-    unknown = sections - all_sections
+    unknown = sections - all_sections - {"realworld"}
     if unknown:
         parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(all_sections))}")
     base = os.environ.get("BASE_IMAGE") or default_base_image()
@@ -752,7 +758,13 @@ def main() -> int:
     tags = [f"unstuck-bench:{SESSION}", f"unstuck-bench-heavy:{SESSION}"]
     workdir = Path(tempfile.mkdtemp(prefix="unstuck-bench-"))
     bench = None
+    bench_containers: list = []  # the realworld section's, removed even when it fails
     try:
+        if sections == {"realworld"}:  # each project builds the image on its own base
+            from realworld import bench_realworld
+            bench_realworld(client, workdir, tags, bench_containers, [n for n in args.projects.split(",") if n],
+                            args.realworld_edits, args.realworld_think)  # prints each project's table
+            return 0
         print(f"building the image (BASE_IMAGE={base}) ...", flush=True)
         image = build(client, REPO, tags[0], {"BASE_IMAGE": base})
         if sections & {"apps", "polling"}:
@@ -779,12 +791,26 @@ def main() -> int:
         if "install" in sections and args.install_rounds:
             print("measuring dependency installs ...", flush=True)
             print(bench_install(client, image, max(1, args.install_rounds)), flush=True)
+        if "realworld" in sections:
+            from realworld import bench_realworld
+            bench_realworld(client, workdir, tags, bench_containers, [n for n in args.projects.split(",") if n],
+                            args.realworld_edits, args.realworld_think)  # prints each project's table
         if "shapes" in sections and args.install_rounds:
             print("measuring each project shape's install ...", flush=True)
             print(bench_shapes(client, image, max(1, args.install_rounds)), flush=True)
     finally:
         if bench is not None:
             bench.cleanup()
+        for container in bench_containers:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+        for volume in client.volumes.list(filters={"label": f"{LABEL}={SESSION}"}):
+            try:
+                volume.remove(force=True)
+            except docker.errors.APIError:
+                pass
         for tag in tags:
             try:
                 client.images.remove(tag, force=True)
