@@ -122,32 +122,3 @@ def test_uv_trusts_the_system_ca_store_as_pip_does(monkeypatch, tmp_path):
     assert project_env.uv_environment(tmp_path)["UV_SYSTEM_CERTS"] == "1"
     monkeypatch.setenv("UV_SYSTEM_CERTS", "0")  # the user's own choice stands
     assert project_env.uv_environment(tmp_path)["UV_SYSTEM_CERTS"] == "0"
-
-
-# healthchecks' requirements-dev.txt in the image (trixie, 2026-12-06): mysqlclient 2.2 finds MySQL's client library
-# through pkg-config, and says only that pkg-config found no name for it (the lines unstuck logged, shortened).
-MYSQLCLIENT = """\
-   Building mysqlclient==2.2.8
-error: Failed to build `mysqlclient==2.2.8`
-  cause: The build backend returned an error
-  cause: Call to `setuptools.build_meta.build_wheel` failed (exit status: 1)
-
-         [stderr]
-         Traceback (most recent call last):
-           File "<string>", line 14, in <module>
-             exec(code, locals())  # noqa: S102 # exec is intentional here
-           File "<string>", line 156, in <module>
-           File "<string>", line 49, in get_config_posix
-           File "<string>", line 28, in find_package_name
-         Exception: Can not find valid pkg-config name.
-         Specify MYSQLCLIENT_CFLAGS and MYSQLCLIENT_LDFLAGS env vars manually
-
-hint: Build failures usually indicate a problem with the package or the build environment
-""".splitlines()
-
-
-def test_mysqlclient_without_its_library_names_the_debian_packages_and_the_build_argument():
-    assert uv_errors.summary(MYSQLCLIENT, "failed") == (
-        "mysqlclient 2.2.8 cannot be built: MySQL's client library is missing (Debian packages pkg-config "
-        "default-libmysqlclient-dev); rebuild the image with --build-arg UNSTUCK_BUILD_PACKAGES=\""
-        f"{uv_errors.DEFAULT_BUILD_PACKAGES} pkg-config default-libmysqlclient-dev\"")

@@ -30,8 +30,6 @@ DEBIAN = {
     "yaml.h": "libyaml-dev", "krb5.h": "libkrb5-dev", "gssapi": "libkrb5-dev", "sqlite3.h": "libsqlite3-dev",
     "xmlsec": "libxmlsec1-dev", "cairo.h": "libcairo2-dev", "freetype": "libfreetype-dev",
 }
-# mysqlclient 2.2+ finds MySQL's client library through pkg-config, and says only that it found no name.
-MYSQL_PKG_CONFIG = re.compile(r"Can not find valid pkg-config name|MYSQLCLIENT_CFLAGS")
 MISSING_TOOL = re.compile(r"(?:No such file or directory: '|could not find |)(pg_config|mysql_config)\b", re.I)
 
 
@@ -84,9 +82,6 @@ def _reason(lines: list[str]) -> str:
         debian = _debian(header.group(1))
         return (f"the C header {header.group(1)} is missing" + (f" (Debian package {debian}); {_fix(debian)}"
                                                                  if debian else ""))
-    if MYSQL_PKG_CONFIG.search(text):
-        packages = "pkg-config default-libmysqlclient-dev"
-        return f"MySQL's client library is missing (Debian packages {packages}); {_fix(packages)}"
     tool = MISSING_TOOL.search(text)
     if tool and ("not found" in text.lower() or "no such file" in text.lower() or "could not find" in text.lower()):
         debian = DEBIAN[tool.group(1)]
