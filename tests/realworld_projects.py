@@ -26,7 +26,7 @@ import re
 import shutil
 import subprocess
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 MARK = "# --- unstuck realworld edit ---"
@@ -192,11 +192,6 @@ def leaf_block(project: Project, label: str, added: str | None = None, missing: 
     if syntax_error:
         lines.append("def broken(:")
     return "\n".join(lines) + "\n"
-
-
-def leaf_marker(label: str) -> str:
-    """A text the leaf URL's body carries once the leaf edit labelled `label` is served."""
-    return label
 
 
 def with_block(original: str, block: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from containers import LABEL, SESSION, Served, free_port, remove_all
 from integration.conftest import docker_client  # noqa: F401 - the same engine check and sweep
-from realworld_projects import HEADERS, PROJECTS, SourceMissing, export
+from realworld_projects import HEADERS, SourceMissing, export
 from repo import REPO
 
 
