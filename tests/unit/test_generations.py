@@ -503,6 +503,18 @@ def test_each_reload_records_its_phases(m, ops):
     assert m.snapshot()["worker_pid"] == 4242
 
 
+def test_what_a_reload_was_made_from_is_recorded_even_when_the_warm_process_says_so_after_its_ready(m, ops):
+    # The worker's own reports and the warm process's word of the fork come on two pipes: under load the worker
+    # may be ready (and its reload recorded) before the warm process's "forked" is handled.
+    serving(m, ops)
+    m.handle(ev.Changes(frozenset({("modified", "app/views.py")})))
+    gen = ops.spawned[-1]
+    m.handle(ev.Started(gen.id, 0, ops.now(), forked=True))  # the worker's own "started": no source
+    ready(m, gen)
+    m.handle(ev.Started(gen.id, 4244, ops.now(), forked=True, source="app layer"))  # the warm process, late
+    assert m.snapshot()["last_reload"]["from"] == "app layer"
+
+
 def test_a_reload_carries_the_saves_that_caused_it_and_records_what_its_process_was_made_from(m, ops):
     serving(m, ops)
     m.handle(ev.Changes(frozenset({("modified", "app/main.py"), ("added", "app/models.py")})))

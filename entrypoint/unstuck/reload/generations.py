@@ -468,6 +468,11 @@ class Generations:
             gen.pid = event.pid
         if gen is not None and event.source:
             gen.source = event.source
+            # The warm process's word of the fork comes on its own socket, and may come after the worker's "ready"
+            # (its own pipe) was recorded: the reload it made is then said to come from where it did.
+            for record in self.recent:
+                if record["gen"] == gen.id and record["from"] == "warm process":
+                    record["from"] = event.source
 
     def on_ready(self, event: ev.Ready) -> None:
         gen = self._phase(event.gen, "ready", event.at)
