@@ -34,6 +34,15 @@ def drive(reloader, done, what, timeout=30.0, keep=None, each=None):
             each()
 
 
+def served_alone(reloader, reloads: int | None = None) -> bool:
+    """It serves (after `reloads` reloads, if given), and the generation it replaced has exited: between the
+    new one's "ready" and the old one's SIGTERM (a few ms, handoff.py), the old one may still accept a
+    connection and answer it, as it would have a moment earlier."""
+    machine = reloader.machine
+    return (machine.state() == "serving" and not machine.retiring
+            and (reloads is None or machine.counters["reloads"] == reloads))
+
+
 def reload_server(preload, modules=()):
     """The real reload server and its warm process, as `unstuck serve` makes them from the environment the test
     set (APP_DIR, PORT, UNSTUCK_RUN_DIR ...), the warm process importing `modules` ahead; a generator for a

@@ -26,6 +26,9 @@ class Started:
     """It runs (the reload's "forked" phase), with its own pid: the warm process's word may come later."""
     at: float
     pid: int
+    # What the warm process made it from ("app layer", "spare", "fork"; empty: a fresh interpreter). Said by
+    # the worker itself, on the pipe its "ready" comes on: the warm process's word comes on another one.
+    source: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import sys
 import httpx
 import pytest
 
-from reload_loop import drive, free_port, reload_server
+from reload_loop import drive, free_port, reload_server, served_alone
 from repo import REPO
 from unstuck.reload import events as ev
 
@@ -82,7 +82,7 @@ def test_a_django_view_saved_is_served_from_the_app_layer_as_a_fresh_interpreter
     def save(name: str, view: str, model: str, reloads: int) -> dict:
         (app_dir / name).write_text(FILES[name].replace("VIEW", view).replace("MODEL", model))
         server.feed(ev.Changes(frozenset({("modified", name)})))
-        drive(server, lambda: server.machine.counters["reloads"] == reloads, f"{name} saved is served", timeout=60.0)
+        drive(server, lambda: served_alone(server, reloads), f"{name} saved is served", timeout=60.0)
         last = server.machine.snapshot()["last_reload"]
         assert last["ok"], last
         assert httpx.get(url, timeout=10).text == fresh_interpreter_serves(app_dir)
@@ -90,7 +90,7 @@ def test_a_django_view_saved_is_served_from_the_app_layer_as_a_fresh_interpreter
 
     drive(server, lambda: server.warm.current is not None, "the warm process is ready", timeout=60.0)
     server.act(server.machine.start())
-    drive(server, lambda: server.machine.state() == "serving", "served", timeout=60.0)
+    drive(server, lambda: served_alone(server), "served", timeout=60.0)
     assert httpx.get(url, timeout=10).text == fresh_interpreter_serves(app_dir) == "v1 question contenttypes,auth,polls"
 
     # The first save of a view: the layer built at start holds the view (nothing was hot), so a spare serves it.

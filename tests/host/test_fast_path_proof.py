@@ -14,7 +14,7 @@ import sys
 import httpx
 import pytest
 
-from reload_loop import drive, free_port, reload_server
+from reload_loop import drive, free_port, reload_server, served_alone
 from repo import REPO
 from unstuck.reload import events as ev
 
@@ -85,7 +85,7 @@ def test_a_failure_only_a_fast_path_shows_is_never_served_and_the_fast_path_is_n
 
     drive(server, lambda: server.warm.current is not None, "the warm process is ready", timeout=60.0)
     server.act(server.machine.start())
-    drive(server, lambda: server.machine.state() == "serving", "served", each=look, timeout=60.0)
+    drive(server, lambda: served_alone(server), "served", each=look, timeout=60.0)
     assert httpx.get(url, timeout=10).text == fresh_interpreter_serves(app_dir) == "v1 configured by the app"
     snapshot = server.machine.snapshot()
     # No error page at any moment (the "starting" page while the first import runs, then the app).
@@ -99,7 +99,7 @@ def test_a_failure_only_a_fast_path_shows_is_never_served_and_the_fast_path_is_n
     # Narrowed: the warm process no longer preloads the app's modules, and forks serve the next save right.
     (app_dir / "app" / "main.py").write_text(APP.replace("VERSION", "v2"))
     server.feed(ev.Changes(frozenset({("modified", "app/main.py")})))
-    drive(server, lambda: server.machine.counters["reloads"] == 2, "the save is served", each=look, timeout=60.0)
+    drive(server, lambda: served_alone(server, 2), "the save is served", each=look, timeout=60.0)
     last = server.machine.snapshot()["last_reload"]
     assert last["ok"] and last["from"] in ("spare", "fork")
     assert httpx.get(url, timeout=10).text == fresh_interpreter_serves(app_dir) == "v2 configured by the app"

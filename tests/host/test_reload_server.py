@@ -8,7 +8,7 @@ import signal
 import httpx
 import pytest
 
-from reload_loop import drive, free_port
+from reload_loop import drive, free_port, served_alone
 from repo import REPO
 from unstuck import config, wire
 from unstuck.reload.events import Report, WarmChildExited, WarmForked
@@ -64,7 +64,7 @@ def test_a_stalled_warm_process_never_blocks_the_loop(server):
     assert waiting.request is not None and waiting.pid is None
 
     seen = queue.SimpleQueue()
-    drive(server, lambda: server.machine.state() == "serving", "served by a fresh interpreter", keep=seen)
+    drive(server, lambda: served_alone(server), "served by a fresh interpreter", keep=seen)
     fresh = server.children[1]
     assert fresh is not waiting and fresh.popen is not None and waiting.abandoned
     assert fresh.read_fd != waiting.read_fd  # not the pipe handed to the stalled warm process

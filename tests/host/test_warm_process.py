@@ -12,6 +12,7 @@ import pytest
 
 from repo import REPO
 from shapes import write
+from unstuck import wire
 from unstuck.reload.events import WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmReady
 from unstuck.reload.warm_process_client import WarmProcess
 
@@ -177,8 +178,9 @@ def test_the_first_generation_leaves_a_spare_still_warming_up_for_the_next_save(
         os.kill(warming, signal.SIGCONT)
 
 
-def serve_once(handle, events, listening, changes):
-    """Fork a worker for a reload caused by `changes`; its answer and pid; then stop it."""
+def serve_once(handle, events, listening, changes, said=None):
+    """Fork a worker for a reload caused by `changes`; its answer and pid; then stop it. `said`, a list, gets
+    what the worker's own "started" said it was made from."""
     read_fd, write_fd = os.pipe()
     handle.request_fork(write_fd, None, changes)
     os.close(write_fd)
@@ -186,7 +188,10 @@ def serve_once(handle, events, listening, changes):
     handle.forked()
     with os.fdopen(read_fd) as reports:
         for line in reports:
-            if '"event": "ready"' in line or '"event": "failed"' in line:
+            report = wire.decode_report(line)
+            if isinstance(report, wire.Started) and said is not None:
+                said.append(report.source)
+            if isinstance(report, (wire.Ready, wire.Failed)):
                 break
         body = httpx.get(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=10).json()
         signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
@@ -230,8 +235,12 @@ def test_a_save_is_served_from_the_app_layer_when_it_holds_nothing_the_save_chan
         layer = next_layer(handle, events)
         assert layer.files == 2  # models.py and noise.py
         (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-2"))
-        body, pid = serve_once(handle, events, listening, [["modified", main]])
+        said = []
+        body, pid = serve_once(handle, events, listening, [["modified", main]], said)
         assert body == {"main": "main-2", "models": "models-1"} and pid == layer.pid
+        # The worker says itself what it was made from, on the pipe its "ready" comes on: the status never
+        # names a reload's source before it knows it (the warm process's word comes on another socket).
+        assert said == ["app layer"]
 
         layer = next_layer(handle, events)  # main.py is hot now: the layer leaves it out
         (tmp_path / "main.py").write_text(MAIN.replace("main-1", "main-3"))
@@ -240,8 +249,10 @@ def test_a_save_is_served_from_the_app_layer_when_it_holds_nothing_the_save_chan
 
         layer = next_layer(handle, events)
         (tmp_path / "models.py").write_text("VALUE = 'models-2'\n")  # held by the layer: never served from it
-        body, pid = serve_once(handle, events, listening, [["modified", models]])
+        said = []
+        body, pid = serve_once(handle, events, listening, [["modified", models]], said)
         assert body == {"main": "main-3", "models": "models-2"} and pid != layer.pid
+        assert said in (["spare"], ["fork"])
     finally:
         handle.close()
         handle.proc.wait(timeout=10)

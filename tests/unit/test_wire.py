@@ -52,7 +52,8 @@ def test_each_message_arrives_as_it_was_sent(message):
 
 def test_the_bytes_on_the_wire_keep_their_shape():
     """What older tools and logs read: one JSON object, its tag first, then the fields by name."""
-    assert wire.encode(wire.Started(1.5, 4242)) == b'{"event": "started", "at": 1.5, "pid": 4242}'
+    assert wire.encode(wire.Started(1.5, 4242)) == b'{"event": "started", "at": 1.5, "pid": 4242, "source": ""}'
+    assert wire.decode_report(b'{"event": "started", "at": 1.5, "pid": 4242}') == wire.Started(1.5, 4242)
     assert wire.encode(wire.Fork(7, None)) == b'{"op": "fork", "id": 7, "failure": null, "changes": null}'
     assert wire.encode(wire.NoLayer()) == b'{"op": "no-layer"}'
     assert wire.encode(wire.ChildExit(9, -9)) == b'{"event": "exit", "pid": 9, "code": -9}'
@@ -88,6 +89,8 @@ def test_each_report_becomes_the_machine_event_with_its_fields():
     started, imported, ready, failed, served, uses = EXAMPLES[:6]
     assert ev.from_report(3, started, None, forked=True) == ev.Started(3, 4242, 1.5, forked=True)
     assert ev.from_report(3, started, 77, forked=True).pid == 77  # the warm process's word comes first
+    # A forked worker says itself what it was made from, on the pipe its "ready" comes on (never after it).
+    assert ev.from_report(3, wire.Started(1.5, 4242, "app layer"), None, forked=True).source == "app layer"
     assert ev.from_report(3, imported, None, False) == ev.Imported(3, 1.6)
     assert ev.from_report(3, ready, None, False) == ev.Ready(3, 1.7, APP)
     assert ev.from_report(3, failed, None, False) == ev.Failed(3, Failure.from_dict(FAILURE), 1.8, APP, held=True,

@@ -526,7 +526,7 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     # The reload's "forked" phase: when this process runs, not when the reload server hears of it. With its
     # pid: the warm process's word of the fork may come after this process's "ready" (the same pipe keeps
     # "started" first), and the reload server names the generation that serves by it (handoff.py).
-    reporter.send(wire.Started(time.monotonic(), os.getpid()))
+    reporter.send(wire.Started(time.monotonic(), os.getpid(), source))
     failure = failure or loading.activate_project(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
         serve_error(settings, sock, failure, reporter)

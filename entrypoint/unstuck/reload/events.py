@@ -225,7 +225,8 @@ class ReleaseExited:
 # -- where wire messages become events ---------------------------------------------------------------------------
 
 _FROM_REPORT = {
-    wire.Started: lambda gen, m, pid, forked: Started(gen, pid or m.pid or 0, m.at, forked=forked),
+    wire.Started: lambda gen, m, pid, forked: Started(gen, pid or m.pid or 0, m.at, forked=forked,
+                                                     source=m.source or ""),
     wire.Imported: lambda gen, m, pid, forked: Imported(gen, m.at),
     wire.Ready: lambda gen, m, pid, forked: Ready(gen, m.at, m.app),
     wire.Failed: lambda gen, m, pid, forked: Failed(gen, Failure.from_dict(m.failure or {}), m.at, m.app,
