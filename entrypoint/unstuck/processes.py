@@ -1,4 +1,5 @@
-"""What every process of unstuck's does to itself through prctl: its name, and dying with its parent.
+"""What every process of unstuck's does to itself through prctl: its name, dying with its parent, and adopting
+its orphaned descendants.
 
 One home for both (the reload server, the warm process and its forks, a generation, a Procfile worker's
 wrapper and the command it runs), importing nothing but the standard library: a Procfile wrapper or the
@@ -14,6 +15,7 @@ import signal
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def set_process_name(name: str) -> None:
@@ -34,3 +36,13 @@ def die_with_parent(parent_pid: int | None = None) -> None:
         return
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
+
+
+def adopt_orphans() -> bool:
+    """Become the parent of every descendant whose own parent exits (Linux 3.4+): the warm process then reaps,
+    and can signal, a fork its fork made (layer_successor.py). False when the kernel refuses."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

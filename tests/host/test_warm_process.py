@@ -199,6 +199,14 @@ def serve_once(handle, events, listening, changes, said=None):
         exited = next_event(events, WarmChildExited)
         assert exited.pid == forked.pid
         handle.child_exited()
+        # The reload server knows a forked worker is gone when its report pipe ends: no other process (a
+        # layer's copy) may hold the pipe.
+        deadline = time.monotonic() + 10
+        while select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            if not os.read(read_fd, 1 << 16):
+                break  # its end
+        else:
+            pytest.fail("the report pipe is still open after its worker exited")
     return body, forked.pid
 
 
@@ -271,6 +279,42 @@ app = FastAPI()
 def index():
     return {"main": "main-1", "models": models.VALUE}
 """
+
+
+def test_a_layer_that_serves_a_save_leaves_its_copy_to_serve_the_next_without_importing_again(listening, tmp_path,
+                                                                                                  monkeypatch):
+    """On a large project a layer takes as long as a cold start to import: a person's next save used to come
+    before the next one was ready (issue 18). The layer forks its copy before it becomes the worker
+    (layer_successor.py): each save of main.py is served from a layer, what it holds is imported once, and
+    every answer is what a fresh interpreter would serve for the files as saved."""
+    imports = tmp_path / "imports.log"
+    models_py = f"open({str(imports)!r}, 'a').write('models imported\\n')\nVALUE = 'models-1'\n"
+    write(tmp_path, {"main.py": MAIN, "models.py": models_py, "noise.py": ""})
+    main, models = str(tmp_path / "main.py"), str(tmp_path / "models.py")
+    (tmp_path / "preload.txt").write_text("fastapi\n")
+    (tmp_path / "preload.txt.app").write_text(f"models\t{models}\nnoise\t{tmp_path / 'noise.py'}\nmain\t{main}\n")
+    for name, value in {"PYTHONPATH": str(REPO / "entrypoint"), "APP_DIR": str(tmp_path), "APP_MODULE": "main:app",
+                        "UNSTUCK_GRACE": "0.5", "PYTHONDONTWRITEBYTECODE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    events = queue.SimpleQueue()
+    handle = WarmProcess(listening.fileno(), tmp_path / "preload.txt", frozenset({"fastapi"}), events)
+    served_by = []
+    try:
+        next_event(events, WarmReady)
+        handle.ready = True
+        for version in ("main-2", "main-3", "main-4"):
+            layer = next_layer(handle, events)
+            assert layer.files == 2
+            (tmp_path / "main.py").write_text(MAIN.replace("main-1", version))
+            said = []
+            body, pid = serve_once(handle, events, listening, [["modified", main]], said)
+            assert body == {"main": version, "models": "models-1"} and pid == layer.pid and said == ["app layer"]
+            served_by.append(pid)
+        assert len(set(served_by)) == 3  # three processes: each copy became a worker in turn
+        assert imports.read_text() == "models imported\n"  # by the first layer only
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("imports_it", [False, True])

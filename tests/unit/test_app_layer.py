@@ -168,3 +168,24 @@ def test_a_frameworks_bootstrap_is_not_the_hot_guess_before_any_save_and_an_app_
     modules = [("mysite.asgi", str(tmp_path / "mysite/asgi.py")), ("app.main", str(tmp_path / "app/main.py"))]
     assert app_layer.entry_files(modules, "mysite.asgi") == []
     assert app_layer.entry_files(modules, "app.main") == [str(tmp_path / "app/main.py")]
+
+
+def test_a_central_file_among_the_recent_saves_is_left_in_and_the_leaves_are_left_out(tmp_path):
+    # A service: twenty routers, each importing the models; main includes them all.
+    tree = {"svc/__init__.py": "", "svc/models.py": "class Item: ...\n", "svc/routes/__init__.py": "",
+            "svc/main.py": "".join(f"from svc.routes import r{i}\n" for i in range(20))}
+    tree.update({f"svc/routes/r{i}.py": "from svc.models import Item\n" for i in range(20)})
+    write(tmp_path, tree)
+    order = ["svc", "svc.main", "svc.routes", "svc.models"] + [f"svc.routes.r{i}" for i in range(20)]
+    modules = listed(tmp_path, order)
+    leaf, other, models = (str(tmp_path / p) for p in ("svc/routes/r3.py", "svc/routes/r7.py", "svc/models.py"))
+    # The models were saved last, a router before them: leaving the models out would leave out every router,
+    # so the layer holds them, and leaves the router out (its next save is served from the layer).
+    assert app_layer.left_out(modules, [models, leaf]) == [leaf]
+    assert len(app_layer.plan(modules, [leaf])) == len(order) - 2  # the router and main
+    # Leaves are left out however many there are.
+    assert app_layer.left_out(modules, [other, leaf]) == [other, leaf]
+    # A save that changes what a file imports is planned from what it imports now.
+    (tmp_path / "svc/routes/r3.py").write_text("import json\n")
+    (tmp_path / "svc/models.py").write_text("from svc.routes import r3\nclass Item: ...\n")
+    assert "svc.models" not in app_layer.plan(modules, [leaf])

@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 from unstuck import wire
-from unstuck.processes import set_process_name
+from unstuck.processes import adopt_orphans, set_process_name
 from unstuck.user_files import is_under
-from unstuck.warm import app_layer, import_order, prefault, seeds, warmup
+from unstuck.warm import app_layer, import_order, layer_successor, prefault, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -251,6 +251,10 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     selector = selectors.DefaultSelector()
     selector.register(control, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
+    warm_pid = os.getpid()
+    # A layer forks its copy before it becomes a worker (layer_successor.py): only when that copy becomes this
+    # process's child.
+    successors = adopt_orphans()
 
     def send(message) -> None:
         control.send(wire.encode(message))
@@ -277,6 +281,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     # reaps it, so a signal is only ever sent to a pid that is still this process's child (never to one
     # the kernel has since given to another process).
     children: dict[int, str] = {}
+    # Pids reaped that were not (yet) known as children: a layer's copy is adopted before its word names it.
+    reaped_unknown: collections.deque[int] = collections.deque(maxlen=64)
 
     def kill_pid(pid: int) -> None:
         if pid in children:
@@ -296,6 +302,26 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         request = wire.decode_request(data)
         failure = Failure.from_dict(request.failure) if request.failure else None
         _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else source)
+
+    def serve_as_layer(theirs: socket.socket, held: dict) -> None:
+        """In an app layer (never returns): as serve_when_asked, but a request first forks the layer's copy,
+        which waits in its place for the next one (layer_successor.py). No event loop is made ahead here."""
+        warmup.run_requests()
+        worker.rehearse(settings)
+        if successors:
+            layer_successor.let_threads_end()
+        while True:
+            prefault.copy_inherited_pages()
+            data, fds = wait_for_request(theirs, json.dumps({"held": held, "pid": os.getpid()}).encode())
+            if not data:
+                os._exit(0)
+            request = wire.decode_request(data)
+            failure = Failure.from_dict(request.failure) if request.failure else None
+            if (successors and failure is None and layer_successor.runs_one_thread()
+                    and layer_successor.fork_copy(warm_pid, fds)):
+                continue  # the copy
+            theirs.close()
+            _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else "app layer")
 
     def fork_spare() -> None:
         nonlocal spare
@@ -339,7 +365,9 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         # importing, or made a layer that cannot stand in for a worker (a Django model saved two edits ago takes
         # out the asgi.py that sets Django up, and nothing after it imports alone): the layer then holds the
         # older ones, and a save of one of them is served from the spare, as without a layer.
-        guesses = [hot[:count] for count in range(len(hot), 0, -1)] or [
+        # A central file among them (most modules import it) is left in (app_layer.left_out).
+        out = app_layer.left_out(listed_modules, hot) if hot else []
+        guesses = [out[:count] for count in range(len(out), 0, -1)] or [
             app_layer.entry_files(listed_modules, entry_module(settings))]
         files = {entry[0]: entry[1] for entry in listed_modules}
         names = None
@@ -362,9 +390,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             set_process_name("unstuck-layer")
             held = build_layer(names, settings, {entry[0]: entry for entry in listed_modules})
             if isinstance(held, dict):
-                ready = json.dumps({"held": held}).encode()
-                if len(ready) <= LAYER_READY_MAX:
-                    serve_when_asked(theirs, ready, "app layer")
+                if len(json.dumps({"held": held, "pid": os.getpid()})) <= LAYER_READY_MAX:
+                    serve_as_layer(theirs, held)
             why = held if isinstance(held, str) else "too many files"
             wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
             os._exit(0)
@@ -395,6 +422,13 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                 return None
             except (OSError, ValueError):  # it died before it was ready
                 message = {"unusable": "it exited while importing"}
+            if layer[0] is None and "held" not in message:
+                # The copy a layer was to fork when it became a worker never came (the layer ran threads, or
+                # a request to serve an error): the next layer is built as before.
+                drop_layer()
+                if retry:
+                    fork_layer()
+                return None
             if "unusable" in message:
                 unusable.add(tuple(message.get("names") or ()))
                 send(wire.LayerState(ok=False, why=message["unusable"]))
@@ -403,6 +437,12 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                     fork_layer()  # with fewer of the hot files left out (or nothing, if every plan failed)
                 return None
             selector.unregister(layer[1])
+            if layer[0] is None:  # a layer's copy (layer_successor.py), adopted by this process
+                layer[0] = message["pid"]
+                if layer[0] in reaped_unknown:  # and gone already: not a child of this process any more
+                    drop_layer()
+                    return None
+                children[layer[0]] = "layer"
             layer[2] = message["held"]
             send(wire.LayerState(ok=True, pid=layer[0], files=len(layer[2])))
         return layer[2]
@@ -416,14 +456,20 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
         if held is None or not app_layer.usable(held, changes):
             drop_layer(kill=held is None)  # stale, or still importing beside this reload
             return None
-        pid, sock = layer[0], layer[1]
+        pid, sock, names = layer[0], layer[1], layer[3]
         layer = None
         try:
             socket.send_fds(sock, [wire.encode(request)], fds)
         except OSError:
-            return None
-        finally:
             sock.close()
+            return None
+        if not successors:
+            sock.close()
+            return pid
+        # Its copy, forked before it becomes the worker, answers on the same socket once it is ready; its pid
+        # comes with that word (layer_held). If no copy comes, the socket ends, and the next layer is built.
+        layer = [None, sock, None, names]
+        selector.register(sock, selectors.EVENT_READ)
         return pid
 
     def hand_out(request: wire.Fork, fds: list[int]) -> None:
@@ -575,7 +621,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
                         break
                     if pid == 0:
                         break
-                    children.pop(pid, None)
+                    if children.pop(pid, None) is None:
+                        reaped_unknown.append(pid)  # an adopted orphan (a layer's copy whose word is still unread)
                     if spare is not None and spare[0] == pid:
                         drop_spare()  # died while waiting: forked again when next due
                         spare_due = time.monotonic() + SPARE_DELAY_S

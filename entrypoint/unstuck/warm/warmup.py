@@ -174,7 +174,8 @@ def _fastapi_request() -> None:
     _serve_one(app, "/async")
 
 
-# Run in a worker forked ahead of its request (a spare, never forked again: threads are fine there), on
+# Run in a worker forked ahead of its request (a spare or an app layer; a layer is forked again, for its copy,
+# only once no thread is left: layer_successor.runs_one_thread; anyio's ends with its loop), on
 # the code paths the first request will take: without them, a new generation's first answer takes about
 # 10 ms more than the next ones.
 REQUEST_WARMUPS = {"fastapi": _fastapi_request}

@@ -1,0 +1,77 @@
+"""An app layer forks the next one before it becomes a worker: the same modules, without importing them again.
+
+An app layer (app_layer.py) is a fork of the warm process that has imported the user's modules a save is
+unlikely to change; a save of the rest is served by it, and it is used up: it becomes that reload's worker.
+The next layer then imports them all again, which on a large project takes as long as a cold start (5-8 s
+on a FastAPI service with hundreds of modules, issue 18): a person's next save, a second or two later, came
+before it was ready and was served from the spare, with a full import of the user's code.
+
+So, the moment a request reaches it, a layer forks a copy of itself as it waits (nothing of the request
+run yet), and only then becomes the worker. The copy says it is ready, as a layer the warm process built,
+and serves the next save of the same files in the same few milliseconds. It is what the layer was, so it
+is right wherever the layer was (the warm process still checks each save against what it holds).
+
+How, and why so:
+- The copy must be the warm process's child (it reaps it, signals it through a pidfd, and reports its exit
+  when it becomes a worker), never the worker's, whose exit at the next reload would take it along (a
+  worker dies with its parent). The layer forks a go-between that forks the copy and exits at once: the
+  copy is orphaned and, the warm process being a subreaper (processes.adopt_orphans), becomes its child.
+  The go-between is left a zombie of the worker until that worker exits (reaping it would cost the
+  reload a wait, and nothing else waits for it).
+- Not when the layer runs threads of its own (an import started one): a fork has only the thread that
+  forked, and what it then serves could differ from what a fresh interpreter serves.
+- Not from an event loop made ahead: the copy would share its epoll instance with the worker, and a loop
+  closed in one would remove the other's descriptors from it. A layer's worker makes its loop itself.
+- The copy closes the request's descriptors (the report pipe is the worker's alone: the reload server
+  reads the worker's end of it by its close) and copies its pages again while it waits (prefault.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+ADOPTED_WITHIN_S = 1.0  # the go-between exits right after its fork: its copy is the warm process's child at once
+
+
+def let_threads_end(within_s: float = 1.0) -> None:
+    """Give threads that are ending (a warm-up's thread pool, stopped with its loop) the moment they need."""
+    import threading
+
+    deadline = time.monotonic() + within_s
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def runs_one_thread() -> bool:
+    """Whether this process has a single thread (the kernel's count: threads Python did not start count)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def fork_copy(warm_pid: int, request_fds: list[int]) -> bool:
+    """In a layer a request just reached: fork its copy. True in the copy (the warm process's child now,
+    holding none of the request's descriptors); False in the layer, which goes on to become the worker (also
+    when no copy could be made: the warm process then builds the next layer as before)."""
+    try:
+        between = os.fork()
+    except OSError:
+        return False
+    if between != 0:
+        return False  # the layer: the worker from now on
+    try:
+        if os.fork() != 0:
+            os._exit(0)  # the go-between
+        for fd in request_fds:
+            os.close(fd)
+        deadline = time.monotonic() + ADOPTED_WITHIN_S
+        while os.getppid() != warm_pid:
+            if time.monotonic() > deadline:
+                os._exit(0)  # not adopted (no subreaper): the warm process sees its socket end, and builds anew
+            time.sleep(0.0005)
+        return True
+    except BaseException:  # noqa: BLE001 - a copy that cannot become one ends here, never as a second worker
+        os._exit(0)
