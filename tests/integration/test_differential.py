@@ -12,13 +12,13 @@ anything a fresh interpreter would not, not even for a moment.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import httpx
 import pytest
 
+import fresh_interpreter
 from editor import save_atomic, save_in_place
 from shapes import SHAPES
 from waiting import has_text, wait_for
@@ -26,54 +26,12 @@ from waiting import has_text, wait_for
 FIRST_START_S = 300.0
 STEP_S = 60.0
 
-# A fresh interpreter in the container, importing the app the way a worker does (worker.run).
-ORACLE = r"""
-import asyncio, json, os, sys
-from pathlib import Path
-from unstuck import config
-from unstuck.app import loading
-settings = config.load(check_dirs=False)
-failure = loading.activate_project(settings.app_dir, settings.project_env)
-os.chdir(settings.app_dir)
-sys.path.insert(0, str(settings.app_dir))
-loaded = None if failure else loading.load(settings.app_module, settings.app_dir)
-failure = failure or loaded.failure
-if failure is not None:
-    out = ["error", failure.exc_type, failure.message, failure.file, failure.line]
-else:
-    async def get():  # one plain ASGI request (the runtime has no HTTP client)
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                 "scheme": "http", "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "",
-                 "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-        sent, status, asked, done = [], [], [], asyncio.Event()
-        async def receive():  # the request once; then the client goes once the answer is complete
-            if not asked:
-                asked.append(1)
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await done.wait()
-            return {"type": "http.disconnect"}
-        async def send(message):
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-            elif message["type"] == "http.response.body":
-                sent.append(message.get("body", b""))
-                if not message.get("more_body"):
-                    done.set()
-        await loaded.app(scope, receive, send)
-        return [status[0], b"".join(sent).decode()]
-    out = asyncio.run(get())
-print("ORACLE " + json.dumps(out))
-"""
-
 # Where the shape's importable top-level modules live (what its app module can `import leaf` from).
 MODULE_ROOT = {"fastapi-uv-lock": "", "flask-factory": "", "django-startproject": "mysite"}
 
 
 def oracle(served) -> list:
-    code, said = served.exec("/opt/unstuck/venv/bin/python", "-c", ORACLE)  # unstuck's runtime, as a worker
-    lines = [line for line in said.splitlines() if line.startswith("ORACLE ")]
-    assert code == 0 and lines, f"the fresh interpreter failed ({code}):\n{said[-3000:]}"
-    return json.loads(lines[-1][len("ORACLE "):])
+    return fresh_interpreter.serves(served, ["/"], {"host": "127.0.0.1"})["/"]
 
 
 def answer(served) -> list | None:

@@ -12,24 +12,20 @@ this step's must come. Bodies are compared after masking CSRF tokens, timestamps
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import httpx
 import pytest
 
-from realworld_projects import (HEADERS, ORACLE, PROJECTS, central_block, leaf_block, normalise, with_block)
+import fresh_interpreter
+from realworld_projects import HEADERS, PROJECTS, central_block, leaf_block, normalise, with_block
 
 PACE_S = 1.5  # a person's pace: each save this long after the previous answer
 
 
 def oracle(served, project) -> dict:
-    code, said = served.exec("/opt/unstuck/venv/bin/python", "-c", ORACLE, json.dumps(project.urls),
-                             json.dumps(HEADERS))
-    lines = [line for line in said.splitlines() if line.startswith("ORACLE ")]
-    assert code == 0 and lines, f"{project.name}: the fresh interpreter failed ({code}):\n{said[-3000:]}"
-    return {url: comparable(answer) for url, answer in json.loads(lines[-1][len("ORACLE "):]).items()}
+    return {url: comparable(answer) for url, answer in fresh_interpreter.serves(served, list(project.urls), HEADERS).items()}
 
 
 def comparable(answer: list) -> list:

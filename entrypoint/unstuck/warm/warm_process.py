@@ -544,21 +544,29 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
     unscanned = set(later)  # first-start guesses, kept only if the project's sources import them (seeds.py)
     imported = 0
     spare_due: float | None = None
-    def handle(request, fds: list[int]) -> None:
+    def preload_listed(request: wire.Preload, fds: list[int]) -> None:
+        """The modules the app used on its last good run, imported between requests from now on."""
+        if not narrow and stopped_at is None:
+            queued = {entry[0] for entry in to_import}
+            to_import.extend((name, True) for name in listed(preload_file)
+                             if name not in sys.modules and name not in queued)
+
+    def no_layer(request: wire.NoLayer, fds: list[int]) -> None:
+        """A layer served a failure that a fresh interpreter did not show: no layer from now on."""
         nonlocal layer_off
-        op = wire.tag_of(request)
-        if op == "preload":
-            if not narrow and stopped_at is None:
-                queued = {entry[0] for entry in to_import}
-                to_import.extend((name, True) for name in listed(preload_file)
-                                 if name not in sys.modules and name not in queued)
-        elif op == "layer":
-            fork_layer()
-        elif op == "no-layer":  # a layer served a failure that a fresh interpreter did not show
-            layer_off = True
-            drop_layer(kill=True)
-        else:
-            hand_out(request, fds)
+        layer_off = True
+        drop_layer(kill=True)
+
+    # What each request of the reload server's (wire.py) does here.
+    handlers = {
+        wire.Fork: hand_out,
+        wire.Preload: preload_listed,
+        wire.BuildLayer: lambda request, fds: fork_layer(),
+        wire.NoLayer: no_layer,
+    }
+
+    def handle(request, fds: list[int]) -> None:
+        handlers[type(request)](request, fds)
 
     def handle_failed(request, fds: list[int]) -> None:
         """Log it once (with the traceback: it is unstuck's bug) and degrade only that: a fork request is
