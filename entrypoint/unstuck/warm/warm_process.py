@@ -643,7 +643,8 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
             if not message:  # the reloader is gone
                 pids = [spare[0]] if spare is not None else []
-                pids += [layer[0]] if layer is not None else []
+                if layer is not None and layer[0] is not None:  # None: a layer's copy not yet heard of
+                    pids.append(layer[0])
                 drop_spare()
                 drop_layer(kill=True)  # it serves nothing yet, and may be in the middle of an import
                 # They exit on the end of their sockets: reaped here (within a second), not by PID 1.
