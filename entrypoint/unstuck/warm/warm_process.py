@@ -21,6 +21,7 @@ modules a save is unlikely to change, which becomes the next generation when the
 from __future__ import annotations
 
 import collections
+import dataclasses
 import importlib
 import json
 import os
@@ -236,79 +237,115 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure, sourc
         os._exit(code)
 
 
-def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = (),
-          stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False) -> None:
-    """Fork workers, a spare and an app layer as the reload server asks. `stopped_at`: the listed module whose
-    import failed at start (nothing listed after it is imported here); `narrow`: the list is not imported at
-    all (a fast path was wrong: generations._verify); `layer_off`: no app layer is built."""
-    from unstuck.generation import worker
-    from unstuck.errors.failure import Failure
+@dataclasses.dataclass
+class Layer:
+    """The app layer as the warm process sees it."""
 
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the selector
-    selector = selectors.DefaultSelector()
-    selector.register(control, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
-    warm_pid = os.getpid()
-    # A layer forks its copy before it becomes a worker (layer_successor.py): only when that copy becomes this
-    # process's child.
-    successors = adopt_orphans()
+    pid: int | None  # None: a layer's copy, adopted, whose word (with its pid) has not come yet
+    sock: socket.socket  # to it: its ready word, then the fork request
+    names: list[str]  # the user's modules it imports
+    held: dict | None = None  # the files it holds (real path -> stamp), once it said it is ready
 
-    def send(message) -> None:
-        control.send(wire.encode(message))
 
-    def become_plain(*closing: socket.socket) -> None:
+class WarmLoop:
+    """Fork workers, a spare and an app layer as the reload server asks; one thread, one selector.
+
+    `stopped_at`: the listed module whose import failed at start (nothing listed after it is imported here);
+    `narrow`: the list is not imported at all (a fast path was wrong: generations._verify); `layer_off`: no
+    app layer is built. The methods under "in a child" run in a fork and never return."""
+
+    def __init__(self, control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = (),
+                 stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False) -> None:
+        from unstuck.generation import worker
+        from unstuck.errors.failure import Failure
+
+        self.worker, self.Failure = worker, Failure
+        self.control, self.listen_fd, self.preload_file, self.settings = control, listen_fd, preload_file, settings
+        self.stopped_at, self.narrow, self.layer_off = stopped_at, narrow, layer_off
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the selector
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(control, selectors.EVENT_READ)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.pid = os.getpid()
+        # A layer forks its copy before it becomes a worker (layer_successor.py): only when that copy becomes
+        # this process's child.
+        self.successors = adopt_orphans()
+
+        # A fork of this process takes a few milliseconds (its page tables are as large as what it imported):
+        # a child is forked ahead of each request, and waits for it. `spare` is (pid, socket to it). Its
+        # exit is not reported unless it was handed out: the reload server only knows the workers it asked for.
+        self.spare: tuple[int, socket.socket] | None = None
+        self.spare_due: float | None = None
+        self.handed_out: set[int] = set()
+        # Every child not yet reaped, by pid: "spare", "layer" or "worker". The reaper removes each as it
+        # reaps it, so a signal is only ever sent to a pid that is still this process's child (never to one
+        # the kernel has since given to another process).
+        self.children: dict[int, str] = {}
+        # Pids reaped that were not (yet) known as children: a layer's copy is adopted before its word names it.
+        self.reaped_unknown: collections.deque[int] = collections.deque(maxlen=64)
+        self.answered: collections.deque[int] = collections.deque(maxlen=8)  # the last fork requests answered
+
+        # The app layer. Built when the reload server says a reload is done (its first answer is out), or
+        # beside a reload with a core to spare; a save before it is ready is served from the spare, as without it.
+        self.layer: Layer | None = None
+        self.hot: list[str] = []  # the files saved lately, newest first: the layer leaves them (and importers) out
+        self.unusable: set[tuple[str, ...]] = set()  # plans whose layer could not stand in for a worker
+        self.app_list = app_layer.list_file(preload_file)
+
+        # Modules to import between requests, one at a time, so that a fork is never kept waiting on them:
+        # (name, listed: one the app used, in the order it did; else a first-start guess).
+        self.to_import: collections.deque[tuple[str, bool]] = collections.deque((name, False) for name in later)
+        self.unscanned = set(later)  # first-start guesses, kept only if the project's sources import them (seeds.py)
+        self.imported = 0
+
+    def send(self, message) -> None:
+        self.control.send(wire.encode(message))
+
+    def kill_pid(self, pid: int | None) -> None:
+        if pid in self.children:
+            os.kill(pid, signal.SIGKILL)
+
+    # -- in a child ---------------------------------------------------------------------------------------
+
+    def become_plain(self, *closing: socket.socket) -> None:
         """In a freshly forked child: a plain process again, holding none of this loop's descriptors."""
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        selector.close()
-        control.close()
-        os.close(wake_r)
-        os.close(wake_w)
+        self.selector.close()
+        self.control.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
         for sock in closing:
             sock.close()
 
-    # A fork of this process takes a few milliseconds (its page tables are as large as what it imported):
-    # a child is forked ahead of each request, and waits for it. `spare` is (pid, socket to it). Its
-    # exit is not reported unless it was handed out: the reload server only knows the workers it asked for.
-    spare: tuple[int, socket.socket] | None = None
-    handed_out: set[int] = set()
-    # Every child not yet reaped, by pid: "spare", "layer" or "worker". The reaper below removes each as it
-    # reaps it, so a signal is only ever sent to a pid that is still this process's child (never to one
-    # the kernel has since given to another process).
-    children: dict[int, str] = {}
-    # Pids reaped that were not (yet) known as children: a layer's copy is adopted before its word names it.
-    reaped_unknown: collections.deque[int] = collections.deque(maxlen=64)
+    def run_worker(self, request: wire.Fork, fds: list[int], source: str) -> None:
+        failure = self.Failure.from_dict(request.failure) if request.failure else None
+        _run_worker(self.worker, self.settings, self.listen_fd, fds[0], failure, "" if failure else source)
 
-    def kill_pid(pid: int) -> None:
-        if pid in children:
-            os.kill(pid, signal.SIGKILL)
-
-    def serve_when_asked(theirs: socket.socket, ready: bytes, source: str) -> None:
-        """In a spare or an app layer (never returns): warm up, say `ready`, wait for a request, and become
-        the worker it asks for; exit if dropped instead (replaced by a fresher one, or stopping)."""
+    def serve_when_asked(self, theirs: socket.socket, ready: bytes, source: str) -> None:
+        """In a spare: warm up, say `ready`, wait for a request, and become the worker it asks for; exit if
+        dropped instead (replaced by a fresher one, or stopping)."""
         warmup.run_requests()
-        worker.rehearse(settings)
-        worker.prepare_loop()
+        self.worker.rehearse(self.settings)
+        self.worker.prepare_loop()
         prefault.copy_inherited_pages()
         data, fds = wait_for_request(theirs, ready)
         theirs.close()
         if not data:
             os._exit(0)
-        request = wire.decode_request(data)
-        failure = Failure.from_dict(request.failure) if request.failure else None
-        _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else source)
+        self.run_worker(wire.decode_request(data), fds, source)
 
-    def serve_as_layer(theirs: socket.socket, held: dict) -> None:
-        """In an app layer (never returns): as serve_when_asked, but a request first forks the layer's copy,
-        which waits in its place for the next one (layer_successor.py). No event loop is made ahead here."""
+    def serve_as_layer(self, theirs: socket.socket, held: dict) -> None:
+        """In an app layer: as serve_when_asked, but a request first forks the layer's copy, which waits in its
+        place for the next one (layer_successor.py). No event loop is made ahead here."""
         warmup.run_requests()
-        worker.rehearse(settings)
-        if successors:
+        self.worker.rehearse(self.settings)
+        if self.successors:
             layer_successor.let_threads_end()
         while True:
             prefault.copy_inherited_pages()
@@ -316,190 +353,185 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             if not data:
                 os._exit(0)
             request = wire.decode_request(data)
-            failure = Failure.from_dict(request.failure) if request.failure else None
-            if (successors and failure is None and layer_successor.runs_one_thread()
-                    and layer_successor.fork_copy(warm_pid, fds)):
+            if (self.successors and not request.failure and layer_successor.runs_one_thread()
+                    and layer_successor.fork_copy(self.pid, fds)):
                 continue  # the copy
             theirs.close()
-            _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else "app layer")
+            self.run_worker(request, fds, "app layer")
 
-    def fork_spare() -> None:
-        nonlocal spare
+    # -- the spare ----------------------------------------------------------------------------------------
+
+    def fork_spare(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
-            become_plain(ours)
+            self.become_plain(ours)
             set_process_name("unstuck-spare")
-            serve_when_asked(theirs, SPARE_READY, "spare")
+            self.serve_when_asked(theirs, SPARE_READY, "spare")
         theirs.close()
-        children[pid] = "spare"
-        spare = (pid, ours)
+        self.children[pid] = "spare"
+        self.spare = (pid, ours)
 
-    def drop_spare() -> None:
-        nonlocal spare
-        if spare is not None:
-            spare[1].close()  # it exits on the end of its socket, and is reaped without a word
-            spare = None
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].close()  # it exits on the end of its socket, and is reaped without a word
+            self.spare = None
 
-    def spare_is_ready() -> bool:
+    def spare_is_ready(self) -> bool:
         try:
-            return spare[1].recv(len(SPARE_READY), socket.MSG_DONTWAIT) == SPARE_READY
+            return self.spare[1].recv(len(SPARE_READY), socket.MSG_DONTWAIT) == SPARE_READY
         except (BlockingIOError, OSError):
             return False
 
-    # The app layer: [pid, socket to it, the files it holds once it said it is ready (else None), the
-    # modules it imports]. Built when the reload server says a reload is done (its first answer is out),
-    # so that its imports never compete with a reload for the CPU; a save before it is ready is served
-    # from the spare, as without it.
-    layer: list | None = None
-    hot: list[str] = []  # the files saved lately, newest first: the layer leaves them (and their importers) out
-    unusable: set[tuple[str, ...]] = set()  # plans whose layer could not stand in for a worker
-    app_list = app_layer.list_file(preload_file)
+    # -- the app layer ------------------------------------------------------------------------------------
 
-    def fork_layer() -> None:
-        nonlocal layer
-        listed_modules = app_layer.read_list(app_list) if settings.app_layer and not layer_off else []
-        # Before any save: the module that defines the app is the likeliest to be edited (in a small app it
-        # is all the routes; in a large one it only includes them, and leaving it out costs little).
-        # The files saved lately, newest first; fewer of them when leaving them all out leaves nothing worth
-        # importing, or made a layer that cannot stand in for a worker (a Django model saved two edits ago takes
-        # out the asgi.py that sets Django up, and nothing after it imports alone): the layer then holds the
-        # older ones, and a save of one of them is served from the spare, as without a layer.
-        # A central file among them (most modules import it) is left in (app_layer.left_out).
-        out = app_layer.left_out(listed_modules, hot) if hot else []
+    def layer_plan(self, listed_modules: list) -> list[str] | None:
+        """The modules the next layer imports (None: none worth a layer).
+
+        Before any save: the module that defines the app is the likeliest to be edited (in a small app it is
+        all the routes; in a large one it only includes them, and leaving it out costs little). After: the
+        files saved lately, newest first, but a central one (most modules import it) is left in
+        (app_layer.left_out); fewer of them when leaving them all out leaves nothing worth importing, or made
+        a layer that cannot stand in for a worker (a Django model saved two edits ago takes out the asgi.py
+        that sets Django up, and nothing after it imports alone): the layer then holds the older ones, and a
+        save of one of them is served from the spare, as without a layer."""
+        out = app_layer.left_out(listed_modules, self.hot) if self.hot else []
         guesses = [out[:count] for count in range(len(out), 0, -1)] or [
-            app_layer.entry_files(listed_modules, entry_module(settings))]
+            app_layer.entry_files(listed_modules, entry_module(self.settings))]
         files = {entry[0]: entry[1] for entry in listed_modules}
-        names = None
         for guess in guesses:
             plan = app_layer.plan(listed_modules, guess)
             # Nothing worth importing ahead: a one-module app's empty package __init__, or a framework's
             # packages without the bootstrap that sets it up.
-            if tuple(plan) not in unusable and not all(_is_empty(files[name]) for name in plan):
-                names = plan
-                break
-        if layer is not None and layer[3] == names:
+            if tuple(plan) not in self.unusable and not all(_is_empty(files[name]) for name in plan):
+                return plan
+        return None
+
+    def fork_layer(self) -> None:
+        use = self.settings.app_layer and not self.layer_off
+        listed_modules = app_layer.read_list(self.app_list) if use else []
+        names = self.layer_plan(listed_modules)
+        if self.layer is not None and self.layer.names == names:
             return  # the one there holds just that (ready, or still importing)
-        drop_layer(kill=True)
+        self.drop_layer(kill=True)
         if names is None:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
-            become_plain(ours)
+            self.become_plain(ours)
             set_process_name("unstuck-layer")
-            held = build_layer(names, settings, {entry[0]: entry for entry in listed_modules})
+            held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules})
             if isinstance(held, dict):
                 if len(json.dumps({"held": held, "pid": os.getpid()})) <= LAYER_READY_MAX:
-                    serve_as_layer(theirs, held)
+                    self.serve_as_layer(theirs, held)
             why = held if isinstance(held, str) else "too many files"
             wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
             os._exit(0)
         theirs.close()
-        children[pid] = "layer"
-        layer = [pid, ours, None, names]
-        selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
+        self.children[pid] = "layer"
+        self.layer = Layer(pid, ours, names)
+        self.selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
 
-    def drop_layer(kill: bool = False) -> None:
-        nonlocal layer
+    def drop_layer(self, kill: bool = False) -> None:
+        layer = self.layer
         if layer is not None:
-            if kill and layer[2] is None:
-                kill_pid(layer[0])  # still importing: it must not compete for the CPU
-            if layer[2] is None:
-                selector.unregister(layer[1])
-            layer[1].close()
-            layer = None
+            if kill and layer.held is None:
+                self.kill_pid(layer.pid)  # still importing: it must not compete for the CPU
+            if layer.held is None:
+                self.selector.unregister(layer.sock)
+            layer.sock.close()
+            self.layer = None
 
-    def layer_held(retry: bool = False) -> dict | None:
+    def layer_held(self, retry: bool = False) -> dict | None:
         """The files the layer holds, once it said it is ready (None before, or if it cannot be used; with
         `retry`, a layer that cannot be used is followed by the next plan, if there is one)."""
+        layer = self.layer
         if layer is None:
             return None
-        if layer[2] is None:
+        if layer.held is None:
             try:
-                message = json.loads(layer[1].recv(LAYER_READY_MAX + 1024, socket.MSG_DONTWAIT))
+                message = json.loads(layer.sock.recv(LAYER_READY_MAX + 1024, socket.MSG_DONTWAIT))
             except BlockingIOError:
                 return None
             except (OSError, ValueError):  # it died before it was ready
                 message = {"unusable": "it exited while importing"}
-            if layer[0] is None and "held" not in message:
+            if layer.pid is None and "held" not in message:
                 # The copy a layer was to fork when it became a worker never came (the layer ran threads, or
                 # a request to serve an error): the next layer is built as before.
-                drop_layer()
+                self.drop_layer()
                 if retry:
-                    fork_layer()
+                    self.fork_layer()
                 return None
             if "unusable" in message:
-                unusable.add(tuple(message.get("names") or ()))
-                send(wire.LayerState(ok=False, why=message["unusable"]))
-                drop_layer()
+                self.unusable.add(tuple(message.get("names") or ()))
+                self.send(wire.LayerState(ok=False, why=message["unusable"]))
+                self.drop_layer()
                 if retry:
-                    fork_layer()  # with fewer of the hot files left out (or nothing, if every plan failed)
+                    self.fork_layer()  # with fewer of the hot files left out (or nothing, if every plan failed)
                 return None
-            selector.unregister(layer[1])
-            if layer[0] is None:  # a layer's copy (layer_successor.py), adopted by this process
-                layer[0] = message["pid"]
-                if layer[0] in reaped_unknown:  # and gone already: not a child of this process any more
-                    drop_layer()
+            self.selector.unregister(layer.sock)
+            if layer.pid is None:  # a layer's copy (layer_successor.py), adopted by this process
+                layer.pid = message["pid"]
+                if layer.pid in self.reaped_unknown:  # and gone already: not a child of this process any more
+                    self.drop_layer()
                     return None
-                children[layer[0]] = "layer"
-            layer[2] = message["held"]
-            send(wire.LayerState(ok=True, pid=layer[0], files=len(layer[2])))
-        return layer[2]
+                self.children[layer.pid] = "layer"
+            layer.held = message["held"]
+            self.send(wire.LayerState(ok=True, pid=layer.pid, files=len(layer.held)))
+        return layer.held
 
-    def hand_out_layer(request: wire.Fork, fds: list[int], changes: list[tuple[str, str]]) -> int | None:
+    def hand_out_layer(self, request: wire.Fork, fds: list[int], changes: list[tuple[str, str]]) -> int | None:
         """The layer's pid, if it took the request: it is ready and holds nothing the saves changed."""
-        nonlocal layer
         if not changes or request.failure:
             return None  # not a reload of saves (the first generation, a restart, an error page): kept
-        held = layer_held()
+        held = self.layer_held()
         if held is None or not app_layer.usable(held, changes):
-            drop_layer(kill=held is None)  # stale, or still importing beside this reload
+            self.drop_layer(kill=held is None)  # stale, or still importing beside this reload
             return None
-        pid, sock, names = layer[0], layer[1], layer[3]
-        layer = None
+        layer, self.layer = self.layer, None
         try:
-            socket.send_fds(sock, [wire.encode(request)], fds)
+            socket.send_fds(layer.sock, [wire.encode(request)], fds)
         except OSError:
-            sock.close()
+            layer.sock.close()
             return None
-        if not successors:
-            sock.close()
-            return pid
+        if not self.successors:
+            layer.sock.close()
+            return layer.pid
         # Its copy, forked before it becomes the worker, answers on the same socket once it is ready; its pid
         # comes with that word (layer_held). If no copy comes, the socket ends, and the next layer is built.
-        layer = [None, sock, None, names]
-        selector.register(sock, selectors.EVENT_READ)
-        return pid
+        self.layer = Layer(None, layer.sock, layer.names)
+        self.selector.register(layer.sock, selectors.EVENT_READ)
+        return layer.pid
 
-    def hand_out(request: wire.Fork, fds: list[int]) -> None:
-        hand_out_generation(request, fds)
+    # -- handing out a generation -------------------------------------------------------------------------
+
+    def hand_out(self, request: wire.Fork, fds: list[int]) -> None:
+        self.hand_out_generation(request, fds)
         if LAYER_BESIDE_RELOAD and request.changes and not request.failure:
             # The next layer now, beside the reload, rather than after its first answer: a person's next save
             # often comes a second or two after that answer, and on a large project the layer takes seconds to
             # import. With a core to spare it costs the reload little (each import is single-threaded); if the
             # reload changes what the app imports, its report has the layer built again (fork_layer).
-            fork_layer()
+            self.fork_layer()
 
-    def hand_out_generation(request: wire.Fork, fds: list[int]) -> None:
-        nonlocal spare, hot
+    def hand_out_generation(self, request: wire.Fork, fds: list[int]) -> None:
         changes = [(kind, os.path.realpath(path)) for kind, path in request.changes or []]
-        pid = hand_out_layer(request, fds, changes) if layer is not None else None
-        hot = app_layer.hot_after(hot, changes)
+        pid = self.hand_out_layer(request, fds, changes) if self.layer is not None else None
+        self.hot = app_layer.hot_after(self.hot, changes)
         if pid is not None:
-            hand_out_pid(request, pid, fds, "app layer")
+            self.hand_out_pid(request, pid, fds, "app layer")
             return
-        ready_spare = spare is not None and spare_is_ready()
-        if spare is not None and not ready_spare and changes:
+        ready_spare = self.spare is not None and self.spare_is_ready()
+        if self.spare is not None and not ready_spare and changes:
             # Still warming up, and a save right after the previous reload: a fresh fork now beats waiting
             # for it, and it is ended, not left to compete for the CPU. A generation that is not a reload of
             # saves (a start's first, its "starting" page, a restart after a crash) is forked fresh too, but
             # the spare is kept for the next save, which often comes the moment the first page is served.
-            kill_pid(spare[0])
-            drop_spare()
+            self.kill_pid(self.spare[0])
+            self.drop_spare()
         if ready_spare:
-            pid, sock = spare
-            spare = None
+            (pid, sock), self.spare = self.spare, None
             try:
                 socket.send_fds(sock, [wire.encode(request)], fds)
             except OSError:  # it died since it said it was ready: a fresh fork instead
@@ -507,25 +539,23 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             finally:
                 sock.close()
             if pid is not None:
-                hand_out_pid(request, pid, fds, "spare")
+                self.hand_out_pid(request, pid, fds, "spare")
                 return
-        hand_out_fork(request, fds)
+        self.hand_out_fork(request, fds)
 
-    def hand_out_fork(request: wire.Fork, fds: list[int]) -> None:
+    def hand_out_fork(self, request: wire.Fork, fds: list[int]) -> None:
         pid = os.fork()
         if pid == 0:
             # Nor the sockets to a kept spare or layer: they would not see their end while it runs.
-            become_plain(*[held[1] for held in (spare, layer) if held is not None])
-            failure = Failure.from_dict(request.failure) if request.failure else None
-            _run_worker(worker, settings, listen_fd, fds[0], failure, "" if failure else "fork")
-        hand_out_pid(request, pid, fds, "fork")
+            kept = [self.spare[1]] if self.spare is not None else []
+            self.become_plain(*kept, *([self.layer.sock] if self.layer is not None else []))
+            self.run_worker(request, fds, "fork")
+        self.hand_out_pid(request, pid, fds, "fork")
 
-    answered: collections.deque[int] = collections.deque(maxlen=8)  # the last fork requests answered
-
-    def hand_out_pid(request: wire.Fork, pid: int, fds: list[int], source: str) -> None:
-        answered.append(request.id)
-        handed_out.add(pid)
-        children[pid] = "worker"
+    def hand_out_pid(self, request: wire.Fork, pid: int, fds: list[int], source: str) -> None:
+        self.answered.append(request.id)
+        self.handed_out.add(pid)
+        self.children[pid] = "worker"
         for fd in fds:
             os.close(fd)
         # Opened before this process can reap the child (it only reaps in this loop), so the pidfd
@@ -534,41 +564,45 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
             pidfd = [os.pidfd_open(pid)]
         except (AttributeError, OSError):  # kernel < 5.3 or a seccomp profile that forbids it
             pidfd = []
-        socket.send_fds(control, [wire.encode(wire.Forked(request.id, pid, source))], pidfd)
+        socket.send_fds(self.control, [wire.encode(wire.Forked(request.id, pid, source))], pidfd)
         for fd in pidfd:
             os.close(fd)
 
-    # Modules to import between requests, one at a time, so that a fork is never kept waiting on them:
-    # (name, listed: one the app used, in the order it did; else a first-start guess).
-    to_import: collections.deque[tuple[str, bool]] = collections.deque((name, False) for name in later)
-    unscanned = set(later)  # first-start guesses, kept only if the project's sources import them (seeds.py)
-    imported = 0
-    spare_due: float | None = None
-    def preload_listed(request: wire.Preload, fds: list[int]) -> None:
-        """The modules the app used on its last good run, imported between requests from now on."""
-        if not narrow and stopped_at is None:
-            queued = {entry[0] for entry in to_import}
-            to_import.extend((name, True) for name in listed(preload_file)
-                             if name not in sys.modules and name not in queued)
+    # -- the reload server's other requests ---------------------------------------------------------------
 
-    def no_layer(request: wire.NoLayer, fds: list[int]) -> None:
+    def preload_listed(self, request: wire.Preload, fds: list[int]) -> None:
+        """The modules the app used on its last good run, imported between requests from now on."""
+        if not self.narrow and self.stopped_at is None:
+            queued = {entry[0] for entry in self.to_import}
+            self.to_import.extend((name, True) for name in listed(self.preload_file)
+                                  if name not in sys.modules and name not in queued)
+
+    def build_layer(self, request: wire.BuildLayer, fds: list[int]) -> None:
+        self.fork_layer()
+
+    def no_layer(self, request: wire.NoLayer, fds: list[int]) -> None:
         """A layer served a failure that a fresh interpreter did not show: no layer from now on."""
-        nonlocal layer_off
-        layer_off = True
-        drop_layer(kill=True)
+        self.layer_off = True
+        self.drop_layer(kill=True)
 
     # What each request of the reload server's (wire.py) does here.
-    handlers = {
+    HANDLERS = {
         wire.Fork: hand_out,
         wire.Preload: preload_listed,
-        wire.BuildLayer: lambda request, fds: fork_layer(),
+        wire.BuildLayer: build_layer,
         wire.NoLayer: no_layer,
     }
 
-    def handle(request, fds: list[int]) -> None:
-        handlers[type(request)](request, fds)
+    def handle(self, request, fds: list[int]) -> None:
+        try:
+            self.HANDLERS[type(request)](self, request, fds)
+        except Exception:  # noqa: BLE001 - one request's failure must not end the process serving all
+            self.handle_failed(request, fds)
+        # The next spare a little later: forking takes a core for milliseconds, which the worker just
+        # handed out needs for importing the app. A save before then is forked at once instead.
+        self.spare_due = time.monotonic() + SPARE_DELAY_S
 
-    def handle_failed(request, fds: list[int]) -> None:
+    def handle_failed(self, request, fds: list[int]) -> None:
         """Log it once (with the traceback: it is unstuck's bug) and degrade only that: a fork request is
         answered with a plain fork, with no spare or layer; anything else is dropped."""
         import traceback
@@ -577,90 +611,105 @@ def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, l
               "going on without its spare and app layer for it", file=sys.stderr)
         traceback.print_exc()
         try:
-            drop_layer(kill=True)
-            if isinstance(request, wire.Fork) and request.id not in answered:
-                hand_out_fork(request, fds)
+            self.drop_layer(kill=True)
+            if isinstance(request, wire.Fork) and request.id not in self.answered:
+                self.hand_out_fork(request, fds)
         except Exception:  # noqa: BLE001 - nothing more can be done for it: the reload server times it out
             traceback.print_exc()
 
-    fork_spare()
-    fork_layer()  # after a restart the app's modules are listed already: ready by the time the app is served
-    while True:
-        timeout = 0 if to_import else None
-        if spare_due is not None:
-            timeout = max(0.0, min(timeout if timeout is not None else 1e9, spare_due - time.monotonic()))
-        ready = selector.select(timeout=timeout)
-        if spare_due is not None and time.monotonic() >= spare_due:
-            spare_due = None
-            if spare is None:
-                fork_spare()
-        if not ready and to_import and unscanned:
-            # Here, not before "ready": the first generation's fork is handed out by now.
-            unused = unscanned - seeds.imported_by_sources(settings.app_dir, unscanned, settings.ignore_patterns)
-            to_import = collections.deque(entry for entry in to_import if entry[0] not in unused)
-            unscanned = set()
-            if unused:
-                send(wire.SeedsSkipped(sorted(unused)))
-            continue
-        if not ready and to_import:
-            name, is_listed = to_import.popleft()
-            count, failed = preload([name], settings.app_dir)
-            imported += count
-            if failed is not None and is_listed:
-                stopped_at = failed  # nothing listed after it (see preload)
-                to_import = collections.deque(entry for entry in to_import if not entry[1])
-            if not to_import:
-                send(wire.Preloaded(imported, warmup.run()))
-                imported = 0
-                drop_spare()  # it lacks what was just imported
-                fork_spare()
-            continue
-        for key, _ in ready:
-            if key.fileobj is not control and key.fileobj is not wake_r:
-                if layer is not None and key.fileobj is layer[1]:
-                    layer_held(retry=True)  # between reloads: a next plan does not compete with one
-                continue  # a layer's socket dropped earlier in this round
-            if key.fileobj is wake_r:
-                os.read(wake_r, 4096)
-                while True:
-                    try:
-                        pid, status = os.waitpid(-1, os.WNOHANG)
-                    except ChildProcessError:
-                        break
-                    if pid == 0:
-                        break
-                    if children.pop(pid, None) is None:
-                        reaped_unknown.append(pid)  # an adopted orphan (a layer's copy whose word is still unread)
-                    if spare is not None and spare[0] == pid:
-                        drop_spare()  # died while waiting: forked again when next due
-                        spare_due = time.monotonic() + SPARE_DELAY_S
-                    if layer is not None and layer[0] == pid and layer[2] is not None:
-                        drop_layer()  # died after it said it was ready (one still importing says why)
-                    if pid in handed_out:
-                        handed_out.discard(pid)
-                        send(wire.ChildExit(pid, os.waitstatus_to_exitcode(status)))
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Until the reload server closes the control socket."""
+        self.fork_spare()
+        self.fork_layer()  # after a restart the app's modules are listed already: ready by the time it is served
+        while True:
+            timeout = 0 if self.to_import else None
+            if self.spare_due is not None:
+                timeout = max(0.0, min(timeout if timeout is not None else 1e9, self.spare_due - time.monotonic()))
+            ready = self.selector.select(timeout=timeout)
+            if self.spare_due is not None and time.monotonic() >= self.spare_due:
+                self.spare_due = None
+                if self.spare is None:
+                    self.fork_spare()
+            if not ready and self.to_import:
+                self.import_next()
                 continue
-            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 4)
-            if not message:  # the reloader is gone
-                pids = [spare[0]] if spare is not None else []
-                if layer is not None and layer[0] is not None:  # None: a layer's copy not yet heard of
-                    pids.append(layer[0])
-                drop_spare()
-                drop_layer(kill=True)  # it serves nothing yet, and may be in the middle of an import
-                # They exit on the end of their sockets: reaped here (within a second), not by PID 1.
-                deadline = time.monotonic() + 1.0
-                for pid in pids:
-                    while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
-                        time.sleep(0.01)
-                return
-            request = wire.decode_request(message)
+            for key, _ in ready:
+                if key.fileobj is self.wake_r:
+                    self.reap()
+                elif key.fileobj is self.control:
+                    message, fds, _, _ = socket.recv_fds(self.control, 1 << 16, 4)
+                    if not message:  # the reload server is gone
+                        self.stop()
+                        return
+                    self.handle(wire.decode_request(message), fds)
+                elif self.layer is not None and key.fileobj is self.layer.sock:
+                    self.layer_held(retry=True)  # between reloads: a next plan does not compete with one
+                # else: a layer's socket dropped earlier in this round
+
+    def import_next(self) -> None:
+        """Between requests: one module more of those queued (or, first, the guesses' check)."""
+        if self.unscanned:
+            # Here, not before "ready": the first generation's fork is handed out by now.
+            unused = self.unscanned - seeds.imported_by_sources(self.settings.app_dir, self.unscanned,
+                                                                self.settings.ignore_patterns)
+            self.to_import = collections.deque(entry for entry in self.to_import if entry[0] not in unused)
+            self.unscanned = set()
+            if unused:
+                self.send(wire.SeedsSkipped(sorted(unused)))
+            return
+        name, is_listed = self.to_import.popleft()
+        count, failed = preload([name], self.settings.app_dir)
+        self.imported += count
+        if failed is not None and is_listed:
+            self.stopped_at = failed  # nothing listed after it (see preload)
+            self.to_import = collections.deque(entry for entry in self.to_import if not entry[1])
+        if not self.to_import:
+            self.send(wire.Preloaded(self.imported, warmup.run()))
+            self.imported = 0
+            self.drop_spare()  # it lacks what was just imported
+            self.fork_spare()
+
+    def reap(self) -> None:
+        """Every child that exited: the workers' exits are reported; a spare or a ready layer is dropped."""
+        os.read(self.wake_r, 4096)
+        while True:
             try:
-                handle(request, fds)
-            except Exception:  # noqa: BLE001 - one request's failure must not end the process serving all
-                handle_failed(request, fds)
-            # The next spare a little later: forking takes a core for milliseconds, which the worker just
-            # handed out needs for importing the app. A save before then is forked at once instead.
-            spare_due = time.monotonic() + SPARE_DELAY_S
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.children.pop(pid, None) is None:
+                self.reaped_unknown.append(pid)  # an adopted orphan (a layer's copy whose word is still unread)
+            if self.spare is not None and self.spare[0] == pid:
+                self.drop_spare()  # died while waiting: forked again when next due
+                self.spare_due = time.monotonic() + SPARE_DELAY_S
+            if self.layer is not None and self.layer.pid == pid and self.layer.held is not None:
+                self.drop_layer()  # died after it said it was ready (one still importing says why)
+            if pid in self.handed_out:
+                self.handed_out.discard(pid)
+                self.send(wire.ChildExit(pid, os.waitstatus_to_exitcode(status)))
+
+    def stop(self) -> None:
+        """The reload server is gone: the spare and the layer end on their sockets' end, reaped here (within a
+        second), not by PID 1."""
+        pids = [self.spare[0]] if self.spare is not None else []
+        if self.layer is not None and self.layer.pid is not None:  # None: a layer's copy not yet heard of
+            pids.append(self.layer.pid)
+        self.drop_spare()
+        self.drop_layer(kill=True)  # it serves nothing yet, and may be in the middle of an import
+        deadline = time.monotonic() + 1.0
+        for pid in pids:
+            while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+
+def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = (),
+          stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False) -> None:
+    """Fork workers, a spare and an app layer as the reload server asks (WarmLoop), until it goes."""
+    WarmLoop(control, listen_fd, preload_file, settings, later, stopped_at, narrow, layer_off).run()
 
 
 def main(argv: list[str]) -> int:
