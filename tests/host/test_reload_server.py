@@ -113,3 +113,32 @@ def test_the_serving_generation_is_named_for_the_hand_over_even_when_its_fork_is
     served_by = server.machine.current.pid
     assert served_by is not None
     assert os.readlink(server.settings.run_dir / "handoff" / "current") == f"{served_by}.sock"
+
+
+def test_a_warm_process_that_dies_takes_its_worker_along_and_a_fresh_interpreter_serves_again(server):
+    """The warm process is killed while its fork serves: the worker dies with it (its parent-death signal),
+    and the warm process can no longer say so. The reload server must count the worker gone itself
+    (`_on_warm_exited`) and serve again, from a fresh interpreter, instead of waiting for an exit that never
+    comes with the port dark."""
+    url = f"http://127.0.0.1:{server.settings.port}/"
+    drive(server, lambda: server.warm.current is not None, "the warm process is ready")
+    server.act(server.machine.start())
+    drive(server, lambda: served_alone(server), "served by a fork")
+    forked, warm = server.machine.current.pid, server.warm.current
+    assert server.children[server.machine.current.id].popen is None  # made by the warm process
+
+    os.kill(warm.pid, signal.SIGKILL)
+    drive(server, lambda: served_alone(server) and server.machine.current.pid not in (None, forked),
+          "served again after the warm process died", timeout=60.0)
+    assert server.warm.current is None  # no warm process: the plain path
+    assert server.children[server.machine.current.id].popen is not None
+    assert httpx.get(url, timeout=10).text == "served by a fresh interpreter"
+    assert not_running(forked)  # the fork did not outlive it (gone, or a zombie left for PID 1 to reap)
+
+
+def not_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
