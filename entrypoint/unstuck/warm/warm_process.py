@@ -31,6 +31,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from unstuck import wire
 from unstuck.processes import adopt_orphans, set_process_name
@@ -327,37 +328,29 @@ class WarmLoop:
         failure = self.Failure.from_dict(request.failure) if request.failure else None
         _run_worker(self.worker, self.settings, self.listen_fd, fds[0], failure, "" if failure else source)
 
-    def serve_when_asked(self, theirs: socket.socket, ready: bytes, source: str) -> None:
-        """In a spare: warm up, say `ready`, wait for a request, and become the worker it asks for; exit if
-        dropped instead (replaced by a fresher one, or stopping)."""
+    def serve_when_asked(self, theirs: socket.socket, ready: Callable[[], bytes], source: str,
+                         copies: bool = False) -> None:
+        """In a spare or an app layer: warm up, say `ready()`, wait for a request, and become the worker it asks
+        for; exit if dropped instead (replaced by a fresher one, or stopping). With `copies` (an app layer, when
+        this process adopts orphans), a request first forks the layer's copy, which waits in its place for the
+        next one (layer_successor.py); no event loop is then made ahead (the copy would share it)."""
         warmup.run_requests()
         self.worker.rehearse(self.settings)
-        self.worker.prepare_loop()
-        prefault.copy_inherited_pages()
-        data, fds = wait_for_request(theirs, ready)
-        theirs.close()
-        if not data:
-            os._exit(0)
-        self.run_worker(wire.decode_request(data), fds, source)
-
-    def serve_as_layer(self, theirs: socket.socket, held: dict) -> None:
-        """In an app layer: as serve_when_asked, but a request first forks the layer's copy, which waits in its
-        place for the next one (layer_successor.py). No event loop is made ahead here."""
-        warmup.run_requests()
-        self.worker.rehearse(self.settings)
-        if self.successors:
+        if copies:
             layer_successor.let_threads_end()
+        else:
+            self.worker.prepare_loop()
         while True:
             prefault.copy_inherited_pages()
-            data, fds = wait_for_request(theirs, json.dumps({"held": held, "pid": os.getpid()}).encode())
+            data, fds = wait_for_request(theirs, ready())
             if not data:
                 os._exit(0)
             request = wire.decode_request(data)
-            if (self.successors and not request.failure and layer_successor.runs_one_thread()
+            if (copies and not request.failure and layer_successor.runs_one_thread()
                     and layer_successor.fork_copy(self.pid, fds)):
                 continue  # the copy
             theirs.close()
-            self.run_worker(request, fds, "app layer")
+            self.run_worker(request, fds, source)
 
     # -- the spare ----------------------------------------------------------------------------------------
 
@@ -367,7 +360,7 @@ class WarmLoop:
         if pid == 0:
             self.become_plain(ours)
             set_process_name("unstuck-spare")
-            self.serve_when_asked(theirs, SPARE_READY, "spare")
+            self.serve_when_asked(theirs, lambda: SPARE_READY, "spare")
         theirs.close()
         self.children[pid] = "spare"
         self.spare = (pid, ours)
@@ -424,7 +417,8 @@ class WarmLoop:
             held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules})
             if isinstance(held, dict):
                 if len(json.dumps({"held": held, "pid": os.getpid()})) <= LAYER_READY_MAX:
-                    self.serve_as_layer(theirs, held)
+                    self.serve_when_asked(theirs, lambda: json.dumps({"held": held, "pid": os.getpid()}).encode(),
+                                          "app layer", copies=self.successors)
             why = held if isinstance(held, str) else "too many files"
             wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
             os._exit(0)
