@@ -19,8 +19,10 @@ name = sys.argv[1]
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 {preamble}
 while True:
-    with open(f"/tmp/{{name}}.out", "w") as out:
+    # Written aside and renamed over, so a reader never sees the file empty between truncate and write.
+    with open(f"/tmp/{{name}}.out.new", "w") as out:
         out.write(f"{{VERSION}} {{os.getpid()}}")
+    os.replace(f"/tmp/{{name}}.out.new", f"/tmp/{{name}}.out")
     time.sleep(0.05)
 '''
 
@@ -118,7 +120,12 @@ def test_a_broken_worker_shows_in_status_keeps_the_web_app_healthy_and_a_fix_bri
 
 def test_a_killed_worker_comes_back_with_no_save(start_container):
     served = start_with_ticker(start_container, PROCFILE_ENV)
-    _, pid = worker_output(served)
+    # A pid read as 0 would make the kill below SIGKILL its own process group (CI once saw exit 137).
+    def read_pid():
+        pid = worker_output(served)[1]
+        return pid > 0, str(pid)
+
+    pid = int(wait_until("the ticker's pid is read", read_pid))
     killed_at = time.monotonic()
     code, out = served.exec("python", "-c", f"import os; os.kill({pid}, 9)")
     assert code == 0, out
@@ -278,7 +285,9 @@ def test_a_heroku_style_procfile_release_runs_before_the_workers_and_the_apps_wr
     logs = served.logs()
     # The worker started once the dependencies were installed and the release had run, and never crashed.
     assert proc(status, "worker")["restarts"] == 0 and "No module named" not in logs, served.logs_tail()
-    assert worker_output(served, "worker")[0] == "1"  # it saw one release
+    # It saw one release (waited for: the file is written once, just after the worker starts).
+    wait_until("the worker saw one release", lambda: (worker_output(served, "worker")[0] == "1",
+                                                      str(worker_output(served, "worker"))))
     assert logs.index("dependencies installed") < logs.index("release | Operations to perform") \
         < logs.index("release done") < logs.index("starting worker"), served.logs_tail()
     runs = served.app_dir / ".data" / "releases.log"
