@@ -124,11 +124,14 @@ class ChildExit:
 
 @dataclass(frozen=True)
 class LayerState:
-    """Its app layer is ready (holding `files` of the app's files), or cannot be used (`why`)."""
+    """Its app layer is ready (holding `files` of the app's files, imported in `seconds`; `copies`: it forks its
+    copy when it serves a save), or cannot be used (`why`)."""
     ok: bool
     pid: int | None = None
     files: int = 0
     why: str | None = None
+    seconds: float = 0.0
+    copies: bool = False
 
 
 @dataclass(frozen=True)

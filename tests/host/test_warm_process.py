@@ -281,14 +281,19 @@ def index():
 """
 
 
-def test_a_layer_that_serves_a_save_leaves_its_copy_to_serve_the_next_without_importing_again(listening, tmp_path,
-                                                                                                  monkeypatch):
+@pytest.mark.parametrize("slow", [True, False], ids=["slow-to-import", "quick-to-import"])
+def test_a_layer_slow_to_import_leaves_its_copy_to_serve_the_next_save_and_a_quick_one_is_built_anew(
+        listening, tmp_path, monkeypatch, slow):
     """On a large project a layer takes as long as a cold start to import: a person's next save used to come
-    before the next one was ready (issue 18). The layer forks its copy before it becomes the worker
-    (layer_successor.py): each save of main.py is served from a layer, what it holds is imported once, and
-    every answer is what a fresh interpreter would serve for the files as saved."""
+    before the next one was ready (issue 18). Such a layer forks its copy before it becomes the worker
+    (layer_successor.py): each save of main.py is served from a layer, what it holds is imported once. A layer
+    quick to import is built anew instead (a worker sharing its pages with a copy pays for each page it writes).
+    Either way every answer is what a fresh interpreter would serve for the files as saved."""
+    from unstuck.warm.warm_process import COPY_LAYERS_SLOWER_THAN_S
+
     imports = tmp_path / "imports.log"
-    models_py = f"open({str(imports)!r}, 'a').write('models imported\\n')\nVALUE = 'models-1'\n"
+    pause = f"import time; time.sleep({COPY_LAYERS_SLOWER_THAN_S + 0.3})\n" if slow else ""
+    models_py = f"{pause}open({str(imports)!r}, 'a').write('models imported\\n')\nVALUE = 'models-1'\n"
     write(tmp_path, {"main.py": MAIN, "models.py": models_py, "noise.py": ""})
     main, models = str(tmp_path / "main.py"), str(tmp_path / "models.py")
     (tmp_path / "preload.txt").write_text("fastapi\n")
@@ -310,8 +315,11 @@ def test_a_layer_that_serves_a_save_leaves_its_copy_to_serve_the_next_without_im
             body, pid = serve_once(handle, events, listening, [["modified", main]], said)
             assert body == {"main": version, "models": "models-1"} and pid == layer.pid and said == ["app layer"]
             served_by.append(pid)
-        assert len(set(served_by)) == 3  # three processes: each copy became a worker in turn
-        assert imports.read_text() == "models imported\n"  # by the first layer only
+        assert len(set(served_by)) == 3  # three processes: each became a worker in turn
+        if slow:
+            assert imports.read_text() == "models imported\n"  # by the first layer only: the others are its copies
+        else:
+            assert imports.read_text().count("models imported") >= 3  # by each layer
     finally:
         handle.close()
         handle.proc.wait(timeout=10)

@@ -372,7 +372,8 @@ class Reloader:
     def _on_warm_layer(self, event: ev.WarmLayer) -> None:
         if event.message.ok:
             log.debug("app layer ready: %d of the app's files imported ahead of the next save", event.message.files)
-            self.app_layer = {"ready": True, "files": event.message.files}
+            self.app_layer = {"ready": True, "files": event.message.files, "imported_s": event.message.seconds,
+                              "copies": event.message.copies}
         else:
             log.debug("no app layer: %s", event.message.why)
             self.app_layer = {"ready": False, "why": event.message.why}

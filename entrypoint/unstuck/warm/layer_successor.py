@@ -12,6 +12,9 @@ and serves the next save of the same files in the same few milliseconds. It is w
 is right wherever the layer was (the warm process still checks each save against what it holds).
 
 How, and why so:
+- Only a layer that took a second or more to import (warm_process.COPY_LAYERS_SLOWER_THAN_S): a worker
+  sharing its pages with a copy pays a fault for each page it writes (on the bench's realistic app a reload
+  took twice as long), while a layer quicker to import is built anew before a person's next save.
 - The copy must be the warm process's child (it reaps it, signals it through a pidfd, and reports its exit
   when it becomes a worker), never the worker's, whose exit at the next reload would take it along (a
   worker dies with its parent). The layer forks a go-between that forks the copy and exits at once: the
