@@ -288,7 +288,9 @@ def test_an_unreadable_directory_is_reported_with_a_hint_and_watching_resumes_wh
     p = probe(root)
     state = p.wait_state("restarting", lambda s: s["mode"] == "restarting")
     assert "Permission denied" in state["error"]
-    assert any("make that directory readable" in line for line in warnings(p))
+    # The state line comes before the warning: waited for.
+    wait_until("the hint is logged", lambda: (any("make that directory readable" in line for line in warnings(p)),
+                                              str(warnings(p)[-3:])))
     secret.chmod(0o755)
     p.wait_state("watching again", lambda s: s["mode"] == "inotify" and s["watching"])
     (root / "pkg0" / "mod.py").write_text("X = 'fixed'\n")

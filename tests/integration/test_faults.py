@@ -70,7 +70,9 @@ def test_app_errors_are_not_masked_once_loaded(start_container):
 def test_serving_process_sigkilled_comes_back_without_a_change(start_container):
     served = start_fault_app(start_container)
     wait_for(served.url(), has_text(200, "v1"), on_timeout=served.logs_tail)
-    pid = wait_state(served, "serving")["worker_pid"]
+    # The worker's pid comes with the warm process's word of the fork, which may follow the first answer.
+    pid = served.wait_status("serving, with the worker's pid", lambda s: s["state"] == "serving"
+                             and isinstance(s.get("worker_pid"), int))["worker_pid"]
     killed_at = time.monotonic()
     code, out = served.exec("python", "-c", f"import os, signal; os.kill({pid}, signal.SIGKILL)")
     assert code == 0, out

@@ -5,7 +5,7 @@ import pytest
 from containers import LABEL, SESSION, free_port
 from editor import SAVES
 from repo import RECOVERIES, REPO
-from waiting import has_text, wait_for
+from waiting import has_text, wait_for, wait_until
 
 ORIGINAL = "Hello from unstuck"
 
@@ -52,8 +52,9 @@ def test_broken_save_shows_error_then_fix_is_served(start_container, break_name,
     status = served.wait_state("broken")
     assert status["failure"]["exc_type"] == exc_name and status["failure"]["file"] == "app/main.py"
     assert status["failure"]["line"] and status["last_reload"]["ok"] is False
-    # The log's failure line says which file and line, too.
-    assert f"{exc_name}" in served.logs() and f"app/main.py:{status['failure']['line']}" in served.logs()
+    # The log's failure line says which file and line, too (it reaches `docker logs` through two pipes: waited for).
+    wait_until("the failure is logged with its file and line", lambda: (
+        exc_name in served.logs() and f"app/main.py:{status['failure']['line']}" in served.logs(), served.logs_tail(8)))
 
     marker = f"fixed after {break_name}"
     SAVES[save_name](main, good.replace(ORIGINAL, marker))
@@ -78,7 +79,8 @@ def test_missing_app_module_is_named_and_served_once_created(start_container):
     # The "starting" page names it too while the import is checked in a fresh interpreter: the error itself.
     _, broken = wait_for(served.url(), has_text(503, "APP_MODULE=app.service:api"), on_timeout=served.logs_tail)
     assert "APP_MODULE=app.service:api" in broken.text
-    assert "APP_MODULE=app.service:api" in served.logs()
+    # Logged once the fresh interpreter failed, which may be after its page is served: waited for.
+    wait_until("the failure is logged", lambda: ("APP_MODULE=app.service:api" in served.logs(), served.logs_tail(8)))
     (served.app_dir / "service.py").write_text(
         "from fastapi import FastAPI\napi = FastAPI()\n\n@api.get('/')\ndef root():\n    return {'service': 'up'}\n")
     wait_for(served.url(), has_text(200, "up"), on_timeout=served.logs_tail)

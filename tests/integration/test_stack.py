@@ -372,6 +372,8 @@ def test_a_broken_task_module_shows_in_status_and_the_fix_brings_the_worker_back
 
 
 def test_a_killed_worker_comes_back_without_a_save(stack):
+    wait_until("the worker runs", lambda: (isinstance((w := supervised(stack)).get("worker_pid"), int)
+                                           and w["state"] == "running", str(w)), timeout=60)
     before = supervised(stack)
     killed_at = time.monotonic()
     killed = stack.exec("app", "sh", "-c", f"kill -9 {before['worker_pid']}")

@@ -17,6 +17,7 @@ ORIGINAL = "Hello from unstuck"
 def serve_sample(start_container, env=None):
     served = start_container(env=env)
     wait_for(served.url(), has_text(200, ORIGINAL), on_timeout=served.logs_tail)
+    served.wait_state("serving")  # the first generation counted, before a test reads the counters
     return served
 
 
