@@ -108,6 +108,19 @@ def test_a_stop_sent_the_moment_a_worker_is_forked_is_never_lost(warm):
 
 
 
+def layers_of(handle) -> list[int]:
+    """The warm process's children that are app layers now (by their process name)."""
+    pids = open(f"/proc/{handle.pid}/task/{handle.pid}/children").read().split()
+    named = []
+    for pid in pids:
+        try:
+            if open(f"/proc/{pid}/comm").read().strip() == "unstuck-layer":
+                named.append(int(pid))
+        except OSError:
+            pass  # exited meanwhile
+    return named
+
+
 def spare_of(handle) -> int:
     """The warm process's spare: its one child that was never handed out. Looked for at once (it is forked
     the moment the warm process reports ready) and found while it is still warming up."""
@@ -315,6 +328,9 @@ def test_a_layer_slow_to_import_leaves_its_copy_to_serve_the_next_save_and_a_qui
             body, pid = serve_once(handle, events, listening, [["modified", main]], said)
             assert body == {"main": version, "models": "models-1"} and pid == layer.pid and said == ["app layer"]
             served_by.append(pid)
+            if not slow:
+                # Not built beside the reload (it would take a core from it): only when asked, after the answer.
+                assert layers_of(handle) == [], "a quick layer was built beside the reload"
         assert len(set(served_by)) == 3  # three processes: each became a worker in turn
         if slow:
             assert imports.read_text() == "models imported\n"  # by the first layer only: the others are its copies

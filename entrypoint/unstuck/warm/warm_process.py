@@ -107,12 +107,13 @@ def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[b
     return data, fds
 
 
-# A layer whose imports took less than this is not copied when it serves a save (layer_successor.py): the warm
-# process builds the next one beside the reload, ready before a person's next save (at the bench's pace 1.5 s after
-# the answer), and the copy would cost each reload more than it saves. A worker that shares its pages with a copy
-# pays a fault for each page it then writes: on the bench's realistic app (40 modules, FastAPI, SQLModel) a reload
-# took 0.18 s with copies and 0.09 s without (imported phase 0.11 s vs 0.015 s), while its layer imports in 0.6 s.
-# On mealie (367 modules) a layer takes 5-8 s to import, and the copy saves that at every save.
+# A layer whose imports took less than this is not copied when it serves a save (layer_successor.py), and the next
+# one is built after the reload's first answer (not beside the reload, see hand_out): ready before a person's next
+# save (at the bench's pace 1.5 s after the answer). A worker that shares its pages with a copy pays a fault for
+# each page it then writes: on the bench's realistic app (40 modules, FastAPI, SQLModel; its layer imports in
+# 0.16 s) a reload took 0.18 s with copies and 0.08 s without (imported phase 0.11 s vs 0.015 s). On bakerydemo
+# (layer 0.4-0.7 s): 0.33 s with copies, 0.38 s rebuilt beside the reload, 0.29 s rebuilt after its answer. On
+# mealie (367 modules) a layer takes 2-8 s to import, and its copy saves that at every save.
 COPY_LAYERS_SLOWER_THAN_S = 1.0
 
 # The layer's ready message lists the files it holds; one packet must stay within a socket's default send
@@ -283,6 +284,7 @@ class WarmLoop:
         # A layer forks its copy before it becomes a worker (layer_successor.py): only when that copy becomes
         # this process's child.
         self.successors = adopt_orphans()
+        self.layer_seconds: float | None = None  # how long the last layer that said it was ready took to import
 
         # A fork of this process takes a few milliseconds (its page tables are as large as what it imported):
         # a child is forked ahead of each request, and waits for it. `spare` is (pid, socket to it). Its
@@ -488,6 +490,7 @@ class WarmLoop:
                 self.children[layer.pid] = "layer"
             layer.held = message["held"]
             layer.copies = bool(message.get("copies"))
+            self.layer_seconds = message.get("seconds")
             self.send(wire.LayerState(ok=True, pid=layer.pid, files=len(layer.held), seconds=message.get("seconds", 0.0),
                                       copies=layer.copies))
         return layer.held
@@ -519,11 +522,14 @@ class WarmLoop:
 
     def hand_out(self, request: wire.Fork, fds: list[int]) -> None:
         self.hand_out_generation(request, fds)
-        if LAYER_BESIDE_RELOAD and request.changes and not request.failure:
+        quick = self.layer_seconds is not None and self.layer_seconds < COPY_LAYERS_SLOWER_THAN_S
+        if LAYER_BESIDE_RELOAD and request.changes and not request.failure and not quick:
             # The next layer now, beside the reload, rather than after its first answer: a person's next save
             # often comes a second or two after that answer, and on a large project the layer takes seconds to
             # import. With a core to spare it costs the reload little (each import is single-threaded); if the
-            # reload changes what the app imports, its report has the layer built again (fork_layer).
+            # reload changes what the app imports, its report has the layer built again (fork_layer). A layer
+            # that imports in under a second is built after the answer (the reload server asks for it), in time
+            # for the next save, without taking memory bandwidth and a core from the reload.
             self.fork_layer()
 
     def hand_out_generation(self, request: wire.Fork, fds: list[int]) -> None:
