@@ -49,6 +49,8 @@ from containers import LABEL, SESSION, default_base_image, free_port, readable_c
 from fuse_view import Unavailable, fuse_view, sample_with_extra_module  # noqa: E402
 from repo import REPO  # noqa: E402
 
+import reload_phases  # noqa: E402
+
 RELOADERS = ("unstuck", "uvicorn")
 POLL_S = 0.002  # the client polls every 2 ms: the figure is the reload, not the poll interval
 TIMEOUT_S = 60.0
@@ -242,16 +244,10 @@ def bench_app(bench: Bench, name: str, app_src: Path, edits: int, reloads: int, 
     return result
 
 
-PHASES = ("delivered", "applied", "forked", "imported", "ready", "served", "old_gone")
-
-
 def phase_medians(container) -> dict:
     """The median of each phase of unstuck's last reloads of main.py (`unstuck status --json` keeps 20), in
     seconds after the save."""
-    status = json.loads(container.exec_run(["unstuck", "status", "--json"]).output)
-    records = [r for r in status.get("reloads", []) if r["ok"] and "main.py" in r["trigger"]]
-    return {name: statistics.median(r["phases"][name] for r in records if name in r["phases"])
-            for name in PHASES if any(name in r["phases"] for r in records)}
+    return reload_phases.medians(json.loads(container.exec_run(["unstuck", "status", "--json"]).output), "main.py")
 
 
 def first_reloads(bench: Bench, name: str, app_src: Path, think: float) -> dict:

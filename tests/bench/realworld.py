@@ -29,6 +29,8 @@ from realworld_projects import (HEADERS, PROJECTS, central_block, copy_tree, exp
                                 with_block)
 from repo import REPO  # noqa: E402
 
+import reload_phases  # noqa: E402
+
 POLL_S = 0.005
 
 # Run in a container as the app's user: PSS (kB) and name of each process.
@@ -249,7 +251,7 @@ def report(project, result: dict, edits: int, think: float) -> str:
              f"  unstuck reloads came from: " + ", ".join(
                  f"{src} {n}" for src, n in sources(result["status"]).items()),
              f"  unstuck leaf reload phases, median s after the save: " + "  ".join(
-                 f"{k} {v:.3f}" for k, v in leaf_phases(result["status_after_leaf"], project.leaf).items()),
+                 f"{k} {v:.3f}" for k, v in reload_phases.medians(result["status_after_leaf"], project.leaf).items()),
              f"  app layer: {result['status'].get('app_layer')}; fast path narrowed: "
              f"{result['status'].get('fast_path') or 'no'}"]
     lines += memory_lines(result)
@@ -261,16 +263,6 @@ def sources(final: dict) -> dict:
     for record in final.get("reloads", []):
         counts[record.get("from")] = counts.get(record.get("from"), 0) + 1
     return counts
-
-
-PHASES = ("delivered", "applied", "forked", "imported", "ready", "served", "old_gone")
-
-
-def leaf_phases(status: dict, leaf: str) -> dict:
-    """The median of each phase (seconds after the save) of the leaf saves' reloads that `status` still keeps."""
-    records = [r for r in status.get("reloads", []) if r.get("ok") and leaf in r.get("trigger", "")]
-    return {name: statistics.median(r["phases"][name] for r in records if name in r.get("phases", {}))
-            for name in PHASES if any(name in r.get("phases", {}) for r in records)}
 
 
 def quantile(values: list, q: float) -> float:
