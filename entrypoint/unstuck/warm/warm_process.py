@@ -491,7 +491,7 @@ class WarmLoop:
             layer.held = message["held"]
             layer.copies = bool(message.get("copies"))
             self.layer_seconds = message.get("seconds")
-            self.send(wire.LayerState(ok=True, pid=layer.pid, files=len(layer.held), seconds=message.get("seconds", 0.0),
+            self.send(wire.LayerState(ok=True, pid=layer.pid, files=len(layer.held), seconds=self.layer_seconds or 0.0,
                                       copies=layer.copies))
         return layer.held
 
