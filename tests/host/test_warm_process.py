@@ -415,3 +415,184 @@ def test_any_other_descriptor_an_import_leaves_open_keeps_the_app_layer_out_and_
     write(tmp_path, {"main.py": "app = None\n", "data.txt": "x\n", "opener.py": opens})
     why = build_layer_in_a_fork(tmp_path, monkeypatch, ["opener"])
     assert isinstance(why, str) and why.startswith("an import left ") and named in why, why
+
+
+def warm_on(app_dir, preload_dir, monkeypatch, listening, pythonpath=()):
+    (preload_dir / "preload.txt").write_text("fastapi\n")
+    for name, value in {"PYTHONPATH": os.pathsep.join([str(REPO / "entrypoint"), *map(str, pythonpath)]),
+                        "APP_DIR": str(app_dir), "APP_MODULE": "main:app", "UNSTUCK_GRACE": "0.5",
+                        "PYTHONDONTWRITEBYTECODE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    events = queue.SimpleQueue()
+    handle = WarmProcess(listening.fileno(), preload_dir / "preload.txt", frozenset({"fastapi"}), events)
+    next_event(events, WarmReady)
+    handle.ready = True
+    return handle, events
+
+
+ROUTES_MAIN = """\
+from fastapi import FastAPI
+
+import routes
+
+app = FastAPI()
+app.include_router(routes.router)
+"""
+
+# The importer of the view (as a URLconf is): what it imports before the view (a framework's admin), and after it
+# (as a framework would import an app's hooks: by name).
+ROUTES = """\
+import importlib
+
+from fastapi import APIRouter
+
+import admin_site
+import view
+
+after = importlib.import_module("after")
+
+router = APIRouter()
+
+
+@router.get("/")
+def index():
+    return {"view": view.VALUE, "after": after.TEXT, "admin": admin_site.NAME}
+"""
+
+# A library module outside the project: says which process imported it.
+ADMIN_SITE = """\
+open({log!r}, "a").write(open("/proc/self/comm").read().strip() + "\\n")
+NAME = "admin"
+"""
+
+
+def test_a_layer_loads_the_app_up_to_the_saved_module_and_its_worker_imports_only_from_there(
+        listening, tmp_path, monkeypatch):
+    """A saved view's importer (a URLconf) left the layer with all it imports: on a Wagtail site, the whole admin
+    imported again at every save (issue 18). The layer now loads the app as a worker does and stops at the saved
+    module (paused_load.py): what the importer imported before the view is the layer's, the view and what comes
+    after it are imported by the worker, fresh; a save of a module imported after the view is served from the
+    layer too, with its new text."""
+    app, site = tmp_path / "app", tmp_path / "site"
+    log = tmp_path / "admin-imported-by.log"
+    write(app, {"main.py": ROUTES_MAIN, "routes.py": ROUTES, "view.py": "VALUE = 'view-1'\n",
+                "after.py": "TEXT = 'after-1'\n"})
+    write(site, {"admin_site.py": ADMIN_SITE.format(log=str(log))})
+    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes.py", "main", 0),
+              ("view", app / "view.py", "routes", 0), ("after", app / "after.py", "routes", 1)]
+    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening, [site])
+    view, after = str(app / "view.py"), str(app / "after.py")
+    try:
+        next_layer(handle, events)
+        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        serve_once(handle, events, listening, [["modified", view]])  # the layer held view.py: from the spare
+        log.write_text("")
+
+        layer = next_layer(handle, events)  # view.py is hot: the layer stops before it
+        (app / "view.py").write_text("VALUE = 'view-3'\n")
+        said = []
+        body, pid = serve_once(handle, events, listening, [["modified", view]], said)
+        assert body == {"view": "view-3", "after": "after-1", "admin": "admin"}
+        assert pid == layer.pid and said == ["app layer"]
+        assert log.read_text().split() == ["unstuck-layer"], "the worker imported again what came before the view"
+
+        layer = next_layer(handle, events)
+        (app / "after.py").write_text("TEXT = 'after-2'\n")  # imported after the stop: never the layer's
+        body, pid = serve_once(handle, events, listening, [["modified", after]], said)
+        assert body == {"view": "view-3", "after": "after-2", "admin": "admin"}
+        assert pid == layer.pid
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+def test_a_py_file_the_app_reads_and_executes_while_the_layer_loads_it_is_held_by_the_layer(
+        listening, tmp_path, monkeypatch):
+    """An app may read a .py file without importing it (Flask's `config.from_pyfile`, a settings file run with
+    exec). The layer loads the app up to the saved module; if that load read such a file, the layer holds it, and a
+    save of it is served fresh, never with the values the layer read before."""
+    app = tmp_path / "app"
+    main = ("import os\nCONFIG = {}\nexec(open(os.path.join(os.path.dirname(__file__), 'config.py')).read(), CONFIG)\n"
+            + ROUTES_MAIN.replace("import routes\n", "import routes\nroutes.CONFIG = CONFIG\n"))
+    routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\nCONFIG = {}\n\n\n"
+              "@router.get('/')\ndef index():\n    return {'view': view.VALUE, 'config': CONFIG['NAME']}\n")
+    write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n",
+                "config.py": "NAME = 'config-1'\n"})
+    listed = [("main", app / "main.py"), ("routes", app / "routes.py"), ("view", app / "view.py")]
+    (tmp_path / "preload.txt.app").write_text("".join(f"{name}\t{path}\tmain\t0\n" for name, path in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    view, config = str(app / "view.py"), str(app / "config.py")
+    try:
+        next_layer(handle, events)
+        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        serve_once(handle, events, listening, [["modified", view]])
+        layer = next_layer(handle, events)  # stops before view.py, with config.py read
+        (app / "config.py").write_text("NAME = 'config-2'\n")
+        body, pid = serve_once(handle, events, listening, [["modified", config]])
+        assert body == {"view": "view-2", "config": "config-2"}
+        assert pid != layer.pid
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+def test_a_layer_whose_load_of_the_app_cannot_stand_in_for_a_worker_holds_its_planned_modules_only(
+        listening, tmp_path, monkeypatch):
+    """Loading the app ahead is only a way to be faster: when that load cannot be forked from (the app starts a
+    thread while it is imported), the layer says so and the next one holds the planned modules only, as before;
+    the save is still served from a layer, with its new text."""
+    app = tmp_path / "app"
+    main = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n" + ROUTES_MAIN
+    routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
+              "@router.get('/')\ndef index():\n    return {'view': view.VALUE}\n")
+    write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n", "models.py": "X = 1\n"})
+    listed = [("main", app / "main.py", "", 0), ("models", app / "models.py", "main", 0),
+              ("routes", app / "routes.py", "main", 0), ("view", app / "view.py", "routes", 0)]
+    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    view = str(app / "view.py")
+    try:
+        next_layer(handle, events)
+        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        serve_once(handle, events, listening, [["modified", view]])
+        handle.prepare_layer()
+        said = [_early_layers.pop(id(events), [])]
+        while not (said[-1] and said[-1][-1].message.ok):
+            said.append([next_event(events, WarmLayer)])
+        whys = [event.message.why for batch in said for event in batch if not event.message.ok]
+        assert whys == ["loading the app ahead: an import started a thread"], whys
+        layer = said[-1][-1].message
+        (app / "view.py").write_text("VALUE = 'view-3'\n")
+        body, pid = serve_once(handle, events, listening, [["modified", view]])
+        assert body == {"view": "view-3"} and pid == layer.pid
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+def test_a_module_the_layers_load_looked_for_and_did_not_find_is_imported_once_it_is_created(
+        listening, tmp_path, monkeypatch):
+    """`try: import local_settings` with no such file, while the layer loaded the app: creating that file must
+    take effect at once, as in a fresh interpreter, not leave the layer's worker going on without it."""
+    app = tmp_path / "app"
+    main = ("try:\n    import local_settings\n    NAME = local_settings.NAME\nexcept ImportError:\n    NAME = 'default'\n"
+            + ROUTES_MAIN.replace("import routes\n", "import routes\nroutes.CONFIG = NAME\n"))
+    routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\nCONFIG = ''\n\n\n"
+              "@router.get('/')\ndef index():\n    return {'view': view.VALUE, 'name': CONFIG}\n")
+    write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n"})
+    listed = [("main", app / "main.py"), ("routes", app / "routes.py"), ("view", app / "view.py")]
+    (tmp_path / "preload.txt.app").write_text("".join(f"{name}\t{path}\tmain\t0\n" for name, path in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    view, local = str(app / "view.py"), str(app / "local_settings.py")
+    try:
+        next_layer(handle, events)
+        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        serve_once(handle, events, listening, [["modified", view]])
+        next_layer(handle, events)  # stops before view.py, having looked for local_settings
+        (app / "local_settings.py").write_text("NAME = 'local'\n")
+        body, _ = serve_once(handle, events, listening, [["added", local]])
+        assert body == {"view": "view-2", "name": "local"}
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)

@@ -396,9 +396,13 @@ def held_for_checking(failure: Failure, reporter: Reporter, source: str, app_inf
     return True
 
 
-def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Reporter, source: str = "") -> None:
-    started = time.monotonic()
-    loaded = import_app(settings)
+def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Reporter, source: str = "",
+              loaded: loading.Loaded | None = None, started: float | None = None) -> None:
+    """Import the app (or finish with the one `loaded` already: an app layer's, its import resumed at `started`),
+    then serve it, or the failure."""
+    if loaded is None:
+        started = time.monotonic()
+        loaded = import_app(settings)
     if loaded.failure is not None:
         if not held_for_checking(loaded.failure, reporter, source, loaded.info):
             serve_error(settings, sock, loaded.failure, reporter, loaded.info)
@@ -514,6 +518,18 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
         failure: Failure | None = None, source: str = "") -> int:
     """Serve one generation on the inherited socket; shared by spawned and forked workers (`source`: what the
     warm process made it from; empty for a fresh interpreter, the plain path)."""
+    sock, reporter = begin(listen_fd, report_fd, parent_pid, source)
+    failure = failure or enter_project(settings)
+    if failure is not None:
+        serve_error(settings, sock, failure, reporter)
+        return 0
+    serve_app(settings, sock, reporter, source)
+    return 0
+
+
+def begin(listen_fd: int, report_fd: int, parent_pid: int, source: str) -> tuple[socket.socket, Reporter]:
+    """Become a generation: its signals, its output, the port and the report pipe; says "started". (An app layer
+    that has imported the app up to the saved module does this when a request reaches it: paused_load.py.)"""
     stop_is_never_lost()
     # SIGUSR1 asks a serving generation to describe its connections (describe_connections); before it serves,
     # it must not end it (its default action).
@@ -529,18 +545,22 @@ def run(settings: config_mod.Settings, listen_fd: int, report_fd: int, parent_pi
     # pid: the warm process's word of the fork may come after this process's "ready" (the same pipe keeps
     # "started" first), and the reload server names the generation that serves by it (handoff.py).
     reporter.send(wire.Started(time.monotonic(), os.getpid(), source))
-    failure = failure or loading.activate_project(settings.app_dir, settings.project_env)  # Python check, sys.path
+    return sock, reporter
+
+
+def enter_project(settings: config_mod.Settings) -> Failure | None:
+    """Before the app's import: the project's Python check and packages, its directory as the working one and
+    first on sys.path; the Failure to serve instead when this Python does not fit the project."""
+    failure = loading.activate_project(settings.app_dir, settings.project_env)  # Python check, sys.path
     if failure is not None:
-        serve_error(settings, sock, failure, reporter)
-        return 0
+        return failure
     os.chdir(settings.app_dir)
     if str(settings.app_dir) not in sys.path:
         sys.path.insert(0, str(settings.app_dir))
     from unstuck.warm import import_order
 
     import_order.install(settings.app_dir)  # the order the app layer replays (a fork has it from the warm process)
-    serve_app(settings, sock, reporter, source)
-    return 0
+    return None
 
 
 def main(argv: list[str]) -> int:

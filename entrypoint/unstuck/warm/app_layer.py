@@ -14,7 +14,8 @@ would hold after importing those modules first: nothing that depends on the hot 
 once one of them changes. They are imported in the order a worker *started* importing them, so that the
 entry module sets its framework up before the modules that need it, as in a fresh process; and once a
 module is left out, what the framework imported after it is left to the worker too, to be imported in the
-framework's order (a registry such as Wagtail's hooks fills in the order its modules are imported).
+framework's order (a registry such as Wagtail's hooks fills in the order its modules are imported). Then the
+layer loads the app as a worker does, in that order, up to the first hot module (paused_load.py).
 
 When to use it (`usable`): only for a reload caused by saves of .py files that it has not imported, and
 only if none of the files it imported changed since (their stat is compared). Anything else (a change to

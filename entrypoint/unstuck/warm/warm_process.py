@@ -15,7 +15,8 @@ signals through it, so a signal can never reach another process that was given t
 reaped.
 
 Besides a spare (third-party modules only), it keeps an app layer: a fork that has imported the user's
-modules a save is unlikely to change, which becomes the next generation when they did not (app_layer.py).
+modules a save is unlikely to change (app_layer.py), then loaded the app as a worker does up to the first module
+saved lately (paused_load.py), which becomes the next generation when nothing it read changed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Callable
 from unstuck import wire
 from unstuck.processes import adopt_orphans, set_process_name
 from unstuck.user_files import is_under
-from unstuck.warm import app_layer, import_order, layer_successor, prefault, seeds, warmup
+from unstuck.warm import app_layer, import_order, layer_successor, paused_load, prefault, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -121,25 +122,19 @@ COPY_LAYERS_SLOWER_THAN_S = 1.0
 LAYER_READY_MAX = 150_000
 
 
-def build_layer(names: list[str], settings, recorded: dict[str, tuple] | None = None) -> dict | str:
+def build_layer(names: list[str], settings, recorded: dict[str, tuple] | None = None,
+                read: paused_load.FilesRead | None = None) -> dict | str:
     """In the app layer's process: import the user's modules `names` the way a worker finds them; the files
     it then holds (real path -> stamp), or why it cannot stand in for a fresh worker. What those imports
     print is dropped: the worker that imported them before said it already, and the layer may be thrown
     away unused."""
-    import threading
-
     from unstuck.app import loading
 
     os.chdir(settings.app_dir)
     if str(settings.app_dir) not in sys.path:
         sys.path.insert(0, str(settings.app_dir))
     fds_before = set(os.listdir("/proc/self/fd"))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
+    speak = silence()
     try:
         loading.prepare(settings.app_module, settings.app_dir)  # discovery's sys.path and environment
         for name in names:
@@ -155,22 +150,55 @@ def build_layer(names: list[str], settings, recorded: dict[str, tuple] | None = 
     except Exception as exc:  # noqa: BLE001 - discovery itself: never a reason for the layer to crash
         return f"the app could not be resolved ({type(exc).__name__})"
     finally:
+        speak()
+    return cannot_stand_in(fds_before) or held_files(settings, read)
+
+
+def silence() -> Callable[[], None]:
+    """Send what this process prints to nothing, until the function returned is called (once or more)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    spoken: set[int] = set()
+
+    def speak() -> None:
+        if saved[0] in spoken:
+            return
+        spoken.add(saved[0])
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, devnull):
             os.close(fd)
-    # A fork has none of its parent's threads, and shares its descriptors: an import that started a thread
-    # (a scheduler, an SDK's sender) or left a file or connection open would not behave as in a fresh worker.
+
+    return speak
+
+
+def cannot_stand_in(fds_before: set[str]) -> str | None:
+    """Why this process, after the imports made since `fds_before` were open, is not what a fresh worker would be.
+    A fork has none of its parent's threads, and shares its descriptors: an import that started a thread (a
+    scheduler, an SDK's sender) or left a file or connection open would not behave as in a fresh worker."""
+    import threading
+
     if threading.active_count() > 1:
         return "an import started a thread"
     for fd in sorted(set(os.listdir("/proc/self/fd")) - fds_before, key=int):
         if not _shared_like_a_fresh_one(int(fd)):
             return f"an import left {_describe_fd(int(fd))} open"
+    return None
+
+
+def held_files(settings, read: paused_load.FilesRead | None = None) -> dict:
+    """The project's files this process holds (real path -> stamp, None for a file that is not there): its user
+    modules' (those whose import is in progress included), and what else its imports `read` (paused_load.py)."""
     from unstuck.generation.worker import modules_by_origin
 
     real_paths = {os.path.realpath(entry[1]) for entry in modules_by_origin(settings.app_dir)[1]}
+    real_paths |= read.paths() if read is not None else set()
     return {path: app_layer.stamp(path) for path in real_paths}
 
 
@@ -220,6 +248,17 @@ def entry_module(settings) -> str | None:
 
 def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure, source: str) -> None:
     """In a forked child: run one worker generation, then exit with its status (never return)."""
+    _worker_sys_path()
+    _as_worker(lambda: worker.run(settings, listen_fd, report_fd, os.getppid(), failure, source))
+
+
+def _worker_sys_path() -> None:
+    if _full_sys_path is not None:  # the worker imports as a fresh interpreter would: PYTHONPATH as given
+        sys.path[:] = _full_sys_path + [p for p in sys.path if p not in _full_sys_path]
+
+
+def _as_worker(run: Callable[[], int]) -> None:
+    """In a forked child that is a worker from now on: `run()` it, then exit with its status (never return)."""
     # Everything inherited from the warm process (every imported module, and a layer's user modules) lives as
     # long as the worker: without this, the first full collection the app's allocations trigger walks all
     # of it, tens of milliseconds at a random moment of a reload or a request (and copies every page it
@@ -227,11 +266,9 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure, sourc
     import gc
 
     gc.freeze()
-    if _full_sys_path is not None:  # the worker imports as a fresh interpreter would: PYTHONPATH as given
-        sys.path[:] = _full_sys_path + [p for p in sys.path if p not in _full_sys_path]
     code = 1
     try:
-        code = worker.run(settings, listen_fd, report_fd, os.getppid(), failure, source)
+        code = run()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - report like an uncaught exception would
@@ -247,6 +284,10 @@ def _run_worker(worker, settings, listen_fd: int, report_fd: int, failure, sourc
         os._exit(code)
 
 
+class _CannotStandIn(Exception):
+    """Raised out of the app's load at the stop, through the app's frames, to end it: this layer cannot be used."""
+
+
 @dataclasses.dataclass
 class Layer:
     """The app layer as the warm process sees it."""
@@ -254,6 +295,8 @@ class Layer:
     pid: int | None  # None: a layer's copy, adopted, whose word (with its pid) has not come yet
     sock: socket.socket  # to it: its ready word, then the fork request
     names: list[str]  # the user's modules it imports
+    # Then it loads the app as a worker does, up to the first of these modules (paused_load.py); None: it does not.
+    stops: set[str] | None
     held: dict | None = None  # the files it holds (real path -> stamp), once it said it is ready
     copies: bool = False  # it forks its copy when it serves a save (said with its ready word)
 
@@ -305,6 +348,9 @@ class WarmLoop:
         self.layer: Layer | None = None
         self.hot: list[str] = []  # the files saved lately, newest first: the layer leaves them (and importers) out
         self.unusable: set[tuple[str, ...]] = set()  # plans whose layer could not stand in for a worker
+        # Plans whose layer's load of the app (paused_load.py) could not stand in for a worker (it started a
+        # thread, failed): their layers hold the planned modules only.
+        self.no_stop: set[tuple[str, ...]] = set()
         self.app_list = app_layer.list_file(preload_file)
 
         # Modules to import between requests, one at a time, so that a fork is never kept waiting on them:
@@ -340,11 +386,12 @@ class WarmLoop:
         _run_worker(self.worker, self.settings, self.listen_fd, fds[0], failure, "" if failure else source)
 
     def serve_when_asked(self, theirs: socket.socket, ready: Callable[[], bytes], source: str,
-                         copies: bool = False) -> None:
+                         copies: bool = False, resumes: bool = False) -> tuple[wire.Fork, list[int]]:
         """In a spare or an app layer: warm up, say `ready()`, wait for a request, and become the worker it asks
         for; exit if dropped instead (replaced by a fresher one, or stopping). With `copies` (an app layer, when
         this process adopts orphans), a request first forks the layer's copy, which waits in its place for the
-        next one (layer_successor.py); no event loop is then made ahead (the copy would share it)."""
+        next one (layer_successor.py); no event loop is then made ahead (the copy would share it). An app layer
+        stopped inside the app's load (`resumes`: paused_load.py) gets the request back: it resumes that load."""
         warmup.run_requests()
         self.worker.rehearse(self.settings)
         if copies:
@@ -361,7 +408,96 @@ class WarmLoop:
                     and layer_successor.fork_copy(self.pid, fds)):
                 continue  # the copy
             theirs.close()
+            if resumes and not request.failure:
+                return request, fds
             self.run_worker(request, fds, source)
+
+    def serve_as_layer(self, theirs: socket.socket, names: list[str], stops: set[str] | None,
+                       listed_modules: list) -> None:
+        """In the app layer: import the planned modules `names` (build_layer), then load the app as a worker does
+        up to the first module of `stops` and wait there (paused_load.py); the request that comes resumes that
+        load as its worker. With no `stops`, it waits with the planned modules only, and a request makes it a
+        worker that loads the app. A layer that cannot stand in for a fresh worker says why, and is dropped."""
+        began = time.monotonic()
+        read = paused_load.FilesRead(self.settings.app_dir)
+        held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules}, read)
+        if isinstance(held, dict) and stops is not None:
+            why = self.load_until_stop(theirs, stops, read, began)  # returns only if it cannot be used
+            wait_for_request(theirs, json.dumps({"unusable": f"loading the app ahead: {why}", "names": names,
+                                                 "load": True}).encode())
+            os._exit(0)
+        if isinstance(held, dict):
+            seconds = round(time.monotonic() - began, 3)
+            copies = self.successors and seconds >= COPY_LAYERS_SLOWER_THAN_S
+
+            def ready() -> bytes:  # names the pid: a copy says it with its own
+                return json.dumps({"held": held, "pid": os.getpid(), "copies": copies, "seconds": seconds}).encode()
+
+            if len(ready()) <= LAYER_READY_MAX:
+                read.stop()
+                read.remove()
+                self.serve_when_asked(theirs, ready, "app layer", copies=copies)  # a worker from here: never returns
+        why = held if isinstance(held, str) else "too many files"
+        wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
+        os._exit(0)
+
+    def load_until_stop(self, theirs: socket.socket, stops: set[str], read: paused_load.FilesRead,
+                        began: float) -> str:
+        import gc
+
+        settings = self.settings
+        _worker_sys_path()
+        failure = self.worker.enter_project(settings)
+        if failure is not None:
+            return f"the project's environment does not fit ({failure.exc_type})"
+        fds_before = set(os.listdir("/proc/self/fd"))
+        speak = silence()
+        resumed: dict = {}
+
+        def stop(name: str) -> None:
+            """Before `name` is imported (or once the app is loaded): say what this layer holds, wait for the
+            request, and go on as its worker."""
+            speak()
+            why = cannot_stand_in(fds_before)
+            held = held_files(settings, read) if why is None else {}
+            seconds = round(time.monotonic() - began, 3)
+            copies = self.successors and seconds >= COPY_LAYERS_SLOWER_THAN_S
+
+            def ready() -> bytes:  # names the pid: a copy says it with its own
+                return json.dumps({"held": held, "pid": os.getpid(), "copies": copies, "seconds": seconds}).encode()
+
+            if why is None and len(ready()) > LAYER_READY_MAX:
+                why = "too many files"
+            if why is not None:
+                resumed["why"] = why
+                raise _CannotStandIn(why)
+            read.stop()
+            request, fds = self.serve_when_asked(theirs, ready, "app layer", copies=copies, resumes=True)
+            gc.freeze()  # before the rest of the import, as for any worker (_as_worker)
+            sock, reporter = self.worker.begin(self.listen_fd, fds[0], os.getppid(), "app layer")
+            resumed.update(sock=sock, reporter=reporter, at=time.monotonic())
+
+        try:
+            loaded, _ = paused_load.load_until(lambda: self.worker.import_app(settings), stops, stop)
+            read.remove()
+            if "why" in resumed:  # raised at the stop (the load turned it into a failure, or the app caught it)
+                return resumed["why"]
+            if not resumed:  # the load ended without importing a hot module
+                speak()
+                if loaded.failure is not None:
+                    return f"it fails ({loaded.failure.exc_type})"
+                stop("")
+        except BaseException as exc:  # noqa: BLE001 - unstuck's own or the interpreter's (the load catches the app's)
+            if not resumed or "why" in resumed:
+                speak()
+                return resumed.get("why") or f"it fails ({type(exc).__name__})"
+
+            def fail() -> int:
+                raise exc
+
+            _as_worker(fail)
+        _as_worker(lambda: self.worker.serve_app(settings, resumed["sock"], resumed["reporter"], "app layer",
+                                                 loaded=loaded, started=resumed["at"]) or 0)
 
     # -- the spare ----------------------------------------------------------------------------------------
 
@@ -389,8 +525,9 @@ class WarmLoop:
 
     # -- the app layer ------------------------------------------------------------------------------------
 
-    def layer_plan(self, listed_modules: list) -> list[str] | None:
-        """The modules the next layer imports (None: none worth a layer).
+    def layer_plan(self, listed_modules: list) -> tuple[list[str] | None, list[str]]:
+        """The modules the next layer imports (None: none worth a layer), and the hot files they leave out (where
+        the layer's load of the app stops: paused_load.py).
 
         Before any save: the module that defines the app is the likeliest to be edited (in a small app it is
         all the routes; in a large one it only includes them, and leaving it out costs little). After: the
@@ -399,23 +536,28 @@ class WarmLoop:
         a layer that cannot stand in for a worker (a Django model saved two edits ago takes out the asgi.py
         that sets Django up, and nothing after it imports alone): the layer then holds the older ones, and a
         save of one of them is served from the spare, as without a layer."""
+        entry = entry_module(self.settings)
         out = app_layer.left_out(listed_modules, self.hot) if self.hot else []
-        guesses = [out[:count] for count in range(len(out), 0, -1)] or [
-            app_layer.entry_files(listed_modules, entry_module(self.settings))]
+        guesses = [out[:count] for count in range(len(out), 0, -1)] or [app_layer.entry_files(listed_modules, entry)]
         files = {entry[0]: entry[1] for entry in listed_modules}
         for guess in guesses:
             plan = app_layer.plan(listed_modules, guess)
+            if tuple(plan) in self.unusable:
+                continue
             # Nothing worth importing ahead: a one-module app's empty package __init__, or a framework's
-            # packages without the bootstrap that sets it up.
-            if tuple(plan) not in self.unusable and not all(_is_empty(files[name]) for name in plan):
-                return plan
-        return None
+            # packages without the bootstrap that sets it up; unless the layer's load of the app goes on past the
+            # module that defines it (the modules that importer imports before the hot one).
+            loads = tuple(plan) not in self.no_stop and entry not in paused_load.hot_names(listed_modules, guess)
+            if loads or not all(_is_empty(files[name]) for name in plan):
+                return plan, guess
+        return None, []
 
     def fork_layer(self) -> None:
         use = self.settings.app_layer and not self.layer_off
         listed_modules = app_layer.read_list(self.app_list) if use else []
-        names = self.layer_plan(listed_modules)
-        if self.layer is not None and self.layer.names == names:
+        names, hot = self.layer_plan(listed_modules)
+        stops = None if names is None or tuple(names) in self.no_stop else paused_load.hot_names(listed_modules, hot)
+        if self.layer is not None and self.layer.names == names and self.layer.stops == stops:
             return  # the one there holds just that (ready, or still importing)
         self.drop_layer(kill=True)
         if names is None:
@@ -425,23 +567,10 @@ class WarmLoop:
         if pid == 0:
             self.become_plain(ours)
             set_process_name("unstuck-layer")
-            began = time.monotonic()
-            held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules})
-            seconds = round(time.monotonic() - began, 3)
-            copies = self.successors and seconds >= COPY_LAYERS_SLOWER_THAN_S
-            if isinstance(held, dict):
-                def ready() -> bytes:  # names the pid: a copy says it with its own
-                    return json.dumps({"held": held, "pid": os.getpid(), "copies": copies,
-                                       "seconds": seconds}).encode()
-
-                if len(ready()) <= LAYER_READY_MAX:
-                    self.serve_when_asked(theirs, ready, "app layer", copies=copies)
-            why = held if isinstance(held, str) else "too many files"
-            wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
-            os._exit(0)
+            self.serve_as_layer(theirs, names, stops, listed_modules)
         theirs.close()
         self.children[pid] = "layer"
-        self.layer = Layer(pid, ours, names)
+        self.layer = Layer(pid, ours, names, stops)
         self.selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
 
     def drop_layer(self, kill: bool = False) -> None:
@@ -475,7 +604,7 @@ class WarmLoop:
                     self.fork_layer()
                 return None
             if "unusable" in message:
-                self.unusable.add(tuple(message.get("names") or ()))
+                (self.no_stop if message.get("load") else self.unusable).add(tuple(message.get("names") or ()))
                 self.send(wire.LayerState(ok=False, why=message["unusable"]))
                 self.drop_layer()
                 if retry:
@@ -514,7 +643,7 @@ class WarmLoop:
             return layer.pid
         # Its copy, forked before it becomes the worker, answers on the same socket once it is ready; its pid
         # comes with that word (layer_held). If no copy comes, the socket ends, and the next layer is built.
-        self.layer = Layer(None, layer.sock, layer.names)
+        self.layer = Layer(None, layer.sock, layer.names, layer.stops)
         self.selector.register(layer.sock, selectors.EVENT_READ)
         return layer.pid
 
