@@ -543,7 +543,8 @@ def test_a_layer_whose_load_of_the_app_cannot_stand_in_for_a_worker_holds_its_pl
     thread while it is imported), the layer says so and the next one holds the planned modules only, as before;
     the save is still served from a layer, with its new text."""
     app = tmp_path / "app"
-    main = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n" + ROUTES_MAIN
+    main = ("import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+            + ROUTES_MAIN)
     routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\n\n\n"
               "@router.get('/')\ndef index():\n    return {'view': view.VALUE}\n")
     write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n", "models.py": "X = 1\n"})
@@ -576,7 +577,8 @@ def test_a_module_the_layers_load_looked_for_and_did_not_find_is_imported_once_i
     """`try: import local_settings` with no such file, while the layer loaded the app: creating that file must
     take effect at once, as in a fresh interpreter, not leave the layer's worker going on without it."""
     app = tmp_path / "app"
-    main = ("try:\n    import local_settings\n    NAME = local_settings.NAME\nexcept ImportError:\n    NAME = 'default'\n"
+    main = ("try:\n    import local_settings\n    NAME = local_settings.NAME\n"
+            "except ImportError:\n    NAME = 'default'\n"
             + ROUTES_MAIN.replace("import routes\n", "import routes\nroutes.CONFIG = NAME\n"))
     routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\nCONFIG = ''\n\n\n"
               "@router.get('/')\ndef index():\n    return {'view': view.VALUE, 'name': CONFIG}\n")

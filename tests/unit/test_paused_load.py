@@ -80,3 +80,22 @@ def test_what_the_layer_read_counts_a_py_file_it_opened_and_where_a_module_it_di
     assert os.path.realpath(tree / "written.py") not in paths
     assert os.path.realpath(tree / "after_mod.py") not in paths
     assert read not in sys.meta_path
+
+
+def test_the_sources_unstucks_discovery_reads_to_find_the_app_are_not_counted_as_read(tree):
+    """Discovery reads main.py to find the app in it (no APP_MODULE); the app itself does not read it: were it
+    counted, the layer would hold main.py, the file most often saved, and never serve its saves."""
+    from unstuck.app import discovery
+
+    (tree / "main.py").write_text("from fastapi import FastAPI\n\napp = FastAPI()\n")
+    read = paused_load.FilesRead(tree)
+    try:
+        found = discovery.resolve("", tree, {})
+        with open(tree / "after_mod.py") as f:  # the app's own read, for contrast
+            f.read()
+    finally:
+        read.stop()
+        read.remove()
+    assert found.import_string == "main:app"
+    assert os.path.realpath(tree / "main.py") not in read.paths()
+    assert os.path.realpath(tree / "after_mod.py") in read.paths()

@@ -25,14 +25,15 @@ How:
   happen in this one thread, which holds it (the lock is reentrant, and a fork keeps it held by the same
   thread).
 - A load that ends without importing a hot module stops at its end instead (the whole app loaded).
-- A load that fails or that started a thread or left a file open before the stop makes the layer unusable: it
-  says why (as a layer whose planned imports failed does), and the save is served from the spare.
+- A load that fails, or that started a thread or left a file open before the stop, cannot stand in for a
+  worker: the layer says why, and the next one holds its planned modules only (warm_process, `no_stop`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from typing import Callable
 
 from unstuck.user_files import is_under
@@ -59,7 +60,7 @@ class FilesRead:
         try:  # a hook that raises would fail the open it watches
             path, mode = args[0], args[1]
             if isinstance(path, str) and path.endswith(".py") and (mode is None or not any(
-                    flag in mode for flag in "wax+")) and is_under(path, self.app_dir):
+                    flag in mode for flag in "wax+")) and is_under(path, self.app_dir) and not _opened_by_unstuck():
                 self.opened.add(os.path.realpath(path))
         except Exception:  # noqa: BLE001
             pass
@@ -95,6 +96,25 @@ class FilesRead:
                     base = os.path.join(os.path.realpath(directory), last)
                     paths.update((base + ".py", os.path.join(base, "__init__.py")))
         return paths
+
+
+_STDLIB = os.path.join(sysconfig.get_paths()["stdlib"], "")
+_UNSTUCK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+
+
+def _opened_by_unstuck() -> bool:
+    """Whether the code that opened the file (the nearest frame outside the standard library) is unstuck's: its
+    discovery reads the project's sources to find the app (main.py, the file most often saved), which the app
+    itself does not."""
+    frame = sys._getframe(2)  # the audit hook's caller's caller: the code that called open()
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_UNSTUCK):
+            return True
+        if not (filename.startswith("<frozen") or filename.startswith(_STDLIB)):
+            return False
+        frame = frame.f_back
+    return False
 
 
 class StopBefore:

@@ -546,8 +546,10 @@ class WarmLoop:
                 continue
             # Nothing worth importing ahead: a one-module app's empty package __init__, or a framework's
             # packages without the bootstrap that sets it up; unless the layer's load of the app goes on past the
-            # module that defines it (the modules that importer imports before the hot one).
-            loads = tuple(plan) not in self.no_stop and entry not in paused_load.hot_names(listed_modules, guess)
+            # module that defines it to a hot one (the modules their importers import before it). A load with no
+            # hot module to stop at would hold the whole app: only a save of a file it never imported could use it.
+            stops = paused_load.hot_names(listed_modules, guess)
+            loads = tuple(plan) not in self.no_stop and bool(stops) and entry not in stops
             if loads or not all(_is_empty(files[name]) for name in plan):
                 return plan, guess
         return None, []
@@ -620,7 +622,8 @@ class WarmLoop:
             layer.held = message["held"]
             layer.copies = bool(message.get("copies"))
             self.layer_seconds = message.get("seconds")
-            self.send(wire.LayerState(ok=True, pid=layer.pid, files=len(layer.held), seconds=self.layer_seconds or 0.0,
+            files = sum(1 for stamp in layer.held.values() if stamp)  # not where a module looked for would be
+            self.send(wire.LayerState(ok=True, pid=layer.pid, files=files, seconds=self.layer_seconds or 0.0,
                                       copies=layer.copies))
         return layer.held
 
