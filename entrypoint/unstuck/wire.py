@@ -125,13 +125,15 @@ class ChildExit:
 @dataclass(frozen=True)
 class LayerState:
     """Its app layer is ready (holding `files` of the app's files, imported in `seconds`; `copies`: it forks its
-    copy when it serves a save), or cannot be used (`why`)."""
+    copy when it serves a save; `stops_at`: the module its load of the app stopped before, "" if none (the whole
+    app loaded), None if it did not load the app), or cannot be used (`why`)."""
     ok: bool
     pid: int | None = None
     files: int = 0
     why: str | None = None
     seconds: float = 0.0
     copies: bool = False
+    stops_at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -490,6 +490,7 @@ def test_a_layer_loads_the_app_up_to_the_saved_module_and_its_worker_imports_onl
         log.write_text("")
 
         layer = next_layer(handle, events)  # view.py is hot: the layer stops before it
+        assert layer.stops_at == "view"
         (app / "view.py").write_text("VALUE = 'view-3'\n")
         said = []
         body, pid = serve_once(handle, events, listening, [["modified", view]], said)

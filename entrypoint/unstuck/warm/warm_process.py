@@ -464,7 +464,8 @@ class WarmLoop:
             copies = self.successors and seconds >= COPY_LAYERS_SLOWER_THAN_S
 
             def ready() -> bytes:  # names the pid: a copy says it with its own
-                return json.dumps({"held": held, "pid": os.getpid(), "copies": copies, "seconds": seconds}).encode()
+                return json.dumps({"held": held, "pid": os.getpid(), "copies": copies, "seconds": seconds,
+                                   "stops_at": name}).encode()
 
             if why is None and len(ready()) > LAYER_READY_MAX:
                 why = "too many files"
@@ -624,7 +625,7 @@ class WarmLoop:
             self.layer_seconds = message.get("seconds")
             files = sum(1 for stamp in layer.held.values() if stamp)  # not where a module looked for would be
             self.send(wire.LayerState(ok=True, pid=layer.pid, files=files, seconds=self.layer_seconds or 0.0,
-                                      copies=layer.copies))
+                                      copies=layer.copies, stops_at=message.get("stops_at")))
         return layer.held
 
     def hand_out_layer(self, request: wire.Fork, fds: list[int], changes: list[tuple[str, str]]) -> int | None:
