@@ -599,3 +599,33 @@ def test_a_module_the_layers_load_looked_for_and_did_not_find_is_imported_once_i
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
+
+
+def test_a_plugin_file_added_to_a_folder_the_app_scanned_while_the_layer_loaded_it_is_found(
+        listening, tmp_path, monkeypatch):
+    """An app that imports every module of a folder it lists (plugins) found them while the layer loaded it: a
+    new file there must be found at once, as by a fresh interpreter, not missed by the layer's worker."""
+    app = tmp_path / "app"
+    main = ("import importlib, os\nPLUGINS = sorted(importlib.import_module('plugins.' + f[:-3]).NAME for f in "
+            "os.listdir(os.path.join(os.path.dirname(__file__), 'plugins')) if f.endswith('.py') and f[0] != '_')\n"
+            + ROUTES_MAIN.replace("import routes\n", "import routes\nroutes.CONFIG = PLUGINS\n"))
+    routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\nCONFIG = []\n\n\n"
+              "@router.get('/')\ndef index():\n    return {'view': view.VALUE, 'plugins': CONFIG}\n")
+    write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n", "plugins/__init__.py": "",
+                "plugins/first.py": "NAME = 'first'\n"})
+    listed = [("main", app / "main.py"), ("plugins", app / "plugins/__init__.py"),
+              ("plugins.first", app / "plugins/first.py"), ("routes", app / "routes.py"), ("view", app / "view.py")]
+    (tmp_path / "preload.txt.app").write_text("".join(f"{name}\t{path}\tmain\t0\n" for name, path in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    view, second = str(app / "view.py"), str(app / "plugins/second.py")
+    try:
+        next_layer(handle, events)
+        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        serve_once(handle, events, listening, [["modified", view]])
+        next_layer(handle, events)  # stops before view.py, the plugins found
+        (app / "plugins/second.py").write_text("NAME = 'second'\n")
+        body, _ = serve_once(handle, events, listening, [["added", second]])
+        assert body == {"view": "view-2", "plugins": ["first", "second"]}
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)

@@ -89,6 +89,19 @@ def test_the_layer_is_used_only_for_saves_of_python_files_it_does_not_hold_and_l
     assert not app_layer.usable(held, [("modified", main)])
 
 
+
+def test_the_layer_is_used_only_for_saves_of_modules_the_app_imported_on_its_last_run(tmp_path):
+    """A file the app did not import (a new one) may be one it finds by listing a directory, such as a plugin
+    folder scanned while the layer loaded the app: the layer would serve without it, a fresh interpreter with it."""
+    write(tmp_path, {**TREE, "app/plugins/new_one.py": "NAME = 'new'\n"})
+    held = {str(tmp_path / "app/models.py"): list(app_layer.stamp(str(tmp_path / "app/models.py")))}
+    main, plugin = str(tmp_path / "app/main.py"), str(tmp_path / "app/plugins/new_one.py")
+    known = {os.path.realpath(main), os.path.realpath(tmp_path / "app/models.py")}
+    assert app_layer.usable(held, [("modified", main)], known=known)
+    assert not app_layer.usable(held, [("added", plugin)], known=known)
+    assert not app_layer.usable(held, [("modified", main), ("added", plugin)], known=known)
+
+
 def test_the_hot_files_are_the_last_saved_python_files_newest_first():
     hot = app_layer.hot_after([], [("modified", "/w/a.py"), ("modified", "/w/notes.md")])
     hot = app_layer.hot_after(hot, [("modified", "/w/b.py")])

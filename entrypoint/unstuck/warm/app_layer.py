@@ -192,15 +192,21 @@ def _calls(path: str, names: set[str]) -> bool:
 
 
 def usable(held: dict[str, Stamp | None], changed: list[tuple[str, str]] | None,
-           stat: Callable[[str], Stamp | None] = stamp) -> bool:
+           stat: Callable[[str], Stamp | None] = stamp, *, known: Iterable[str] | None = None) -> bool:
     """May a generation be the layer that imported the files `held` (real path -> stamp when imported), for
-    a reload caused by `changed` ([kind, absolute path] pairs; None or empty: not caused by saves)?"""
+    a reload caused by `changed` ([kind, absolute path] pairs; None or empty: not caused by saves)? With `known`
+    (the real paths of the modules the app imported on its last run), only for saves of those: a file the app
+    did not import may be one it finds by listing a directory (a plugin folder scanned while the layer loaded
+    the app), which the layer would go on without."""
     if not changed:
         return False
+    known = set(known) if known is not None else None
     for _, path in changed:
         # Any kind (an editor's safe write shows as the file added or moved in): a .py file the layer does
         # not hold is one it never imported, and its stat says whether one it holds was replaced.
         if not path.endswith(".py") or os.path.realpath(path) in held or path in held:
+            return False
+        if known is not None and os.path.realpath(path) not in known:
             return False
     # Stamps may come as lists (through JSON).
     return all(stat(path) == (tuple(recorded) if recorded else None) for path, recorded in held.items())

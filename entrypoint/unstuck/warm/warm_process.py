@@ -299,6 +299,7 @@ class Layer:
     stops: set[str] | None
     held: dict | None = None  # the files it holds (real path -> stamp), once it said it is ready
     copies: bool = False  # it forks its copy when it serves a save (said with its ready word)
+    known: frozenset = frozenset()  # the files of the modules the app imported on its last run (its plan's list)
 
 
 class WarmLoop:
@@ -573,7 +574,7 @@ class WarmLoop:
             self.serve_as_layer(theirs, names, stops, listed_modules)
         theirs.close()
         self.children[pid] = "layer"
-        self.layer = Layer(pid, ours, names, stops)
+        self.layer = Layer(pid, ours, names, stops, known=frozenset(os.path.realpath(e[1]) for e in listed_modules))
         self.selector.register(ours, selectors.EVENT_READ)  # its ready message, read (and reported) at once
 
     def drop_layer(self, kill: bool = False) -> None:
@@ -633,7 +634,7 @@ class WarmLoop:
         if not changes or request.failure:
             return None  # not a reload of saves (the first generation, a restart, an error page): kept
         held = self.layer_held()
-        if held is None or not app_layer.usable(held, changes):
+        if held is None or not app_layer.usable(held, changes, known=self.layer.known):
             self.drop_layer(kill=held is None)  # stale, or still importing beside this reload
             return None
         layer, self.layer = self.layer, None
@@ -647,7 +648,7 @@ class WarmLoop:
             return layer.pid
         # Its copy, forked before it becomes the worker, answers on the same socket once it is ready; its pid
         # comes with that word (layer_held). If no copy comes, the socket ends, and the next layer is built.
-        self.layer = Layer(None, layer.sock, layer.names, layer.stops)
+        self.layer = Layer(None, layer.sock, layer.names, layer.stops, known=layer.known)
         self.selector.register(layer.sock, selectors.EVENT_READ)
         return layer.pid
 
