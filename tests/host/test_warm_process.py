@@ -511,27 +511,31 @@ def test_a_layer_loads_the_app_up_to_the_saved_module_and_its_worker_imports_onl
 def test_a_py_file_the_app_reads_and_executes_while_the_layer_loads_it_is_held_by_the_layer(
         listening, tmp_path, monkeypatch):
     """An app may read a .py file without importing it (Flask's `config.from_pyfile`, a settings file run with
-    exec). The layer loads the app up to the saved module; if that load read such a file, the layer holds it, and a
-    save of it is served fresh, never with the values the layer read before."""
+    exec), here as well as importing it after the saved module. The layer loads the app up to the saved module; if
+    that load read such a file, the layer holds it, and a save of it is served fresh, never with the values the
+    layer read before."""
     app = tmp_path / "app"
     main = ("import os\nCONFIG = {}\nexec(open(os.path.join(os.path.dirname(__file__), 'config.py')).read(), CONFIG)\n"
             + ROUTES_MAIN.replace("import routes\n", "import routes\nroutes.CONFIG = CONFIG\n"))
     routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\nCONFIG = {}\n\n\n"
-              "@router.get('/')\ndef index():\n    return {'view': view.VALUE, 'config': CONFIG['NAME']}\n")
-    write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n",
+              "@router.get('/')\ndef index():\n    return {'view': view.VALUE, 'config': CONFIG['NAME'], "
+              "'imported': view.config.NAME}\n")
+    write(app, {"main.py": main, "routes.py": routes, "view.py": "import config\nVALUE = 'view-1'\n",
                 "config.py": "NAME = 'config-1'\n"})
-    listed = [("main", app / "main.py"), ("routes", app / "routes.py"), ("view", app / "view.py")]
-    (tmp_path / "preload.txt.app").write_text("".join(f"{name}\t{path}\tmain\t0\n" for name, path in listed))
+    # config is imported after view.py (so the plan leaves it to the load, which stops before view.py)
+    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes.py", "main", 0),
+              ("view", app / "view.py", "routes", 0), ("config", app / "config.py", "view", 1)]
+    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view, config = str(app / "view.py"), str(app / "config.py")
     try:
         next_layer(handle, events)
-        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        (app / "view.py").write_text("import config\nVALUE = 'view-2'\n")
         serve_once(handle, events, listening, [["modified", view]])
-        layer = next_layer(handle, events)  # stops before view.py, with config.py read
+        layer = next_layer(handle, events)  # stops before view.py, with config.py read (and not imported)
         (app / "config.py").write_text("NAME = 'config-2'\n")
         body, pid = serve_once(handle, events, listening, [["modified", config]])
-        assert body == {"view": "view-2", "config": "config-2"}
+        assert body == {"view": "view-2", "config": "config-2", "imported": "config-2"}
         assert pid != layer.pid
     finally:
         handle.close()
@@ -575,8 +579,9 @@ def test_a_layer_whose_load_of_the_app_cannot_stand_in_for_a_worker_holds_its_pl
 
 def test_a_module_the_layers_load_looked_for_and_did_not_find_is_imported_once_it_is_created(
         listening, tmp_path, monkeypatch):
-    """`try: import local_settings` with no such file, while the layer loaded the app: creating that file must
-    take effect at once, as in a fresh interpreter, not leave the layer's worker going on without it."""
+    """`try: import local_settings` with no such file (there on an earlier run, deleted since) while the layer loaded
+    the app: creating that file again must take effect at once, as in a fresh interpreter, not leave the layer's
+    worker going on without it."""
     app = tmp_path / "app"
     main = ("try:\n    import local_settings\n    NAME = local_settings.NAME\n"
             "except ImportError:\n    NAME = 'default'\n"
@@ -584,7 +589,8 @@ def test_a_module_the_layers_load_looked_for_and_did_not_find_is_imported_once_i
     routes = ("import view\nfrom fastapi import APIRouter\nrouter = APIRouter()\nCONFIG = ''\n\n\n"
               "@router.get('/')\ndef index():\n    return {'view': view.VALUE, 'name': CONFIG}\n")
     write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n"})
-    listed = [("main", app / "main.py"), ("routes", app / "routes.py"), ("view", app / "view.py")]
+    listed = [("main", app / "main.py"), ("local_settings", app / "local_settings.py"), ("routes", app / "routes.py"),
+              ("view", app / "view.py")]
     (tmp_path / "preload.txt.app").write_text("".join(f"{name}\t{path}\tmain\t0\n" for name, path in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view, local = str(app / "view.py"), str(app / "local_settings.py")

@@ -58,10 +58,12 @@ def test_burst_of_500_files_is_one_reload(start_container):
         (generated / f"mod_{i}.py").write_text(f"VALUE = {i}\n")
     (generated / "__init__.py").write_text("")
     served.wait_status("the burst is reloaded", lambda s: s["counters"]["reloads"] == before + 1 and s["state"] == "serving")
-    # A sentinel edit afterwards: its reload is the very next one, so nothing else was triggered between.
+    # A sentinel edit afterwards: its reload is the very next one, so nothing else was triggered between. (The
+    # watcher may deliver the burst as two batches, the second while its reload is pending: still one reload, so
+    # the count of batches is not what this checks; seen once in CI with a busy machine: changes 3, reloads 1 + 2.)
     edit_main(served, "after the burst")
     status = served.wait_state("serving")
-    assert status["counters"]["reloads"] == before + 2 and status["counters"]["changes"] == 2, status["counters"]
+    assert status["counters"]["reloads"] == before + 2, status["counters"]
 
 
 def test_noise_never_triggers_a_reload(start_container):
