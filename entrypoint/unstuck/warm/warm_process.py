@@ -444,6 +444,8 @@ class WarmLoop:
 
     def load_until_stop(self, theirs: socket.socket, stops: set[str], read: paused_load.FilesRead,
                         began: float) -> str:
+        """The layer's load of the app (paused_load.py): it becomes the worker at the stop and never returns, or
+        returns why it cannot stand in for one (a thread, a descriptor, a failure before the stop)."""
         import gc
 
         settings = self.settings
