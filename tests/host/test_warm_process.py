@@ -430,6 +430,14 @@ def warm_on(app_dir, preload_dir, monkeypatch, listening, pythonpath=()):
     return handle, events
 
 
+def view_saved_once(handle, events, listening, app) -> None:
+    """Save view.py once (served from the spare: the first layer held it): from then on view.py is hot, and the next
+    layer stops before it."""
+    next_layer(handle, events)
+    (app / "view.py").write_text("VALUE = 'view-2'\n")
+    serve_once(handle, events, listening, [["modified", str(app / "view.py")]])
+
+
 ROUTES_MAIN = """\
 from fastapi import FastAPI
 
@@ -559,9 +567,7 @@ def test_a_layer_whose_load_of_the_app_cannot_stand_in_for_a_worker_holds_its_pl
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view = str(app / "view.py")
     try:
-        next_layer(handle, events)
-        (app / "view.py").write_text("VALUE = 'view-2'\n")
-        serve_once(handle, events, listening, [["modified", view]])
+        view_saved_once(handle, events, listening, app)
         handle.prepare_layer()
         said = [_early_layers.pop(id(events), [])]
         while not (said[-1] and said[-1][-1].message.ok):
@@ -593,11 +599,9 @@ def test_a_module_the_layers_load_looked_for_and_did_not_find_is_imported_once_i
               ("view", app / "view.py")]
     (tmp_path / "preload.txt.app").write_text("".join(f"{name}\t{path}\tmain\t0\n" for name, path in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
-    view, local = str(app / "view.py"), str(app / "local_settings.py")
+    local = str(app / "local_settings.py")
     try:
-        next_layer(handle, events)
-        (app / "view.py").write_text("VALUE = 'view-2'\n")
-        serve_once(handle, events, listening, [["modified", view]])
+        view_saved_once(handle, events, listening, app)
         next_layer(handle, events)  # stops before view.py, having looked for local_settings
         (app / "local_settings.py").write_text("NAME = 'local'\n")
         body, _ = serve_once(handle, events, listening, [["added", local]])
@@ -623,11 +627,9 @@ def test_a_plugin_file_added_to_a_folder_the_app_scanned_while_the_layer_loaded_
               ("plugins.first", app / "plugins/first.py"), ("routes", app / "routes.py"), ("view", app / "view.py")]
     (tmp_path / "preload.txt.app").write_text("".join(f"{name}\t{path}\tmain\t0\n" for name, path in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
-    view, second = str(app / "view.py"), str(app / "plugins/second.py")
+    second = str(app / "plugins/second.py")
     try:
-        next_layer(handle, events)
-        (app / "view.py").write_text("VALUE = 'view-2'\n")
-        serve_once(handle, events, listening, [["modified", view]])
+        view_saved_once(handle, events, listening, app)
         next_layer(handle, events)  # stops before view.py, the plugins found
         (app / "plugins/second.py").write_text("NAME = 'second'\n")
         body, _ = serve_once(handle, events, listening, [["added", second]])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import importlib
 import json
 import os
@@ -428,19 +429,28 @@ class WarmLoop:
                                                  "load": True}).encode())
             os._exit(0)
         if isinstance(held, dict):
-            seconds = round(time.monotonic() - began, 3)
-            copies = self.successors and seconds >= COPY_LAYERS_SLOWER_THAN_S
-
-            def ready() -> bytes:  # names the pid: a copy says it with its own
-                return json.dumps({"held": held, "pid": os.getpid(), "copies": copies, "seconds": seconds}).encode()
-
-            if len(ready()) <= LAYER_READY_MAX:
+            ready, copies = self.layer_ready_word(held, began)
+            if ready is not None:
                 read.stop()
                 read.remove()
                 self.serve_when_asked(theirs, ready, "app layer", copies=copies)  # a worker from here: never returns
         why = held if isinstance(held, str) else "too many files"
         wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
         os._exit(0)
+
+    def layer_ready_word(self, held: dict, began: float, stops_at: str | None = None
+                         ) -> tuple[Callable[[], bytes] | None, bool]:
+        """The layer's ready word (None when it would not fit in one packet) and whether it copies itself."""
+        seconds = round(time.monotonic() - began, 3)
+        copies = self.successors and seconds >= COPY_LAYERS_SLOWER_THAN_S
+        word = {"held": held, "copies": copies, "seconds": seconds}
+        if stops_at is not None:
+            word["stops_at"] = stops_at
+
+        def ready() -> bytes:  # names the pid: a copy says it with its own
+            return json.dumps({**word, "pid": os.getpid()}).encode()
+
+        return (ready if len(ready()) <= LAYER_READY_MAX else None), copies
 
     def load_until_stop(self, theirs: socket.socket, stops: set[str], read: paused_load.FilesRead,
                         began: float) -> str:
@@ -462,15 +472,8 @@ class WarmLoop:
             request, and go on as its worker."""
             speak()
             why = cannot_stand_in(fds_before)
-            held = held_files(settings, read) if why is None else {}
-            seconds = round(time.monotonic() - began, 3)
-            copies = self.successors and seconds >= COPY_LAYERS_SLOWER_THAN_S
-
-            def ready() -> bytes:  # names the pid: a copy says it with its own
-                return json.dumps({"held": held, "pid": os.getpid(), "copies": copies, "seconds": seconds,
-                                   "stops_at": name}).encode()
-
-            if why is None and len(ready()) > LAYER_READY_MAX:
+            ready, copies = (None, False) if why else self.layer_ready_word(held_files(settings, read), began, name)
+            if why is None and ready is None:
                 why = "too many files"
             if why is not None:
                 resumed["why"] = why
@@ -540,9 +543,9 @@ class WarmLoop:
         a layer that cannot stand in for a worker (a Django model saved two edits ago takes out the asgi.py
         that sets Django up, and nothing after it imports alone): the layer then holds the older ones, and a
         save of one of them is served from the spare, as without a layer."""
-        entry = entry_module(self.settings)
+        entry = functools.cache(lambda: entry_module(self.settings))  # discovery reads files: only when needed
         out = app_layer.left_out(listed_modules, self.hot) if self.hot else []
-        guesses = [out[:count] for count in range(len(out), 0, -1)] or [app_layer.entry_files(listed_modules, entry)]
+        guesses = [out[:count] for count in range(len(out), 0, -1)] or [app_layer.entry_files(listed_modules, entry())]
         files = {entry[0]: entry[1] for entry in listed_modules}
         for guess in guesses:
             plan = app_layer.plan(listed_modules, guess)
@@ -552,9 +555,10 @@ class WarmLoop:
             # packages without the bootstrap that sets it up; unless the layer's load of the app goes on past the
             # module that defines it to a hot one (the modules their importers import before it). A load with no
             # hot module to stop at would hold the whole app: only a save of a file it never imported could use it.
+            if not all(_is_empty(files[name]) for name in plan):
+                return plan, guess
             stops = paused_load.hot_names(listed_modules, guess)
-            loads = tuple(plan) not in self.no_stop and bool(stops) and entry not in stops
-            if loads or not all(_is_empty(files[name]) for name in plan):
+            if tuple(plan) not in self.no_stop and stops and entry() not in stops:
                 return plan, guess
         return None, []
 
