@@ -38,7 +38,7 @@ from typing import Callable
 from unstuck import wire
 from unstuck.processes import adopt_orphans, set_process_name
 from unstuck.user_files import is_under
-from unstuck.warm import app_layer, import_order, layer_successor, paused_load, prefault, seeds, warmup
+from unstuck.warm import app_layer, field_memo, import_order, layer_successor, paused_load, prefault, seeds, warmup
 
 
 def listed(preload_file: str) -> list[str]:
@@ -421,6 +421,7 @@ class WarmLoop:
         load as its worker. With no `stops`, it waits with the planned modules only, and a request makes it a
         worker that loads the app. A layer that cannot stand in for a fresh worker says why, and is dropped."""
         began = time.monotonic()
+        field_memo.install()
         read = paused_load.FilesRead(self.settings.app_dir)
         held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules}, read)
         if isinstance(held, dict) and stops is not None:
