@@ -702,3 +702,112 @@ def test_a_worker_resumed_from_the_layer_takes_the_fastapi_fields_the_layer_buil
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
+
+
+PACKAGE_MAIN = """\
+from fastapi import FastAPI
+
+from routes import router
+
+app = FastAPI()
+app.include_router(router)
+"""
+
+# mealie's shape: the package's __init__ imports every router, the saved view among them; each router imports the
+# package (its parent), so none of them can be imported ahead of the package's __init__.
+PACKAGE_INIT = """\
+from fastapi import APIRouter
+
+from . import admin, view, shop
+
+router = APIRouter()
+
+
+@router.get("/")
+def index():
+    return {"view": view.VALUE, "shop": shop.NAME, "admin": admin.NAME}
+"""
+
+SHOP_IMPORT_LOGGED = """\
+open({log!r}, "a").write(open("/proc/self/comm").read().strip() + "\\n")
+NAME = {name!r}
+"""
+
+
+def test_a_router_beside_the_saved_one_in_its_package_is_imported_by_the_layer_at_the_stop(
+        listening, tmp_path, monkeypatch):
+    """In mealie every router of `mealie.routes` imports that package, whose __init__ imports the saved view: all of
+    them were imported by the worker, after the stop, at every save (issue 18). Those whose imports do not lead to
+    the saved module are now imported by the layer once its load stops inside the view's import, when their
+    package is running (app_layer.at_stop): the worker goes on with the view and the rest of the package's
+    __init__. A save of such a router is then served with its new text."""
+    app = tmp_path / "app"
+    log = tmp_path / "shop-imported-by.log"
+    write(app, {"main.py": PACKAGE_MAIN, "routes/__init__.py": PACKAGE_INIT, "routes/admin.py": "NAME = 'admin'\n",
+                "routes/view.py": "VALUE = 'view-1'\n",
+                "routes/shop.py": SHOP_IMPORT_LOGGED.format(log=str(log), name="shop-1")})
+    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0),
+              ("routes.admin", app / "routes/admin.py", "routes", 0), ("routes.view", app / "routes/view.py", "routes", 0),
+              ("routes.shop", app / "routes/shop.py", "routes", 0)]
+    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    view, shop = str(app / "routes/view.py"), str(app / "routes/shop.py")
+    try:
+        next_layer(handle, events)
+        (app / "routes/view.py").write_text("VALUE = 'view-2'\n")
+        serve_once(handle, events, listening, [["modified", view]])  # the layer held view.py: from the spare
+        log.write_text("")
+
+        layer = next_layer(handle, events)
+        assert layer.stops_at == "routes.view"
+        (app / "routes/view.py").write_text("VALUE = 'view-3'\n")
+        said = []
+        body, pid = serve_once(handle, events, listening, [["modified", view]], said)
+        assert body == {"view": "view-3", "shop": "shop-1", "admin": "admin"}
+        assert pid == layer.pid and said == ["app layer"]
+        assert log.read_text().split() == ["unstuck-layer"], "the worker imported the router beside the view"
+
+        next_layer(handle, events)
+        (app / "routes/shop.py").write_text(SHOP_IMPORT_LOGGED.format(log=str(log), name="shop-2"))
+        body, _ = serve_once(handle, events, listening, [["modified", shop]])
+        assert body == {"view": "view-3", "shop": "shop-2", "admin": "admin"}
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+def test_a_layer_whose_import_at_the_stop_fails_is_not_used_and_the_next_one_stops_without_it(
+        listening, tmp_path, monkeypatch):
+    """A router that needs the view imported before it (as a fresh process always has it) fails when the layer
+    imports it at the stop: that layer is not used, it says why, and the next one stops at the view without
+    importing anything there (WarmLoop.no_at_stop); the save is served from it as a fresh interpreter serves it."""
+    app = tmp_path / "app"
+    shop_py = "import sys\n\nassert 'routes.view' in sys.modules, 'the view first'\nNAME = 'shop-1'\n"
+    write(app, {"main.py": PACKAGE_MAIN, "routes/__init__.py": PACKAGE_INIT, "routes/admin.py": "NAME = 'admin'\n",
+                "routes/view.py": "VALUE = 'view-1'\n", "routes/shop.py": shop_py})
+    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0),
+              ("routes.admin", app / "routes/admin.py", "routes", 0), ("routes.view", app / "routes/view.py", "routes", 0),
+              ("routes.shop", app / "routes/shop.py", "routes", 0)]
+    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    view = str(app / "routes/view.py")
+    try:
+        next_layer(handle, events)
+        (app / "routes/view.py").write_text("VALUE = 'view-2'\n")
+        serve_once(handle, events, listening, [["modified", view]])  # the layer held view.py: from the spare
+        handle.prepare_layer()
+        said = [_early_layers.pop(id(events), [])]
+        while not (said[-1] and said[-1][-1].message.ok) and len(said) < 5:
+            said.append([next_event(events, WarmLayer)])
+        whys = [event.message.why for batch in said for event in batch if not event.message.ok]
+        assert whys == ["loading the app ahead: importing routes.shop at the stop fails (AssertionError)"], whys
+        layer = said[-1][-1].message
+        assert layer.stops_at == "routes.view"
+        (app / "routes/view.py").write_text("VALUE = 'view-3'\n")
+        said = []
+        body, pid = serve_once(handle, events, listening, [["modified", view]], said)
+        assert body == {"view": "view-3", "shop": "shop-1", "admin": "admin"}
+        assert pid == layer.pid and said == ["app layer"]
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)

@@ -204,3 +204,57 @@ def test_a_central_file_among_the_recent_saves_is_left_in_and_the_leaves_are_lef
     (tmp_path / "svc/routes/r3.py").write_text("import json\n")
     (tmp_path / "svc/models.py").write_text("from svc.routes import r3\nclass Item: ...\n")
     assert "svc.models" not in app_layer.plan(modules, [leaf])
+
+
+# mealie's shape: a package of routers whose __init__ imports them all, the saved one among them; every router
+# imports that package (it is its parent), and most a shared base module beside them.
+ROUTERS = {
+    "svc/__init__.py": "",
+    "svc/main.py": "from svc.routes import router\nfrom svc.routes.media import media_router\n",
+    "svc/routes/__init__.py": "from . import admin, about, users, plugins\nrouter = [admin, about, users]\n",
+    "svc/routes/_base.py": "BASE = 1\n",
+    "svc/routes/admin.py": "from svc.routes._base import BASE\n",
+    "svc/routes/about.py": "from svc.routes._base import BASE\n",
+    "svc/routes/users.py": "from svc.routes._base import BASE\nfrom .extra import more\n",
+    "svc/routes/extra/__init__.py": "from svc.routes import about\n",
+    "svc/routes/extra/more.py": "X = 1\n",
+    "svc/routes/plugins.py": "from svc.routes import router\n",
+    "svc/routes/media.py": "media_router = []\n",
+    "svc/models.py": "class Item: ...\n",
+}
+ROUTER_ORDER = [("svc", "", 0), ("svc.main", "", 0), ("svc.models", "svc.main", 0), ("svc.routes", "svc.main", 0),
+                ("svc.routes.admin", "svc.routes", 0), ("svc.routes._base", "svc.routes.admin", 0),
+                ("svc.routes.about", "svc.routes", 0), ("svc.routes.users", "svc.routes", 0),
+                ("svc.routes.extra", "svc.routes.users", 0), ("svc.routes.extra.more", "svc.routes.extra", 0),
+                ("svc.routes.plugins", "svc.routes", 0), ("svc.routes.media", "svc.main", 0)]
+
+
+def test_a_router_left_out_only_because_its_package_imports_the_saved_one_is_imported_at_the_stop(tmp_path):
+    write(tmp_path, ROUTERS)
+    modules = [(name, path, importer, framework) for (name, importer, framework), (_, path) in
+               zip(ROUTER_ORDER, listed(tmp_path, [entry[0] for entry in ROUTER_ORDER]))]
+    about = str(tmp_path / "svc/routes/about.py")
+    planned = app_layer.plan(modules, [about])
+    assert planned == ["svc", "svc.models"]  # every router imports svc.routes, which imports about.py
+    at = dict(app_layer.at_stop(modules, [about]))
+    # Once the layer's load stops inside about.py's import (svc.main and svc.routes running), the routers beside
+    # it and the base module can be imported there: none of their import statements leads to about.py ...
+    assert list(at) == ["svc.routes.admin", "svc.routes._base", "svc.routes.extra.more", "svc.routes.media"]
+    assert at["svc.routes.admin"] == {"svc.routes"}  # ... once their package is running
+    # extra/more.py's package imports about.py: importing more.py there would start extra's __init__, and import
+    # about.py in the layer: it waits for svc.routes.extra too (never running at that stop).
+    assert at["svc.routes.extra.more"] == {"svc.routes", "svc.routes.extra"}
+    # Not taken: extra (it imports about), users (`from .extra import more` runs extra's __init__), plugins (it
+    # takes `router` from the running package, a name set only after about's import), about and its importers.
+    assert not {"svc.routes.extra", "svc.routes.users", "svc.routes.plugins", "svc.routes.about", "svc.routes",
+                "svc.main"} & set(at)
+
+
+def test_a_module_the_framework_imported_after_a_left_out_one_is_not_imported_at_the_stop(tmp_path):
+    write(tmp_path, ROUTERS)
+    order = [(name, importer, 1 if name == "svc.routes.media" else framework)
+             for name, importer, framework in ROUTER_ORDER]
+    modules = [(name, path, importer, framework) for (name, importer, framework), (_, path) in
+               zip(order, listed(tmp_path, [entry[0] for entry in order]))]
+    at = dict(app_layer.at_stop(modules, [str(tmp_path / "svc/routes/about.py")]))
+    assert "svc.routes.media" not in at and "svc.routes.admin" in at

@@ -28,6 +28,7 @@ sources' import statements is still covered: the layer reports every user module
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 from typing import Callable, Iterable
 
@@ -79,24 +80,49 @@ def stamp(path: str) -> Stamp | None:
 # What each file imports, by (name, path, is_package), with the file's stamp when it was read: the warm process
 # plans a layer after every reload (several plans each: left_out), and parsing a large project's few hundred
 # files takes most of a second.
-_imports_read: dict[tuple[str, str, bool], tuple[Stamp | None, frozenset[str] | None]] = {}
+_imports_read: dict[tuple[str, str, bool], tuple[Stamp | None, "Imports | None"]] = {}
 
 
-def imports_of(name: str, path: str, is_package: bool, known: set[str]) -> set[str]:
-    """The modules among `known` that module `name` (source at `path`) imports at its top level or in its
-    functions (any import statement: a function's import may run at import time), and its parent packages."""
+@dataclasses.dataclass(frozen=True)
+class Imports:
+    """What a module's import statements import: `named`, the modules they name (`import a.b.c`: a.b.c; `from a.b
+    import c`: a.b, and a.b.c if that is a module), whose code runs, or has run, before the statement goes on;
+    `all`, those and every package above them and above the module itself (`import a.b.c` imports a and a.b
+    first), which need only have started (a package whose own __init__ is running is found in sys.modules)."""
+
+    named: frozenset[str]
+    all: frozenset[str]
+
+
+def _read(name: str, path: str, is_package: bool) -> Imports | None:
     key, now = (name, path, is_package), stamp(path)
     kept = _imports_read.get(key)
     if kept is None or kept[0] != now or now is None:
         kept = now, _read_imports(name, path, is_package)
         _imports_read[key] = kept
-    if kept[1] is None:
+    return kept[1]
+
+
+def imports_of(name: str, path: str, is_package: bool, known: set[str]) -> set[str]:
+    """The modules among `known` that module `name` (source at `path`) imports at its top level or in its
+    functions (any import statement: a function's import may run at import time), and its parent packages."""
+    read = _read(name, path, is_package)
+    if read is None:
         return set(known)  # unreadable (a broken save): assume it imports everything (then never preloaded)
-    return set(kept[1] & known)
+    return set(read.all & known)
 
 
-def _read_imports(name: str, path: str, is_package: bool) -> frozenset[str] | None:
+def named_imports_of(name: str, path: str, is_package: bool, known: set[str]) -> set[str]:
+    """The modules among `known` that module `name`'s import statements name (Imports.named)."""
+    read = _read(name, path, is_package)
+    if read is None:
+        return set(known)
+    return set(read.named & known)
+
+
+def _read_imports(name: str, path: str, is_package: bool) -> Imports | None:
     found = {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
+    named = set()
     try:
         with open(path, "rb") as f:
             tree = ast.parse(f.read(), path)
@@ -121,7 +147,8 @@ def _read_imports(name: str, path: str, is_package: bool) -> frozenset[str] | No
             # `import a.b.c` imports a, a.b and a.b.c.
             pieces = target.split(".")
             found.update(".".join(pieces[:i]) for i in range(1, len(pieces) + 1))
-    return frozenset(found)
+            named.add(target)
+    return Imports(frozenset(named), frozenset(found))
 
 
 def plan(app_modules: list, hot: Iterable[str],
@@ -136,6 +163,47 @@ def plan(app_modules: list, hot: Iterable[str],
     importing what was left out, imports them in that order again. Modules the user's import statements
     imported are still taken: their order is that of the imports the layer replays."""
     entries = [listed(*entry) for entry in app_modules]
+    excluded = _importers_of(entries, hot, read_imports)
+    later = _framework_after(entries, excluded)
+    return [entry[0] for entry in entries if entry[0] not in excluded and entry[0] not in later]
+
+
+def at_stop(app_modules: list, hot: Iterable[str],
+            read_imports: Callable[[str, str, bool, set[str]], set[str]] = imports_of,
+            read_named: Callable[[str, str, bool, set[str]], set[str]] = named_imports_of
+            ) -> list[tuple[str, frozenset[str]]]:
+    """The modules plan() left out only because a package above them imports a hot module (mealie: every module
+    of `mealie.routes` imports that package, whose __init__ imports the saved view's router): those from which no
+    import statement leads to a hot module, and that the framework did not import after a left-out one. Once the
+    layer's load of the app stops inside the hot module's import, those packages are running (in sys.modules),
+    and such a module can be imported there, before the hot one, as plan()'s modules are. Each comes with the
+    left-out modules that it, or a module of this list it imports, imports: they must all have started, or
+    importing it would start one of them (warm_process.load_until_stop checks)."""
+    entries = [listed(*entry) for entry in app_modules]
+    excluded = _importers_of(entries, hot, read_imports)
+    by_statements = _importers_of(entries, hot, read_named)
+    later = _framework_after(entries, excluded)
+    known = {entry[0] for entry in entries}
+    names = [name for name, _, _, _ in entries if name in excluded and name not in by_statements | later]
+    imports = {name: read_imports(name, path, os.path.basename(path) == "__init__.py", known)
+               for name, path, _, _ in entries if name in names}
+    out = []
+    for name in names:
+        needs, seen, todo = set(), {name}, [name]
+        while todo:
+            for imported in imports[todo.pop()]:
+                if imported in by_statements | later:
+                    needs.add(imported)
+                elif imported in imports and imported not in seen:
+                    seen.add(imported)
+                    todo.append(imported)
+        out.append((name, frozenset(needs)))
+    return out
+
+
+def _importers_of(entries: list, hot: Iterable[str], read_imports) -> set[str]:
+    """The modules of hot files, and every module that imports one of them (by `read_imports`, or by starting its
+    import at run time), directly or not."""
     known = {entry[0] for entry in entries}
     files = {name: path for name, path, _, _ in entries}
     hot = {os.path.realpath(p) for p in hot}
@@ -155,13 +223,17 @@ def plan(app_modules: list, hot: Iterable[str],
             if importer not in excluded:
                 excluded.add(importer)
                 todo.append(importer)
-    taken, passed_one = [], False
+    return excluded
+
+
+def _framework_after(entries: list, excluded: set[str]) -> set[str]:
+    """The modules the framework imported after the first of `excluded` (see plan)."""
+    later, passed_one = set(), False
     for name, _, _, framework in entries:
-        if name in excluded:
-            passed_one = True
-        elif not (passed_one and framework):
-            taken.append(name)
-    return taken
+        if passed_one and framework:
+            later.add(name)
+        passed_one = passed_one or name in excluded
+    return later
 
 
 # Calls that make a module a framework's bootstrap (Django's asgi.py / wsgi.py): it sets the framework up and is

@@ -285,6 +285,25 @@ def _as_worker(run: Callable[[], int]) -> None:
         os._exit(code)
 
 
+class AtStopFailed(str):
+    """Why a layer cannot be used: a module it imported at the stop failed (the next one goes without them)."""
+
+
+def import_at_stop(at_stop: list) -> AtStopFailed | None:
+    """In a layer stopped inside a hot module's import: import each module of `at_stop` (app_layer.at_stop) whose
+    left-out modules have all started (a running package is in sys.modules); why the layer cannot be used, if one
+    fails (it may need what a fresh process imports before it, and what it did before failing may have registered
+    something a fresh process would not have)."""
+    for name, needs in at_stop:
+        if name in sys.modules or not all(need in sys.modules for need in needs):
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:  # noqa: BLE001 - the app's own: this layer is not used, the next has no stop
+            return AtStopFailed(f"importing {name} at the stop fails ({type(exc).__name__})")
+    return None
+
+
 class _CannotStandIn(Exception):
     """Raised out of the app's load at the stop, through the app's frames, to end it: this layer cannot be used."""
 
@@ -353,6 +372,7 @@ class WarmLoop:
         # Plans whose layer's load of the app (paused_load.py) could not stand in for a worker (it started a
         # thread, failed): their layers hold the planned modules only.
         self.no_stop: set[tuple[str, ...]] = set()
+        self.no_at_stop: set[tuple[str, ...]] = set()  # plans whose layer failed importing app_layer.at_stop's
         self.app_list = app_layer.list_file(preload_file)
 
         # Modules to import between requests, one at a time, so that a fork is never kept waiting on them:
@@ -415,7 +435,7 @@ class WarmLoop:
             self.run_worker(request, fds, source)
 
     def serve_as_layer(self, theirs: socket.socket, names: list[str], stops: set[str] | None,
-                       listed_modules: list) -> None:
+                       listed_modules: list, at_stop: list = ()) -> None:
         """In the app layer: import the planned modules `names` (build_layer), then load the app as a worker does
         up to the first module of `stops` and wait there (paused_load.py); the request that comes resumes that
         load as its worker. With no `stops`, it waits with the planned modules only, and a request makes it a
@@ -425,9 +445,9 @@ class WarmLoop:
         read = paused_load.FilesRead(self.settings.app_dir)
         held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules}, read)
         if isinstance(held, dict) and stops is not None:
-            why = self.load_until_stop(theirs, stops, read, began)  # returns only if it cannot be used
+            why = self.load_until_stop(theirs, stops, read, began, at_stop)  # returns only if it cannot be used
             wait_for_request(theirs, json.dumps({"unusable": f"loading the app ahead: {why}", "names": names,
-                                                 "load": True}).encode())
+                                                 "load": True, "at_stop": isinstance(why, AtStopFailed)}).encode())
             os._exit(0)
         if isinstance(held, dict):
             ready, copies = self.layer_ready_word(held, began)
@@ -454,9 +474,10 @@ class WarmLoop:
         return (ready if len(ready()) <= LAYER_READY_MAX else None), copies
 
     def load_until_stop(self, theirs: socket.socket, stops: set[str], read: paused_load.FilesRead,
-                        began: float) -> str:
+                        began: float, at_stop: list = ()) -> str:
         """The layer's load of the app (paused_load.py): it becomes the worker at the stop and never returns, or
-        returns why it cannot stand in for one (a thread, a descriptor, a failure before the stop)."""
+        returns why it cannot stand in for one (a thread, a descriptor, a failure before the stop). At the stop it
+        first imports the modules of `at_stop` (app_layer.at_stop) whose left-out packages are running by then."""
         import gc
 
         settings = self.settings
@@ -471,8 +492,9 @@ class WarmLoop:
         def stop(name: str) -> None:
             """Before `name` is imported (or once the app is loaded): say what this layer holds, wait for the
             request, and go on as its worker."""
+            why = import_at_stop(at_stop) if name else None
             speak()
-            why = cannot_stand_in(fds_before)
+            why = why or cannot_stand_in(fds_before)
             ready, copies = (None, False) if why else self.layer_ready_word(held_files(settings, read), began, name)
             if why is None and ready is None:
                 why = "too many files"
@@ -568,6 +590,7 @@ class WarmLoop:
         listed_modules = app_layer.read_list(self.app_list) if use else []
         names, hot = self.layer_plan(listed_modules)
         stops = None if names is None or tuple(names) in self.no_stop else paused_load.hot_names(listed_modules, hot)
+        at_stop = app_layer.at_stop(listed_modules, hot) if stops and tuple(names) not in self.no_at_stop else []
         if self.layer is not None and self.layer.names == names and self.layer.stops == stops:
             return  # the one there holds just that (ready, or still importing)
         self.drop_layer(kill=True)
@@ -578,7 +601,7 @@ class WarmLoop:
         if pid == 0:
             self.become_plain(ours)
             set_process_name("unstuck-layer")
-            self.serve_as_layer(theirs, names, stops, listed_modules)
+            self.serve_as_layer(theirs, names, stops, listed_modules, at_stop)
         theirs.close()
         self.children[pid] = "layer"
         self.layer = Layer(pid, ours, names, stops, known=frozenset(os.path.realpath(e[1]) for e in listed_modules))
@@ -615,7 +638,8 @@ class WarmLoop:
                     self.fork_layer()
                 return None
             if "unusable" in message:
-                (self.no_stop if message.get("load") else self.unusable).add(tuple(message.get("names") or ()))
+                tried = self.no_at_stop if message.get("at_stop") else self.no_stop if message.get("load") else self.unusable
+                tried.add(tuple(message.get("names") or ()))
                 self.send(wire.LayerState(ok=False, why=message["unusable"]))
                 self.drop_layer()
                 if retry:
