@@ -747,8 +747,8 @@ def test_a_router_beside_the_saved_one_in_its_package_is_imported_by_the_layer_a
                 "routes/view.py": "VALUE = 'view-1'\n",
                 "routes/shop.py": SHOP_IMPORT_LOGGED.format(log=str(log), name="shop-1")})
     listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0),
-              ("routes.admin", app / "routes/admin.py", "routes", 0), ("routes.view", app / "routes/view.py", "routes", 0),
-              ("routes.shop", app / "routes/shop.py", "routes", 0)]
+              ("routes.admin", app / "routes/admin.py", "routes", 0),
+              ("routes.view", app / "routes/view.py", "routes", 0), ("routes.shop", app / "routes/shop.py", "routes", 0)]
     (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view, shop = str(app / "routes/view.py"), str(app / "routes/shop.py")
@@ -786,8 +786,8 @@ def test_a_layer_whose_import_at_the_stop_fails_is_not_used_and_the_next_one_sto
     write(app, {"main.py": PACKAGE_MAIN, "routes/__init__.py": PACKAGE_INIT, "routes/admin.py": "NAME = 'admin'\n",
                 "routes/view.py": "VALUE = 'view-1'\n", "routes/shop.py": shop_py})
     listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0),
-              ("routes.admin", app / "routes/admin.py", "routes", 0), ("routes.view", app / "routes/view.py", "routes", 0),
-              ("routes.shop", app / "routes/shop.py", "routes", 0)]
+              ("routes.admin", app / "routes/admin.py", "routes", 0),
+              ("routes.view", app / "routes/view.py", "routes", 0), ("routes.shop", app / "routes/shop.py", "routes", 0)]
     (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view = str(app / "routes/view.py")

@@ -181,18 +181,17 @@ def at_stop(app_modules: list, hot: Iterable[str],
     importing it would start one of them (warm_process.load_until_stop checks)."""
     entries = [listed(*entry) for entry in app_modules]
     excluded = _importers_of(entries, hot, read_imports)
-    by_statements = _importers_of(entries, hot, read_named)
-    later = _framework_after(entries, excluded)
+    # Left to the worker whatever happens: what imports a hot module by its statements, and the framework's.
+    stays_out = _importers_of(entries, hot, read_named) | _framework_after(entries, excluded)
     known = {entry[0] for entry in entries}
-    names = [name for name, _, _, _ in entries if name in excluded and name not in by_statements | later]
     imports = {name: read_imports(name, path, os.path.basename(path) == "__init__.py", known)
-               for name, path, _, _ in entries if name in names}
+               for name, path, _, _ in entries if name in excluded and name not in stays_out}
     out = []
-    for name in names:
+    for name in imports:  # in the app's order
         needs, seen, todo = set(), {name}, [name]
         while todo:
             for imported in imports[todo.pop()]:
-                if imported in by_statements | later:
+                if imported in stays_out:
                     needs.add(imported)
                 elif imported in imports and imported not in seen:
                     seen.add(imported)

@@ -299,7 +299,7 @@ def import_at_stop(at_stop: list) -> AtStopFailed | None:
             continue
         try:
             importlib.import_module(name)
-        except BaseException as exc:  # noqa: BLE001 - the app's own: this layer is not used, the next has no stop
+        except BaseException as exc:  # noqa: BLE001 - the app's own: this layer is not used, the next stops without
             return AtStopFailed(f"importing {name} at the stop fails ({type(exc).__name__})")
     return None
 
@@ -590,12 +590,12 @@ class WarmLoop:
         listed_modules = app_layer.read_list(self.app_list) if use else []
         names, hot = self.layer_plan(listed_modules)
         stops = None if names is None or tuple(names) in self.no_stop else paused_load.hot_names(listed_modules, hot)
-        at_stop = app_layer.at_stop(listed_modules, hot) if stops and tuple(names) not in self.no_at_stop else []
         if self.layer is not None and self.layer.names == names and self.layer.stops == stops:
             return  # the one there holds just that (ready, or still importing)
         self.drop_layer(kill=True)
         if names is None:
             return
+        at_stop = app_layer.at_stop(listed_modules, hot) if stops and tuple(names) not in self.no_at_stop else []
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
@@ -638,8 +638,11 @@ class WarmLoop:
                     self.fork_layer()
                 return None
             if "unusable" in message:
-                tried = self.no_at_stop if message.get("at_stop") else self.no_stop if message.get("load") else self.unusable
-                tried.add(tuple(message.get("names") or ()))
+                # What the next plan leaves out: the imports at the stop, the load of the app, or this plan.
+                if message.get("at_stop"):
+                    self.no_at_stop.add(tuple(message.get("names") or ()))
+                else:
+                    (self.no_stop if message.get("load") else self.unusable).add(tuple(message.get("names") or ()))
                 self.send(wire.LayerState(ok=False, why=message["unusable"]))
                 self.drop_layer()
                 if retry:
