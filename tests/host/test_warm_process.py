@@ -746,9 +746,8 @@ def test_a_router_beside_the_saved_one_in_its_package_is_imported_by_the_layer_a
     write(app, {"main.py": PACKAGE_MAIN, "routes/__init__.py": PACKAGE_INIT, "routes/admin.py": "NAME = 'admin'\n",
                 "routes/view.py": "VALUE = 'view-1'\n",
                 "routes/shop.py": SHOP_IMPORT_LOGGED.format(log=str(log), name="shop-1")})
-    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0),
-              ("routes.admin", app / "routes/admin.py", "routes", 0),
-              ("routes.view", app / "routes/view.py", "routes", 0), ("routes.shop", app / "routes/shop.py", "routes", 0)]
+    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0)] + [
+        (f"routes.{name}", app / f"routes/{name}.py", "routes", 0) for name in ("admin", "view", "shop")]
     (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view, shop = str(app / "routes/view.py"), str(app / "routes/shop.py")
@@ -785,9 +784,8 @@ def test_a_layer_whose_import_at_the_stop_fails_is_not_used_and_the_next_one_sto
     shop_py = "import sys\n\nassert 'routes.view' in sys.modules, 'the view first'\nNAME = 'shop-1'\n"
     write(app, {"main.py": PACKAGE_MAIN, "routes/__init__.py": PACKAGE_INIT, "routes/admin.py": "NAME = 'admin'\n",
                 "routes/view.py": "VALUE = 'view-1'\n", "routes/shop.py": shop_py})
-    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0),
-              ("routes.admin", app / "routes/admin.py", "routes", 0),
-              ("routes.view", app / "routes/view.py", "routes", 0), ("routes.shop", app / "routes/shop.py", "routes", 0)]
+    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0)] + [
+        (f"routes.{name}", app / f"routes/{name}.py", "routes", 0) for name in ("admin", "view", "shop")]
     (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view = str(app / "routes/view.py")
