@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 import typing
 
-_PRIMITIVES = (type(None), bool, int, float, complex, str, bytes)
+_PRIMITIVES = frozenset({type(None), bool, int, float, complex, str, bytes})
 # Every name the __post_init__s this wraps refer to: `TypeAdapter(Annotated[field_info.annotation, field_info])`
 # (FastAPI 0.115, for one), `TypeAdapter(Annotated[annotation, *metadata, Field(**attributes)], config=self.config)`
 # under a warnings filter (0.165, for one). One that refers to anything else may build from more than the key.
@@ -80,45 +80,54 @@ def _complete(adapter) -> bool:
 
 
 def _field_key(field_info, keep: list) -> tuple:
-    slots = []
-    for cls in type(field_info).__mro__:
-        slots.extend(getattr(cls, "__slots__", ()))
-    attrs = [(name, getattr(field_info, name, _MISSING)) for name in slots]
-    attrs += sorted(getattr(field_info, "__dict__", {}).items())
-    keep.append(type(field_info))
-    key = [id(type(field_info))]
-    for name, value in attrs:
-        if name == "annotation":
-            key.append((name, _type_key(value, keep)))
-        else:
-            key.append((name, _content_key(value, keep)))
+    """Every attribute of a FieldInfo (its slots, in their order, then its __dict__'s, by name), its annotation by
+    _type_key and the rest by _content_key. (Computed for every field FastAPI builds: kept lean.)"""
+    kind = type(field_info)
+    keep.append(kind)
+    key = [id(kind)]
+    for name in _slots_of(kind):
+        value = getattr(field_info, name, _MISSING)
+        key.append(_type_key(value, keep) if name == "annotation" else _content_key(value, keep))
+    for name, value in sorted(getattr(field_info, "__dict__", {}).items()):
+        key.append((name, _content_key(value, keep)))
     return tuple(key)
+
+
+def _slots_of(kind: type, _known: dict = {}) -> tuple[str, ...]:  # noqa: B006 - a cache, by class
+    slots = _known.get(kind)
+    if slots is None:
+        slots = _known[kind] = tuple(name for cls in kind.__mro__ for name in getattr(cls, "__slots__", ()))
+    return slots
 
 
 _MISSING = object()
 
 
 def _value_key(value, keep: list):
-    """Primitives by value, tuples by their items, anything else by identity (kept alive with the entry)."""
+    """Primitives by value (and type: 1, 1.0 and True are equal), tuples by their items, anything else by identity
+    (kept alive with the entry)."""
     kind = type(value)
     if kind in _PRIMITIVES:
-        return (kind.__name__, value)
+        return (kind, value)
     if kind is tuple:
-        return ("tuple", tuple(_value_key(item, keep) for item in value))
+        return (tuple, tuple([_value_key(item, keep) for item in value]))
     keep.append(value)
-    return ("id", id(value))
+    return (id, id(value))
 
 
 def _content_key(value, keep: list):
     """Lists, dicts and sets by their items (recursively), anything else as _value_key. A FieldInfo's containers
     are new for each field FastAPI makes (pydantic's list of constraints, the attributes set, the qualifiers,
     FastAPI's dict of extra JSON schema) and nothing changes them afterwards: the adapter depends on their items."""
-    if type(value) is list:
-        return ("list", tuple(_content_key(item, keep) for item in value))
-    if type(value) in (set, frozenset):
-        return (type(value).__name__, frozenset(_content_key(item, keep) for item in value))
-    if type(value) is dict:
-        return ("dict", tuple((_value_key(k, keep), _content_key(v, keep)) for k, v in value.items()))
+    kind = type(value)
+    if kind in _PRIMITIVES:
+        return (kind, value)
+    if kind is dict:
+        return (dict, tuple([(_value_key(k, keep), _content_key(v, keep)) for k, v in value.items()]))
+    if kind is list:
+        return (list, tuple([_content_key(item, keep) for item in value]))
+    if kind is set or kind is frozenset:
+        return (kind, frozenset([_content_key(item, keep) for item in value]))
     return _value_key(value, keep)
 
 
@@ -130,7 +139,7 @@ def _type_key(annotation, keep: list):
         schema = _own_schema(annotation)
         keep.append(annotation)
         keep.append(schema)
-        return ("id", id(annotation), id(schema))
+        return (type, id(annotation), id(schema))
     args = typing.get_args(annotation)
     if origin is typing.Literal:
         parts = tuple(_value_key(arg, keep) for arg in args)
