@@ -809,3 +809,38 @@ def test_a_layer_whose_import_at_the_stop_fails_is_not_used_and_the_next_one_sto
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
+
+
+# Two endpoints with the same query parameter (as `skip: int = 0` on every list route): FastAPI builds the field of
+# each (and, before 0.119, again for each copy include_router makes).
+TWINS = SHOP + """
+
+@router.get("/twin")
+def twin(q: int = Query(1, le=10)):
+    return {"q": q}
+"""
+
+
+def test_a_worker_forked_from_the_spare_takes_the_fastapi_fields_its_own_import_built_already(
+        listening, tmp_path, monkeypatch):
+    """A save the app layer cannot serve (it held the saved file) is served from the spare, which imports the whole
+    app: on mealie 4.6 s, most of it FastAPI building again and again the same fields (each route copy that
+    include_router makes). Every worker the warm process forks keeps them by what they are built from
+    (field_memo.py): a field built like one before it takes that one's adapter."""
+    app = tmp_path / "app"
+    write(app, {"main.py": SHOP_MAIN, "shop.py": TWINS, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
+    listed = [("main", app / "main.py", "", 0), ("shop", app / "shop.py", "main", 0),
+              ("routes", app / "routes.py", "main", 0), ("view", app / "view.py", "routes", 0)]
+    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    try:
+        next_layer(handle, events)  # it holds view.py (before any save, the entry module is the one left out)
+        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        said = []
+        body, _ = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
+        assert said in (["spare"], ["fork"])
+        # /twin's query field: built like /item's a moment before, in the same import.
+        assert body["view"] == "view-2" and body["fields_from_the_layer"] >= 1, body
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)

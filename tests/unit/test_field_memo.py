@@ -18,6 +18,7 @@ from unstuck.warm import field_memo
 SHOP = '''
 from typing import Annotated, Optional
 
+from annotated_types import Le
 from fastapi import APIRouter, Body, FastAPI, Query
 from pydantic import BaseModel, Field
 
@@ -48,6 +49,16 @@ def page(q: int = Query(50, le=100), size: Annotated[int, Query(alias="perPage",
 @items.get("/maybe")
 def maybe(q: Optional[int] = None, flag: bool = False):
     return {"q": q, "flag": flag}
+
+
+@items.get("/small")
+def small(q: Annotated[int, Le(10)] = 1):  # a constraint object of its own, equal to no other
+    return {"q": q}
+
+
+@items.get("/large")
+def large(q: Annotated[int, Le(100)] = 1):
+    return {"q": q}
 
 
 @items.post("/items", response_model=Item)
@@ -81,6 +92,7 @@ REQUESTS = [
     ("get", "/api/items/3?q=5", None), ("get", "/api/items/3?q=60", None), ("get", "/again/items/x", None),
     ("get", "/api/page?q=60&perPage=2", None), ("get", "/api/page?q=500", None), ("get", "/again/page?perPage=0", None),
     ("get", "/api/maybe?q=4&flag=yes", None), ("get", "/again/maybe?q=four", None),
+    ("get", "/api/small?q=60", None), ("get", "/api/large?q=60", None), ("get", "/again/large?q=600", None),
     ("post", "/api/items", {"item": {"name": "a", "price": 2}, "note": "short"}),
     ("post", "/again/items", {"item": {"name": "a", "price": -1}, "note": "far too long"}),
     ("get", "/api/box/before", None), ("get", "/api/box/after", None), ("get", "/again/box/after", None),
@@ -124,6 +136,7 @@ def test_an_app_built_with_the_memo_serves_and_documents_what_a_fresh_interprete
     # The routes differ where it matters: what each answered is the route's own rule, not another's.
     codes = {url: code for url, code, _ in fresh["answers"]}
     assert codes["/api/items/3?q=60"] == 422 and codes["/api/page?q=60&perPage=2"] == 200
+    assert codes["/api/small?q=60"] == 422 and codes["/api/large?q=60"] == 200
     # The routes served are copies include_router made after Box was rebuilt: none may take the adapter its
     # original was built with, before.
     bodies = {url: body for url, _, body in fresh["answers"]}

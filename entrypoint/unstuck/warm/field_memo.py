@@ -1,21 +1,24 @@
-"""FastAPI's route fields, built once per content in a warm process (the app layer and the workers it becomes).
+"""FastAPI's route fields, built once per content in every worker the warm process forks (spare, fork, app layer).
 
-Why: FastAPI builds a pydantic `TypeAdapter` for every parameter and response model of every route, and again for
-every copy of a route that `include_router` makes (a route included into a router that is included into the app is
-built three times). A worker resumed from the app layer runs the rest of the imports that were in progress when the
-saved module was reached: in a large FastAPI service (mealie: about 400 routes) that is every `include_router` of
-the app, 800 routes and 3,000 adapters, nearly all of them built before by the layer for the same types. An adapter
+Why: FastAPI builds a pydantic `TypeAdapter` for every parameter and response model of every route, and (before
+0.119) again for every copy of a route that `include_router` makes (a route included into a router that is included
+into the app is built three times); many routes also share parameters (`skip: int = 0`). A worker resumed from the
+app layer runs the rest of the imports that were in progress when the saved module was reached: in a large FastAPI
+service (mealie: about 400 routes) that is every `include_router` of the app, 800 routes and 3,000 adapters, nearly
+all of them built before by the layer for the same types; a spare builds 4,654 of them, 340 different. An adapter
 is a pure function of what it is built from: the annotation (its classes, and the schema pydantic cached on each of
 them), the `FieldInfo`'s attributes, the field's config, and nothing else once forward references are left out
-(those are resolved in the caller's namespace). So the layer keeps each adapter it builds under a key made of
-exactly that, and a later build with the same key gets the same adapter (FastAPI only reads it).
+(those are resolved in the caller's namespace). So each adapter built is kept under a key made of exactly that, and
+a later build with the same key gets the same adapter (FastAPI only reads it).
 
 What is not keyed is not kept: a string or `ForwardRef` anywhere in the annotation, a class whose schema is still a
 placeholder (`MockCoreSchema`), an adapter that is incomplete. Objects in the key are compared by identity and kept
-alive with the entry (so an id is never reused); a model rebuilt later (`model_rebuild`) has a new schema object,
-hence a new key. Only a FastAPI whose `ModelField.__post_init__` builds the adapter from those alone is patched
-(`install` checks the names its code refers to); elsewhere nothing changes. The plain path (a fresh interpreter)
-never has this: a generation that fails is tried there before anything is reported (reload/events.py).
+alive with the entry (so an id is never reused), except primitives, tuples, containers a FieldInfo gets anew for
+each field and frozen dataclasses (annotated_types' `Le(10)`), which are compared by value; a model rebuilt later
+(`model_rebuild`) has a new schema object, hence a new key. Only a FastAPI whose `ModelField.__post_init__` builds
+the adapter from those alone is patched (`install` checks the names its code refers to); elsewhere nothing changes.
+The plain path (a fresh interpreter) never has this: a generation that fails is tried there before anything is
+reported (reload/events.py).
 """
 
 from __future__ import annotations
@@ -111,8 +114,18 @@ def _value_key(value, keep: list):
         return (kind, value)
     if kind is tuple:
         return (tuple, tuple([_value_key(item, keep) for item in value]))
+    if _frozen_dataclass(kind):  # annotated_types' constraints (Le(10)): new for each field, equal by their fields
+        return (kind, tuple([_value_key(getattr(value, name), keep) for name in kind.__dataclass_fields__]))
     keep.append(value)
     return (id, id(value))
+
+
+def _frozen_dataclass(kind: type, _known: dict = {}) -> bool:  # noqa: B006 - a cache, by class
+    frozen = _known.get(kind)
+    if frozen is None:
+        params = getattr(kind, "__dataclass_params__", None)
+        frozen = _known[kind] = bool(params is not None and params.frozen and "__dataclass_fields__" in kind.__dict__)
+    return frozen
 
 
 def _content_key(value, keep: list):

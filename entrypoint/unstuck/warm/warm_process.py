@@ -404,6 +404,7 @@ class WarmLoop:
             sock.close()
 
     def run_worker(self, request: wire.Fork, fds: list[int], source: str) -> None:
+        field_memo.install()  # a FastAPI app's routes copied by include_router take the fields built for the first
         failure = self.Failure.from_dict(request.failure) if request.failure else None
         _run_worker(self.worker, self.settings, self.listen_fd, fds[0], failure, "" if failure else source)
 
