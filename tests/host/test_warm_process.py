@@ -430,12 +430,17 @@ def warm_on(app_dir, preload_dir, monkeypatch, listening, pythonpath=()):
     return handle, events
 
 
-def view_saved_once(handle, events, listening, app) -> None:
-    """Save view.py once (served from the spare: the first layer held it): from then on view.py is hot, and the next
-    layer stops before it."""
+def write_list(preload_dir, listed) -> None:
+    """The module list the reload server would have written after a run (app_layer.list_line's columns)."""
+    (preload_dir / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+
+
+def view_saved_once(handle, events, listening, app, view="view.py") -> None:
+    """Save the view (`view`, under `app`) once (served from the spare: the first layer held it): from then on it is
+    hot, and the next layer stops before it."""
     next_layer(handle, events)
-    (app / "view.py").write_text("VALUE = 'view-2'\n")
-    serve_once(handle, events, listening, [["modified", str(app / "view.py")]])
+    (app / view).write_text("VALUE = 'view-2'\n")
+    serve_once(handle, events, listening, [["modified", str(app / view)]])
 
 
 ROUTES_MAIN = """\
@@ -467,10 +472,10 @@ def index():
     return {"view": view.VALUE, "after": after.TEXT, "admin": admin_site.NAME}
 """
 
-# A library module outside the project: says which process imported it.
-ADMIN_SITE = """\
+# A module that says which process imported it (the log's path, its NAME).
+IMPORT_LOGGED = """\
 open({log!r}, "a").write(open("/proc/self/comm").read().strip() + "\\n")
-NAME = "admin"
+NAME = {name!r}
 """
 
 
@@ -485,10 +490,10 @@ def test_a_layer_loads_the_app_up_to_the_saved_module_and_its_worker_imports_onl
     log = tmp_path / "admin-imported-by.log"
     write(app, {"main.py": ROUTES_MAIN, "routes.py": ROUTES, "view.py": "VALUE = 'view-1'\n",
                 "after.py": "TEXT = 'after-1'\n"})
-    write(site, {"admin_site.py": ADMIN_SITE.format(log=str(log))})
+    write(site, {"admin_site.py": IMPORT_LOGGED.format(log=str(log), name="admin")})
     listed = [("main", app / "main.py", "", 0), ("routes", app / "routes.py", "main", 0),
               ("view", app / "view.py", "routes", 0), ("after", app / "after.py", "routes", 1)]
-    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    write_list(tmp_path, listed)
     handle, events = warm_on(app, tmp_path, monkeypatch, listening, [site])
     view, after = str(app / "view.py"), str(app / "after.py")
     try:
@@ -533,7 +538,7 @@ def test_a_py_file_the_app_reads_and_executes_while_the_layer_loads_it_is_held_b
     # config is imported after view.py (so the plan leaves it to the load, which stops before view.py)
     listed = [("main", app / "main.py", "", 0), ("routes", app / "routes.py", "main", 0),
               ("view", app / "view.py", "routes", 0), ("config", app / "config.py", "view", 1)]
-    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    write_list(tmp_path, listed)
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view, config = str(app / "view.py"), str(app / "config.py")
     try:
@@ -563,7 +568,7 @@ def test_a_layer_whose_load_of_the_app_cannot_stand_in_for_a_worker_holds_its_pl
     write(app, {"main.py": main, "routes.py": routes, "view.py": "VALUE = 'view-1'\n", "models.py": "X = 1\n"})
     listed = [("main", app / "main.py", "", 0), ("models", app / "models.py", "main", 0),
               ("routes", app / "routes.py", "main", 0), ("view", app / "view.py", "routes", 0)]
-    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    write_list(tmp_path, listed)
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view = str(app / "view.py")
     try:
@@ -661,6 +666,12 @@ def item(q: int = Query(1, le=10)):
     return {"q": q}
 """
 
+def shop_listed(app) -> list:
+    """The module list of the app made of SHOP_MAIN, SHOP (or TWINS), SHOP_ROUTES and view.py."""
+    return [("main", app / "main.py", "", 0), ("shop", app / "shop.py", "main", 0),
+            ("routes", app / "routes.py", "main", 0), ("view", app / "view.py", "routes", 0)]
+
+
 SHOP_ROUTES = """\
 import sys
 
@@ -685,9 +696,7 @@ def test_a_worker_resumed_from_the_layer_takes_the_fastapi_fields_the_layer_buil
     interpreter does: tests/unit/test_field_memo.py.)"""
     app = tmp_path / "app"
     write(app, {"main.py": SHOP_MAIN, "shop.py": SHOP, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
-    listed = [("main", app / "main.py", "", 0), ("shop", app / "shop.py", "main", 0),
-              ("routes", app / "routes.py", "main", 0), ("view", app / "view.py", "routes", 0)]
-    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    write_list(tmp_path, shop_listed(app))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     try:
         view_saved_once(handle, events, listening, app)
@@ -728,10 +737,11 @@ def index():
     return {"view": view.VALUE, "shop": shop.NAME, "admin": admin.NAME}
 """
 
-SHOP_IMPORT_LOGGED = """\
-open({log!r}, "a").write(open("/proc/self/comm").read().strip() + "\\n")
-NAME = {name!r}
-"""
+
+def package_listed(app) -> list:
+    """The module list of the app made of PACKAGE_MAIN and the routes package."""
+    return [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0)] + [
+        (f"routes.{name}", app / f"routes/{name}.py", "routes", 0) for name in ("admin", "view", "shop")]
 
 
 def test_a_router_beside_the_saved_one_in_its_package_is_imported_by_the_layer_at_the_stop(
@@ -745,16 +755,12 @@ def test_a_router_beside_the_saved_one_in_its_package_is_imported_by_the_layer_a
     log = tmp_path / "shop-imported-by.log"
     write(app, {"main.py": PACKAGE_MAIN, "routes/__init__.py": PACKAGE_INIT, "routes/admin.py": "NAME = 'admin'\n",
                 "routes/view.py": "VALUE = 'view-1'\n",
-                "routes/shop.py": SHOP_IMPORT_LOGGED.format(log=str(log), name="shop-1")})
-    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0)] + [
-        (f"routes.{name}", app / f"routes/{name}.py", "routes", 0) for name in ("admin", "view", "shop")]
-    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+                "routes/shop.py": IMPORT_LOGGED.format(log=str(log), name="shop-1")})
+    write_list(tmp_path, package_listed(app))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view, shop = str(app / "routes/view.py"), str(app / "routes/shop.py")
     try:
-        next_layer(handle, events)
-        (app / "routes/view.py").write_text("VALUE = 'view-2'\n")
-        serve_once(handle, events, listening, [["modified", view]])  # the layer held view.py: from the spare
+        view_saved_once(handle, events, listening, app, "routes/view.py")
         log.write_text("")
 
         layer = next_layer(handle, events)
@@ -767,7 +773,7 @@ def test_a_router_beside_the_saved_one_in_its_package_is_imported_by_the_layer_a
         assert log.read_text().split() == ["unstuck-layer"], "the worker imported the router beside the view"
 
         next_layer(handle, events)
-        (app / "routes/shop.py").write_text(SHOP_IMPORT_LOGGED.format(log=str(log), name="shop-2"))
+        (app / "routes/shop.py").write_text(IMPORT_LOGGED.format(log=str(log), name="shop-2"))
         body, _ = serve_once(handle, events, listening, [["modified", shop]])
         assert body == {"view": "view-3", "shop": "shop-2", "admin": "admin"}
     finally:
@@ -784,15 +790,11 @@ def test_a_layer_whose_import_at_the_stop_fails_is_not_used_and_the_next_one_sto
     shop_py = "import sys\n\nassert 'routes.view' in sys.modules, 'the view first'\nNAME = 'shop-1'\n"
     write(app, {"main.py": PACKAGE_MAIN, "routes/__init__.py": PACKAGE_INIT, "routes/admin.py": "NAME = 'admin'\n",
                 "routes/view.py": "VALUE = 'view-1'\n", "routes/shop.py": shop_py})
-    listed = [("main", app / "main.py", "", 0), ("routes", app / "routes/__init__.py", "main", 0)] + [
-        (f"routes.{name}", app / f"routes/{name}.py", "routes", 0) for name in ("admin", "view", "shop")]
-    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    write_list(tmp_path, package_listed(app))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     view = str(app / "routes/view.py")
     try:
-        next_layer(handle, events)
-        (app / "routes/view.py").write_text("VALUE = 'view-2'\n")
-        serve_once(handle, events, listening, [["modified", view]])  # the layer held view.py: from the spare
+        view_saved_once(handle, events, listening, app, "routes/view.py")
         handle.prepare_layer()
         said = [_early_layers.pop(id(events), [])]
         while not (said[-1] and said[-1][-1].message.ok) and len(said) < 5:
@@ -829,9 +831,7 @@ def test_a_worker_forked_from_the_spare_takes_the_fastapi_fields_its_own_import_
     (field_memo.py): a field built like one before it takes that one's adapter."""
     app = tmp_path / "app"
     write(app, {"main.py": SHOP_MAIN, "shop.py": TWINS, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
-    listed = [("main", app / "main.py", "", 0), ("shop", app / "shop.py", "main", 0),
-              ("routes", app / "routes.py", "main", 0), ("view", app / "view.py", "routes", 0)]
-    (tmp_path / "preload.txt.app").write_text("".join("\t".join(map(str, entry)) + "\n" for entry in listed))
+    write_list(tmp_path, shop_listed(app))
     handle, events = warm_on(app, tmp_path, monkeypatch, listening)
     try:
         next_layer(handle, events)  # it holds view.py (before any save, the entry module is the one left out)

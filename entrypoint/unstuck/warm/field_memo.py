@@ -187,8 +187,8 @@ def install() -> FieldMemo | None:
     """Route FastAPI's field adapters through a memo, if this process imported FastAPI already (the warm process
     preloads what the app imported: an app without FastAPI gets no import of it) and its `ModelField` builds its
     adapter the way this expects; the memo, or None (nothing changed)."""
-    field = next((getattr(sys.modules.get(name), "ModelField", None) for name in _COMPAT_MODULES
-                  if getattr(sys.modules.get(name), "ModelField", None) is not None), None)
+    fields = (getattr(sys.modules.get(name), "ModelField", None) for name in _COMPAT_MODULES)
+    field = next((found for found in fields if found is not None), None)
     post_init = getattr(field, "__post_init__", None)
     names = set(getattr(getattr(post_init, "__code__", None), "co_names", ()))
     if not names or "TypeAdapter" not in names or not names <= _POST_INIT_NAMES or getattr(
