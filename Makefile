@@ -41,9 +41,10 @@ stack: ## the app with Postgres, Redis and the job worker (compose.stack.yaml), 
 stack-down: ## stop and remove the stack's containers and network (its data volumes are kept)
 	$(STACK) down
 
-$(VENV)/.installed: tests/requirements.txt entrypoint/requirements.txt app/requirements.txt
+$(VENV)/.installed: tests/requirements.txt tests/requirements-fastapi-0.115.txt entrypoint/requirements.txt app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
+	$(VENV)/bin/pip install --quiet --upgrade --target $(VENV)/fastapi-0.115 -r tests/requirements-fastapi-0.115.txt
 	touch $@
 
 test: $(VENV)/.installed ## every test: unit tests and real-container integration tests

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from repo import REPO
+from repo import FASTAPI_0_115, REPO
 from shapes import write
 from unstuck import wire
 from unstuck.reload.events import WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmReady
@@ -685,7 +685,9 @@ router = APIRouter()
 @router.get("/")
 def index():
     memo = getattr(sys.modules.get("unstuck.warm.field_memo"), "installed", None)
-    return {"view": view.VALUE, "fields_from_the_layer": memo and memo.hits}
+    analyses = getattr(sys.modules.get("unstuck.warm.dependant_memo"), "installed", None)
+    return {"view": view.VALUE, "fields_from_the_layer": memo and memo.hits,
+            "analyses_from_the_layer": analyses and analyses.hits}
 """
 
 
@@ -708,6 +710,31 @@ def test_a_worker_resumed_from_the_layer_takes_the_fastapi_fields_the_layer_buil
         assert pid == layer.pid and said == ["app layer"]
         # /copy/item's query field: built by the layer for shop's own route, taken by the worker's copy of it.
         assert body["view"] == "view-3" and body["fields_from_the_layer"] >= 1
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+def test_a_worker_resumed_from_the_layer_takes_the_route_analyses_the_layer_made(listening, tmp_path, monkeypatch):
+    """On FastAPI 0.115 (mealie's pin), after the fields, two thirds of mealie's leaf save was FastAPI analysing
+    again every endpoint and dependency of the routes include_router copies after the saved module: the layer keeps
+    each route's analysis (dependant_memo.py), and the worker's copies take it. (That such an app serves what a fresh
+    interpreter does: tests/unit/test_dependant_memo.py.)"""
+    assert (FASTAPI_0_115 / "fastapi").is_dir(), f"run `make test-unit`: it installs FastAPI 0.115 in {FASTAPI_0_115}"
+    app = tmp_path / "app"
+    write(app, {"main.py": SHOP_MAIN, "shop.py": SHOP, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
+    write_list(tmp_path, shop_listed(app))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening, pythonpath=[FASTAPI_0_115])
+    try:
+        view_saved_once(handle, events, listening, app)
+        layer = next_layer(handle, events)
+        assert layer.stops_at == "view"
+        (app / "view.py").write_text("VALUE = 'view-3'\n")
+        said = []
+        body, pid = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
+        assert pid == layer.pid and said == ["app layer"]
+        # /copy/item: analysed by the layer for shop's own route, taken by the worker's copy of it.
+        assert body["view"] == "view-3" and body["analyses_from_the_layer"] >= 1
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
@@ -841,6 +868,28 @@ def test_a_worker_forked_from_the_spare_takes_the_fastapi_fields_its_own_import_
         assert said in (["spare"], ["fork"])
         # /twin's query field: built like /item's a moment before, in the same import.
         assert body["view"] == "view-2" and body["fields_from_the_layer"] >= 1, body
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+def test_a_worker_forked_from_the_spare_takes_the_route_analyses_its_own_import_made_already(
+        listening, tmp_path, monkeypatch):
+    """On FastAPI 0.115, the same for the routes' analyses (dependant_memo.py): a copy include_router makes of a
+    route is analysed from the route's own analysis, in a spare's import of the whole app too."""
+    assert (FASTAPI_0_115 / "fastapi").is_dir(), f"run `make test-unit`: it installs FastAPI 0.115 in {FASTAPI_0_115}"
+    app = tmp_path / "app"
+    write(app, {"main.py": SHOP_MAIN, "shop.py": SHOP, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
+    write_list(tmp_path, shop_listed(app))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening, pythonpath=[FASTAPI_0_115])
+    try:
+        next_layer(handle, events)  # it holds view.py (before any save, the entry module is the one left out)
+        (app / "view.py").write_text("VALUE = 'view-2'\n")
+        said = []
+        body, _ = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
+        assert said in (["spare"], ["fork"])
+        # /copy/item: the copy of shop's /item, made by main a moment after shop's own, in the same import.
+        assert body["view"] == "view-2" and body["analyses_from_the_layer"] >= 1, body
     finally:
         handle.close()
         handle.proc.wait(timeout=10)

@@ -35,7 +35,7 @@ _POST_INIT_NAMES = {"TypeAdapter", "Annotated", "field_info", "annotation", "_ty
                     "UnsupportedFieldAttributeWarning", "simplefilter", "asdict", "Field", "cast", "Any", "config"}
 
 
-class _NotKeyed(Exception):
+class NotKeyed(Exception):
     """The field's adapter may depend on more than its key can say: build it as FastAPI does."""
 
 
@@ -53,9 +53,8 @@ class FieldMemo:
         adapter with it); not its name, which the adapter is not built from."""
         keep: list = []
         try:
-            key = (_field_key(field.field_info, keep), _value_key(getattr(field, "mode", None), keep),
-                   _content_key(getattr(field, "config", None), keep))
-        except _NotKeyed:
+            key = field_key(field, keep)
+        except NotKeyed:
             return None, keep, None
         found = self.adapters.get(key)
         if found is not None:
@@ -65,11 +64,18 @@ class FieldMemo:
 
     def keep(self, key: tuple | None, keep: list, adapter) -> None:
         self.built += 1
-        if key is not None and _complete(adapter):
+        if key is not None and complete(adapter):
             self.adapters[key] = (adapter, keep)
 
 
-def _complete(adapter) -> bool:
+def field_key(field, keep: list) -> tuple:
+    """What a ModelField's adapter is built from (see FieldMemo.find), or NotKeyed; `keep` gets what it refers to
+    (each class of the annotation followed by its schema, among others)."""
+    return (_field_key(field.field_info, keep), _value_key(getattr(field, "mode", None), keep),
+            _content_key(getattr(field, "config", None), keep))
+
+
+def complete(adapter) -> bool:
     """Whether the adapter is built through (a placeholder would be finished later, in place, by whoever uses it)."""
     from pydantic._internal import _mock_val_ser
 
@@ -146,7 +152,7 @@ def _content_key(value, keep: list):
 
 def _type_key(annotation, keep: list):
     if isinstance(annotation, (str, typing.ForwardRef)):
-        raise _NotKeyed  # resolved in the namespace of the frame that builds the adapter
+        raise NotKeyed  # resolved in the namespace of the frame that builds the adapter
     origin = typing.get_origin(annotation)
     if origin is None:
         schema = _own_schema(annotation)
@@ -179,7 +185,7 @@ def _own_schema(annotation):
         from pydantic._internal._mock_val_ser import MockCoreSchema
 
         if isinstance(schema, MockCoreSchema):
-            raise _NotKeyed
+            raise NotKeyed
     return schema
 
 

@@ -38,7 +38,8 @@ from typing import Callable
 from unstuck import wire
 from unstuck.processes import adopt_orphans, set_process_name
 from unstuck.user_files import is_under
-from unstuck.warm import app_layer, field_memo, import_order, layer_successor, paused_load, prefault, seeds, warmup
+from unstuck.warm import (app_layer, dependant_memo, field_memo, import_order, layer_successor, paused_load, prefault,
+                          seeds, warmup)
 
 
 def listed(preload_file: str) -> list[str]:
@@ -404,7 +405,9 @@ class WarmLoop:
             sock.close()
 
     def run_worker(self, request: wire.Fork, fds: list[int], source: str) -> None:
-        field_memo.install()  # a FastAPI app's routes copied by include_router take the fields built for the first
+        # A FastAPI app's routes copied by include_router take the fields and analysis built for the first.
+        field_memo.install()
+        dependant_memo.install()
         failure = self.Failure.from_dict(request.failure) if request.failure else None
         _run_worker(self.worker, self.settings, self.listen_fd, fds[0], failure, "" if failure else source)
 
@@ -443,6 +446,7 @@ class WarmLoop:
         worker that loads the app. A layer that cannot stand in for a fresh worker says why, and is dropped."""
         began = time.monotonic()
         field_memo.install()
+        dependant_memo.install()
         read = paused_load.FilesRead(self.settings.app_dir)
         held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules}, read)
         if isinstance(held, dict) and stops is not None:
