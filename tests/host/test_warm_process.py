@@ -691,40 +691,32 @@ def index():
 """
 
 
-def test_a_worker_resumed_from_the_layer_takes_the_fastapi_fields_the_layer_built(listening, tmp_path, monkeypatch):
-    """mealie's leaf save spent 2 of its 2.5 s building again, in the worker, the FastAPI routes that include_router
-    copies after the saved module (issue 18): the layer keeps the field adapters it built by what they are built
-    from (field_memo.py), and the worker's copies of those routes take them. (That such an app serves what a fresh
-    interpreter does: tests/unit/test_field_memo.py.)"""
-    app = tmp_path / "app"
-    write(app, {"main.py": SHOP_MAIN, "shop.py": SHOP, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
-    write_list(tmp_path, shop_listed(app))
-    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
-    try:
-        view_saved_once(handle, events, listening, app)
-        layer = next_layer(handle, events)
-        assert layer.stops_at == "view"
-        (app / "view.py").write_text("VALUE = 'view-3'\n")
-        said = []
-        body, pid = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
-        assert pid == layer.pid and said == ["app layer"]
-        # /copy/item's query field: built by the layer for shop's own route, taken by the worker's copy of it.
-        assert body["view"] == "view-3" and body["fields_from_the_layer"] >= 1
-    finally:
-        handle.close()
-        handle.proc.wait(timeout=10)
-
-
-def test_a_worker_resumed_from_the_layer_takes_the_route_analyses_the_layer_made(listening, tmp_path, monkeypatch):
-    """On FastAPI 0.115 (mealie's pin), after the fields, two thirds of mealie's leaf save was FastAPI analysing
-    again every endpoint and dependency of the routes include_router copies after the saved module: the layer keeps
-    each route's analysis (dependant_memo.py), and the worker's copies take it. (That such an app serves what a fresh
-    interpreter does: tests/unit/test_dependant_memo.py.)"""
+def fastapi_of(which: str) -> list:
+    """The PYTHONPATH entries for a test's FastAPI: the test venv's own ("venv"), or 0.115 ("0.115", as mealie pins
+    it: the form whose route analyses dependant_memo.py keeps), installed apart by `make`."""
+    if which == "venv":
+        return []
     assert (FASTAPI_0_115 / "fastapi").is_dir(), f"run `make test-unit`: it installs FastAPI 0.115 in {FASTAPI_0_115}"
+    return [FASTAPI_0_115]
+
+
+# What a worker takes from what the layer (or its own import) built: FastAPI's fields (field_memo.py; mealie's leaf
+# save spent 2 of its 2.5 s building them again in the worker) on the venv's FastAPI; and on FastAPI 0.115, the
+# routes' analyses (dependant_memo.py; after the fields, two thirds of what was left of mealie's save).
+TAKEN = [("venv", "fields_from_the_layer"), ("0.115", "analyses_from_the_layer")]
+
+
+@pytest.mark.parametrize("fastapi, taken", TAKEN)
+def test_a_worker_resumed_from_the_layer_takes_the_fastapi_routes_the_layer_built(
+        fastapi, taken, listening, tmp_path, monkeypatch):
+    """The FastAPI routes that include_router copies after the saved module are built again in the worker (issue
+    18): the layer keeps what it built for each route by what it is built from, and the worker's copies of those
+    routes take it. (That such an app serves what a fresh interpreter does: tests/unit/test_field_memo.py,
+    tests/unit/test_dependant_memo.py.)"""
     app = tmp_path / "app"
     write(app, {"main.py": SHOP_MAIN, "shop.py": SHOP, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
     write_list(tmp_path, shop_listed(app))
-    handle, events = warm_on(app, tmp_path, monkeypatch, listening, pythonpath=[FASTAPI_0_115])
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening, pythonpath=fastapi_of(fastapi))
     try:
         view_saved_once(handle, events, listening, app)
         layer = next_layer(handle, events)
@@ -733,8 +725,8 @@ def test_a_worker_resumed_from_the_layer_takes_the_route_analyses_the_layer_made
         said = []
         body, pid = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
         assert pid == layer.pid and said == ["app layer"]
-        # /copy/item: analysed by the layer for shop's own route, taken by the worker's copy of it.
-        assert body["view"] == "view-3" and body["analyses_from_the_layer"] >= 1
+        # /copy/item: built by the layer for shop's own route, taken by the worker's copy of it.
+        assert body["view"] == "view-3" and body[taken] >= 1, body
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
@@ -850,46 +842,26 @@ def twin(q: int = Query(1, le=10)):
 """
 
 
-def test_a_worker_forked_from_the_spare_takes_the_fastapi_fields_its_own_import_built_already(
-        listening, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fastapi, taken", TAKEN)
+def test_a_worker_forked_from_the_spare_takes_the_fastapi_routes_its_own_import_built_already(
+        fastapi, taken, listening, tmp_path, monkeypatch):
     """A save the app layer cannot serve (it held the saved file) is served from the spare, which imports the whole
-    app: on mealie 4.6 s, most of it FastAPI building again and again the same fields (each route copy that
-    include_router makes). Every worker the warm process forks keeps them by what they are built from
-    (field_memo.py): a field built like one before it takes that one's adapter."""
+    app: on mealie 4.6 s, most of it FastAPI building again and again the same fields and analyses (each route copy
+    that include_router makes). Every worker the warm process forks keeps them by what they are built from: a
+    route built like one before it takes that one's."""
     app = tmp_path / "app"
     write(app, {"main.py": SHOP_MAIN, "shop.py": TWINS, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
     write_list(tmp_path, shop_listed(app))
-    handle, events = warm_on(app, tmp_path, monkeypatch, listening)
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening, pythonpath=fastapi_of(fastapi))
     try:
         next_layer(handle, events)  # it holds view.py (before any save, the entry module is the one left out)
         (app / "view.py").write_text("VALUE = 'view-2'\n")
         said = []
         body, _ = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
         assert said in (["spare"], ["fork"])
-        # /twin's query field: built like /item's a moment before, in the same import.
-        assert body["view"] == "view-2" and body["fields_from_the_layer"] >= 1, body
-    finally:
-        handle.close()
-        handle.proc.wait(timeout=10)
-
-
-def test_a_worker_forked_from_the_spare_takes_the_route_analyses_its_own_import_made_already(
-        listening, tmp_path, monkeypatch):
-    """On FastAPI 0.115, the same for the routes' analyses (dependant_memo.py): a copy include_router makes of a
-    route is analysed from the route's own analysis, in a spare's import of the whole app too."""
-    assert (FASTAPI_0_115 / "fastapi").is_dir(), f"run `make test-unit`: it installs FastAPI 0.115 in {FASTAPI_0_115}"
-    app = tmp_path / "app"
-    write(app, {"main.py": SHOP_MAIN, "shop.py": SHOP, "routes.py": SHOP_ROUTES, "view.py": "VALUE = 'view-1'\n"})
-    write_list(tmp_path, shop_listed(app))
-    handle, events = warm_on(app, tmp_path, monkeypatch, listening, pythonpath=[FASTAPI_0_115])
-    try:
-        next_layer(handle, events)  # it holds view.py (before any save, the entry module is the one left out)
-        (app / "view.py").write_text("VALUE = 'view-2'\n")
-        said = []
-        body, _ = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
-        assert said in (["spare"], ["fork"])
-        # /copy/item: the copy of shop's /item, made by main a moment after shop's own, in the same import.
-        assert body["view"] == "view-2" and body["analyses_from_the_layer"] >= 1, body
+        # /twin's query field: built like /item's a moment before, in the same import; /copy/item: analysed as
+        # shop's own /item was.
+        assert body["view"] == "view-2" and body[taken] >= 1, body
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
