@@ -17,7 +17,8 @@ from repo import FASTAPI_0_115, REPO
 # names its parameter and at one that does not; Security scopes at several levels (a list FastAPI shares between
 # them) and a router's own dependencies; a body model rebuilt between a route and its copies; a string annotation
 # whose name is bound again between a route and its copies; an endpoint whose `__signature__` is set between a route
-# and its copies (a class-based view). Every router is included twice.
+# and its copies (a class-based view); one `Query` default shared by two parameters of other annotations, whose
+# routes are copied in another order than they were made. Every router is included twice.
 SHOP = '''
 import inspect
 from typing import Annotated
@@ -83,6 +84,21 @@ def view_method(self=None, q: int = 1):  # a class-based view's method, as meali
 
 items.get("/cbv")(view_method)
 
+shared = Query(None)  # one default for two parameters of other annotations: FastAPI sets it at each analysis
+
+
+@items.get("/one")
+def one(q: int = shared):
+    return {"q": q}
+
+
+others = APIRouter()
+
+
+@others.get("/many")  # analysed after /one; its copies are made before /one's (api includes others first)
+def many(q: list[int] = shared):
+    return {"q": q}
+
 
 # From here on, a route built from these (every copy below) validates with the new model and reads Num anew.
 Item.model_config["str_to_upper"] = True
@@ -92,6 +108,7 @@ view_method.__signature__ = inspect.signature(view_method).replace(
     parameters=list(inspect.signature(view_method).parameters.values())[1:])  # FastAPI no longer sees `self`
 
 api = APIRouter(prefix="/api", dependencies=[Security(user, scopes=["admin"])])
+api.include_router(others)
 api.include_router(items)
 app = FastAPI()
 app.include_router(api)
@@ -106,6 +123,7 @@ REQUESTS = [
     ("post", "/again/items", {"item": {"nam": "box"}, "note": "far too long"}),
     ("get", "/api/num?q=abc", None), ("get", "/again/num?q=abc", None),
     ("get", "/api/cbv?q=2&self=me", None), ("get", "/again/cbv?q=3", None),
+    ("get", "/api/one?q=1", None), ("get", "/api/many?q=1&q=2", None),
 ]
 
 SERVE = '''
@@ -163,6 +181,7 @@ def test_an_app_built_with_the_memo_serves_documents_and_analyses_what_a_fresh_i
     assert answers["/api/items"] == (200, {"item": {"name": "BOX"}, "note": "short"})
     assert answers["/api/num?q=abc"] == (200, {"q": "abc"})
     assert answers["/api/cbv?q=2&self=me"] == (200, {"q": 2, "self": None})
+    assert answers["/api/one?q=1"][0] == 200  # the shared default's annotation: the last analysis's, /one's copy
     # ... and the memo did serve: each copy of a route analysed from it, bar the ones it must not.
     assert memo["hits"] >= 10 and memo["built"] > 0
 

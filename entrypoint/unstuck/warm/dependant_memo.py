@@ -5,14 +5,17 @@ Why: FastAPI (before 0.119) analyses an endpoint again for every copy of its rou
 signature of the endpoint and of each dependency under it, each parameter's field (`get_dependant`), and each of the
 router's own dependencies (`get_parameterless_sub_dependant`). A worker resumed from the app layer runs the
 `include_router`s that were in progress when the saved module was reached: in mealie, 508 routes, 5,753 dependency
-analyses, two thirds of what the worker does before it serves. The analysis is a pure function of the endpoint (or
-the `Depends`) and of which of its parameters the path names, once nothing in it is resolved from a namespace: every
-signature the analysis reads has no string or `ForwardRef` annotation, and the schema pydantic cached on each class
-its fields are built from is the same object (a `model_rebuild` makes a new one). So the first analysis is kept, and
-a later one with the same key gets a copy of it: every `Dependant` and list in it new (FastAPI adds the router's
+analyses, two thirds of what the worker does before it serves. The analysis is a function of the endpoint (or the
+`Depends`), of which of its parameters the path names, of what the signature of each callable under it is read from
+(checked on use: a class-based view sets an endpoint's `__signature__` after its first route, as mealie's
+controllers do), and of the schema pydantic cached on each class its fields are built from (checked on use: a
+`model_rebuild` makes a new one), once nothing in it is resolved from a namespace (a string or `ForwardRef`
+annotation: not kept). So the first analysis is kept, and a later one with the same key and checks gets a copy of it: every `Dependant` and list in it new (FastAPI adds the router's
 dependencies to the copy, and a `Security`'s scopes list is shared between the levels that extend it: the copy shares
 it the same way), every field a copy of the first's (the same adapter, as field_memo would give), its `path` the new
-route's.
+route's. The one thing an analysis writes outside what it returns is replayed: a parameter's default `Query(...)`
+object gets the parameter's annotation (FastAPI reads it back when it serves; two endpoints sharing one default
+leave it with the last analysis's).
 
 Only a FastAPI whose `Dependant` has exactly the fields of the form this copies (0.115, as mealie pins it) and whose
 routes call the two functions by the names patched here is changed (`install` checks); elsewhere nothing changes.
@@ -50,7 +53,7 @@ class DependantMemo:
 
     def __init__(self, dependant_class, requirement_class, field_class) -> None:
         self.kinds = (dependant_class, requirement_class, field_class)
-        self.kept: dict[tuple, tuple[object, list, object]] = {}
+        self.kept: dict[tuple, tuple[object, list, list, list]] = {}
         self.hits = 0
         self.built = 0
 
@@ -60,27 +63,34 @@ class DependantMemo:
         key = (key_parts, frozenset(_PATH_PARAM.findall(path)))
         found = self.kept.get(key)
         if found is not None:
-            snapshot, schemas, signatures = found
+            snapshot, schemas, signatures, writes = found
             if (all(cls.__dict__.get("__pydantic_core_schema__") is schema for cls, schema in schemas)
                     and all(_same(_signature_of(call), signature) for call, signature in signatures)):
                 self.hits += 1
+                # What the analysis writes on objects it does not own: a parameter's default `Query(...)` gets
+                # the parameter's annotation, and FastAPI reads it back when it serves (the last analysis wins
+                # where two endpoints share one default).
+                for field_info, annotation in writes:
+                    field_info.annotation = annotation
                 return _Copier(self.kinds, path).dependant(snapshot)
         dependant = analyse()
         self.built += 1
         try:
-            schemas, signatures = self._checked(dependant, path)
-            self.kept[key] = (_Copier(self.kinds, path).dependant(dependant), schemas, signatures)
+            schemas, signatures, writes = self._checked(dependant, path)
+            self.kept[key] = (_Copier(self.kinds, path).dependant(dependant), schemas, signatures, writes)
         except _NotKept:
             self.kept.pop(key, None)
         return dependant
 
-    def _checked(self, dependant, path: str) -> tuple[list, list]:
+    def _checked(self, dependant, path: str) -> tuple[list, list, list]:
         """Raise _NotKept unless the analysis is a function of its key and of what it returns; that is: the classes
-        (and their schemas) the fields are built from, and each callable analysed with what its signature is read
-        from (a class-based view sets an endpoint's `__signature__` after its first route: mealie's controllers)."""
+        (and their schemas) the fields are built from, each callable analysed with what its signature is read from
+        (a class-based view sets an endpoint's `__signature__` after its first route: mealie's controllers), and
+        each field's FieldInfo with the annotation the analysis gave it."""
         dependant_class, _, field_class = self.kinds
         schemas: list = []
         signatures: list = []
+        writes: list = []
         seen: set[int] = set()
         todo = [dependant]
         while todo:
@@ -99,8 +109,9 @@ class DependantMemo:
                     if type(field) is not field_class:
                         raise _NotKept
                     schemas.extend(_schemas(field))
+                    writes.append((field.field_info, field.field_info.annotation))
             todo.extend(node.dependencies)
-        return schemas, signatures
+        return schemas, signatures, writes
 
 
 def _resolved_signature(call) -> None:
