@@ -6,6 +6,7 @@ import queue
 import select
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -229,6 +230,26 @@ def next_layer(handle, events):
     event = early[-1] if early else next_event(events, WarmLayer)
     assert event.message.ok, event.message
     return event.message
+
+
+def layers_until_usable(handle, events) -> tuple[list[str], object]:
+    """Ask for a layer and take what the warm process says until one is usable (at most 5 reports: a layer that
+    keeps failing the same way must not hang the test): why each before it was not, and the usable one."""
+    handle.prepare_layer()
+    said = [_early_layers.pop(id(events), [])]
+    while not (said[-1] and said[-1][-1].message.ok) and len(said) < 5:
+        said.append([next_event(events, WarmLayer)])
+    whys = [event.message.why for batch in said for event in batch if not event.message.ok]
+    return whys, said[-1][-1].message
+
+
+def view_served_by_layer(handle, events, listening, layer, view) -> dict:
+    """Save `view` (its path) as 'view-3': the layer `layer` serves it (its pid, said as the app layer); the body."""
+    Path(view).write_text("VALUE = 'view-3'\n")
+    said = []
+    body, pid = serve_once(handle, events, listening, [["modified", str(view)]], said)
+    assert pid == layer.pid and said == ["app layer"]
+    return body
 
 
 def test_a_save_is_served_from_the_app_layer_when_it_holds_nothing_the_save_changed(listening, tmp_path, monkeypatch):
@@ -504,16 +525,13 @@ def test_a_layer_loads_the_app_up_to_the_saved_module_and_its_worker_imports_onl
 
         layer = next_layer(handle, events)  # view.py is hot: the layer stops before it
         assert layer.stops_at == "view"
-        (app / "view.py").write_text("VALUE = 'view-3'\n")
-        said = []
-        body, pid = serve_once(handle, events, listening, [["modified", view]], said)
+        body = view_served_by_layer(handle, events, listening, layer, view)
         assert body == {"view": "view-3", "after": "after-1", "admin": "admin"}
-        assert pid == layer.pid and said == ["app layer"]
         assert log.read_text().split() == ["unstuck-layer"], "the worker imported again what came before the view"
 
         layer = next_layer(handle, events)
         (app / "after.py").write_text("TEXT = 'after-2'\n")  # imported after the stop: never the layer's
-        body, pid = serve_once(handle, events, listening, [["modified", after]], said)
+        body, pid = serve_once(handle, events, listening, [["modified", after]])
         assert body == {"view": "view-3", "after": "after-2", "admin": "admin"}
         assert pid == layer.pid
     finally:
@@ -573,13 +591,8 @@ def test_a_layer_whose_load_of_the_app_cannot_stand_in_for_a_worker_holds_its_pl
     view = str(app / "view.py")
     try:
         view_saved_once(handle, events, listening, app)
-        handle.prepare_layer()
-        said = [_early_layers.pop(id(events), [])]
-        while not (said[-1] and said[-1][-1].message.ok):
-            said.append([next_event(events, WarmLayer)])
-        whys = [event.message.why for batch in said for event in batch if not event.message.ok]
+        whys, layer = layers_until_usable(handle, events)
         assert whys == ["loading the app ahead: an import started a thread"], whys
-        layer = said[-1][-1].message
         (app / "view.py").write_text("VALUE = 'view-3'\n")
         body, pid = serve_once(handle, events, listening, [["modified", view]])
         assert body == {"view": "view-3"} and pid == layer.pid
@@ -721,10 +734,7 @@ def test_a_worker_resumed_from_the_layer_takes_the_fastapi_routes_the_layer_buil
         view_saved_once(handle, events, listening, app)
         layer = next_layer(handle, events)
         assert layer.stops_at == "view"
-        (app / "view.py").write_text("VALUE = 'view-3'\n")
-        said = []
-        body, pid = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said)
-        assert pid == layer.pid and said == ["app layer"]
+        body = view_served_by_layer(handle, events, listening, layer, app / "view.py")
         # /copy/item: built by the layer for shop's own route, taken by the worker's copy of it.
         assert body["view"] == "view-3" and body[taken] >= 1, body
     finally:
@@ -784,11 +794,8 @@ def test_a_router_beside_the_saved_one_in_its_package_is_imported_by_the_layer_a
 
         layer = next_layer(handle, events)
         assert layer.stops_at == "routes.view"
-        (app / "routes/view.py").write_text("VALUE = 'view-3'\n")
-        said = []
-        body, pid = serve_once(handle, events, listening, [["modified", view]], said)
+        body = view_served_by_layer(handle, events, listening, layer, view)
         assert body == {"view": "view-3", "shop": "shop-1", "admin": "admin"}
-        assert pid == layer.pid and said == ["app layer"]
         assert log.read_text().split() == ["unstuck-layer"], "the worker imported the router beside the view"
 
         next_layer(handle, events)
@@ -814,19 +821,11 @@ def test_a_layer_whose_import_at_the_stop_fails_is_not_used_and_the_next_one_sto
     view = str(app / "routes/view.py")
     try:
         view_saved_once(handle, events, listening, app, "routes/view.py")
-        handle.prepare_layer()
-        said = [_early_layers.pop(id(events), [])]
-        while not (said[-1] and said[-1][-1].message.ok) and len(said) < 5:
-            said.append([next_event(events, WarmLayer)])
-        whys = [event.message.why for batch in said for event in batch if not event.message.ok]
+        whys, layer = layers_until_usable(handle, events)
         assert whys == ["loading the app ahead: importing routes.shop at the stop fails (AssertionError)"], whys
-        layer = said[-1][-1].message
         assert layer.stops_at == "routes.view"
-        (app / "routes/view.py").write_text("VALUE = 'view-3'\n")
-        said = []
-        body, pid = serve_once(handle, events, listening, [["modified", view]], said)
+        body = view_served_by_layer(handle, events, listening, layer, view)
         assert body == {"view": "view-3", "shop": "shop-1", "admin": "admin"}
-        assert pid == layer.pid and said == ["app layer"]
     finally:
         handle.close()
         handle.proc.wait(timeout=10)

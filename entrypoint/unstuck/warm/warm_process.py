@@ -286,6 +286,13 @@ def _as_worker(run: Callable[[], int]) -> None:
         os._exit(code)
 
 
+def keep_fastapi_routes() -> None:
+    """In a child that becomes a worker (spare, fork, app layer): the routes a FastAPI app's include_router copies
+    take the fields (field_memo.py) and, on FastAPI 0.115, the analyses (dependant_memo.py) built for the first."""
+    field_memo.install()
+    dependant_memo.install()
+
+
 class AtStopFailed(str):
     """Why a layer cannot be used: a module it imported at the stop failed (the next one goes without them)."""
 
@@ -405,9 +412,7 @@ class WarmLoop:
             sock.close()
 
     def run_worker(self, request: wire.Fork, fds: list[int], source: str) -> None:
-        # A FastAPI app's routes copied by include_router take the fields and analysis built for the first.
-        field_memo.install()
-        dependant_memo.install()
+        keep_fastapi_routes()
         failure = self.Failure.from_dict(request.failure) if request.failure else None
         _run_worker(self.worker, self.settings, self.listen_fd, fds[0], failure, "" if failure else source)
 
@@ -445,8 +450,7 @@ class WarmLoop:
         load as its worker. With no `stops`, it waits with the planned modules only, and a request makes it a
         worker that loads the app. A layer that cannot stand in for a fresh worker says why, and is dropped."""
         began = time.monotonic()
-        field_memo.install()
-        dependant_memo.install()
+        keep_fastapi_routes()
         read = paused_load.FilesRead(self.settings.app_dir)
         held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules}, read)
         if isinstance(held, dict) and stops is not None:
