@@ -80,6 +80,22 @@ def test_noise_never_triggers_a_reload(start_container):
     assert status["counters"]["changes"] == before + 1, status["reloads"]
 
 
+def test_an_in_place_save_written_after_a_pause_is_one_reload_and_never_an_error(start_container):
+    served = serve_sample(start_container)
+    before = served.status()["counters"]
+    main = served.app_dir / "main.py"
+    text = main.read_text()
+    # An editor descheduled between the truncation and the write (a loaded machine): the watcher delivers the
+    # empty file on its own. Reloading it would serve "no attribute app" for a moment and count a failure.
+    with open(main, "w") as f:
+        time.sleep(0.1)  # the editor's pace between its two steps (the watcher's step is 20 ms): part of the input
+        f.write(text.replace(ORIGINAL, "written after a pause"))
+    wait_for(served.url(), has_text(200, "written after a pause"), on_timeout=served.logs_tail)
+    status = served.wait_state("serving")
+    assert status["counters"]["failures"] == before["failures"], status["reloads"]
+    assert status["counters"]["changes"] == before["changes"] + 1, status["reloads"]
+
+
 def test_vim_backup_rename_then_write_serves_the_final_content(start_container):
     served = serve_sample(start_container)
     main = served.app_dir / "main.py"

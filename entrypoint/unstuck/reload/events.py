@@ -33,7 +33,10 @@ class Changes:
     paths: frozenset[tuple[str, str]]  # (change kind name: added/modified/deleted, path relative to APP_DIR)
     dependencies: bool = False  # a dependency or environment file is among them (requirements, pyproject...)
     code: bool = True  # something else is among them too (the app's code, templates, settings)
-    missing: bool = False  # a changed file is gone (vim renames it away before writing the new one)
+    # Changed files read as a save still under way: gone (vim renames the file away before writing the new
+    # one) or empty (an in-place save truncates, then writes: a writer descheduled between the two is seen in
+    # two batches, the first of them an empty file).
+    half_done: frozenset[str] = frozenset()
     new_dir: bool = False  # a directory appeared (its files may raise no events of their own)
     saved_at: float | None = None  # newest mtime of the changed files, on the monotonic clock
     seen_at: float | None = None  # when the watcher delivered the batch

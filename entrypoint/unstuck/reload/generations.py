@@ -160,6 +160,8 @@ class Generations:
         self.timers: dict[str, float] = {}  # "settle", "restart", "slow_start" -> due time
         self.unsettled: dict[str, str] = {}  # path -> change kind, waiting for the settle window
         self.unsettled_facts: dict[str, float | bool] = {}
+        self.half_done: set[str] = set()  # unsettled paths last read gone or empty: the window waits for them
+        self.whole_window = False  # a burst or a new directory: the window runs out (nothing says it is complete)
         self.stopping = False
         self.installing = False
         self.install_again = False
@@ -307,9 +309,16 @@ class Generations:
             value = getattr(batch, name)
             if value is not None:
                 facts[name] = max(value, facts.get(name, value))
-        if batch.missing or batch.new_dir or len(batch.paths) >= BURST_FILES:
+        # A path read again is as this batch found it: a half-done save completed ends its wait.
+        self.half_done.difference_update(path for _, path in batch.paths)
+        self.half_done.update(batch.half_done)
+        if batch.new_dir or len(batch.paths) >= BURST_FILES:
+            self.whole_window = True
             self.timers["settle"] = self.ops.now() + self.policy.settle_s
-        elif "settle" not in self.timers:
+        elif batch.half_done:
+            self.timers["settle"] = self.ops.now() + self.policy.settle_s
+        elif "settle" not in self.timers or not (self.half_done or self.whole_window):
+            # Nothing (left) to wait for: the empty file got its text, the file renamed away is back.
             self.apply_changes()
 
     def apply_changes(self) -> None:
@@ -317,6 +326,8 @@ class Generations:
             return
         paths = frozenset((kind, path) for path, kind in self.unsettled.items())
         facts, self.unsettled, self.unsettled_facts = self.unsettled_facts, {}, {}
+        self.half_done.clear()
+        self.whole_window = False
         self.timers.pop("settle", None)
         what = describe_changes(paths)
         log.info("change detected: %s", what)
@@ -584,6 +595,7 @@ class Generations:
         # Nothing may start once stopping: every armed timer goes, and every live generation is retired.
         self.timers.clear()
         self.unsettled.clear()
+        self.half_done.clear()
         self.after_install = None
         self._do(ev.Serve(None))
         for gen in list(self.live.values()):

@@ -19,6 +19,7 @@ import json
 import os
 import queue
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -410,22 +411,25 @@ class Reloader:
         root = self.settings.app_dir
         seen = self.now()
         offset = time.time() - seen  # mtimes are wall-clock; phases are on the monotonic clock
-        paths, missing, new_dir, newest = set(), False, False, None
+        paths, half_done, new_dir, newest = set(), set(), False, None
         for change, path in changes:
-            paths.add((change.name, os.path.relpath(path, root) if is_under(path, root) else path))
+            rel = os.path.relpath(path, root) if is_under(path, root) else path
+            paths.add((change.name, rel))
             try:
                 st = os.stat(path)
             except OSError:
-                missing = True
+                half_done.add(rel)
                 continue
-            if os.path.isdir(path):
+            if stat.S_ISDIR(st.st_mode):
                 new_dir = True
+            elif st.st_size == 0:
+                half_done.add(rel)  # truncated, not yet written (or saved empty: then the window runs out)
             newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
         kinds = {dependencies.is_dependency_file(path) for _, path in changes}
         if True in kinds:
             self.check_dependencies()  # here, on the watcher's thread, not on the loop
         saved = min(seen, newest - offset) if newest is not None else None
-        return ev.Changes(frozenset(paths), True in kinds, False in kinds, missing, new_dir, saved, seen)
+        return ev.Changes(frozenset(paths), True in kinds, False in kinds, frozenset(half_done), new_dir, saved, seen)
 
     # -- the loop ----------------------------------------------------------------------------------------
 
