@@ -58,7 +58,8 @@ def test_what_is_still_pending_after_an_install_is_checked_on_the_installs_threa
     monkeypatch.setattr(server, "rebuild_warm", lambda: None)
     delivered_by_the_watcher(server, tmp_path / "requirements.txt")
     server.dispatch(server.events.get(timeout=5))
-    delivered_by_the_watcher(server, tmp_path / "requirements.txt")  # saved again while it installs
+    (tmp_path / "requirements.txt").write_text("httpx\nrich\n")  # saved again while it installs
+    delivered_by_the_watcher(server, tmp_path / "requirements.txt")
     server.dispatch(server.events.get(timeout=5))
     assert server.machine.install_again
     outcome = reloader_mod.dependencies.Outcome(True, ["requirements.txt"], 1.0)

@@ -264,6 +264,30 @@ def test_a_burst_waits_out_its_window_even_when_its_half_done_file_completes(m, 
     assert len(ops.spawned) == 2 and m.counters["changes"] == 1
 
 
+def read_as(**prints):
+    return {"fingerprints": frozenset((f"app/{name}.py", value) for name, value in prints.items())}
+
+
+def test_a_batch_whose_files_read_as_when_last_delivered_is_not_a_new_save(m, ops):
+    """An in-place save seen in two batches, both read after its write: the second restarts nothing."""
+    serving(m, ops)
+    change(m, "app/main.py", **read_as(main="v2"))
+    change(m, "app/main.py", **read_as(main="v2"))
+    assert len(ops.spawned) == 2 and m.counters["changes"] == 1 and m.counters["superseded"] == 0
+    change(m, "app/main.py", **read_as(main="v3"))  # saved again (or touched: a new stamp)
+    assert len(ops.spawned) == 3 and m.counters["superseded"] == 1
+
+
+def test_a_batch_is_a_new_save_when_any_file_is_new_or_unknown(m, ops):
+    serving(m, ops)
+    change(m, "app/main.py", **read_as(main="v2"))
+    change(m, "app/main.py", "app/views.py", **read_as(main="v2", views="v1"))  # views.py not delivered before
+    assert len(ops.spawned) == 3
+    change(m, "app/main.py", **read_as(main=None))  # not read (too large, gone, written while read)
+    change(m, "app/main.py", **read_as(main=None))
+    assert len(ops.spawned) == 5 and m.counters["changes"] == 4
+
+
 def test_a_burst_of_files_is_one_reload(m, ops):
     serving(m, ops)
     m.handle(ev.Changes(frozenset(("added", f"app/gen/m{i}.py") for i in range(500))))

@@ -40,6 +40,8 @@ class Changes:
     new_dir: bool = False  # a directory appeared (its files may raise no events of their own)
     saved_at: float | None = None  # newest mtime of the changed files, on the monotonic clock
     seen_at: float | None = None  # when the watcher delivered the batch
+    # (path, what it read as: watching/fingerprint.py, None when unknown) for a batch of a few files
+    fingerprints: frozenset[tuple[str, object]] = frozenset()
 
 
 @dataclass(frozen=True)

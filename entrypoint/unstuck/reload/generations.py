@@ -162,6 +162,7 @@ class Generations:
         self.unsettled_facts: dict[str, float | bool] = {}
         self.half_done: set[str] = set()  # unsettled paths last read gone or empty: the window waits for them
         self.whole_window = False  # a burst or a new directory: the window runs out (nothing says it is complete)
+        self.delivered: dict[str, object] = {}  # path -> what it read as when its last batch came (fingerprint.py)
         self.stopping = False
         self.installing = False
         self.install_again = False
@@ -300,6 +301,9 @@ class Generations:
     def on_changes(self, batch: ev.Changes) -> None:
         if self.stopping:
             return
+        if self._delivered_already(batch):
+            log.debug("%s: read as when last delivered, not a new save", describe_changes(batch.paths))
+            return
         for kind, path in batch.paths:
             self.unsettled[path] = kind
         facts = self.unsettled_facts
@@ -320,6 +324,19 @@ class Generations:
         elif "settle" not in self.timers or not (self.half_done or self.whole_window):
             # Nothing (left) to wait for: the empty file got its text, the file renamed away is back.
             self.apply_changes()
+
+    def _delivered_already(self, batch: ev.Changes) -> bool:
+        """Every file in the batch reads as it did when its last batch came: more events of a save delivered
+        already (an in-place save seen in two batches, both read after its write). Remembers what each read as."""
+        prints = dict(batch.fingerprints)
+        repeat = bool(batch.paths) and all(
+            prints.get(path) is not None and self.delivered.get(path) == prints[path] for _, path in batch.paths)
+        for _, path in batch.paths:
+            if prints.get(path) is None:
+                self.delivered.pop(path, None)
+            else:
+                self.delivered[path] = prints[path]
+        return repeat
 
     def apply_changes(self) -> None:
         if self.stopping or not self.unsettled:

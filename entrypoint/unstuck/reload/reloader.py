@@ -37,12 +37,13 @@ from unstuck import wire
 from unstuck.reload import events as ev
 from unstuck.config import Settings
 from unstuck.errors.failure import Failure
-from unstuck.reload.generations import Generation, Generations, Policy, carry_out
+from unstuck.reload.generations import BURST_FILES, Generation, Generations, Policy, carry_out
 from unstuck.logs import log
 from unstuck.user_files import is_under
 from unstuck.seams import uvicorn_seam
 from unstuck.procs.proc_control import ProcControl
 from unstuck.reload.warm_process_client import WarmProcesses
+from unstuck.watching.fingerprint import fingerprint
 from unstuck.watching.watch_filter import WatchFilter
 from unstuck.watching.watcher import Watcher
 
@@ -411,9 +412,9 @@ class Reloader:
         root = self.settings.app_dir
         seen = self.now()
         offset = time.time() - seen  # mtimes are wall-clock; phases are on the monotonic clock
-        paths, half_done, new_dir, newest = set(), set(), False, None
+        paths, half_done, new_dir, newest, rels = set(), set(), False, None, {}
         for change, path in changes:
-            rel = os.path.relpath(path, root) if is_under(path, root) else path
+            rel = rels[path] = os.path.relpath(path, root) if is_under(path, root) else path
             paths.add((change.name, rel))
             try:
                 st = os.stat(path)
@@ -429,7 +430,11 @@ class Reloader:
         if True in kinds:
             self.check_dependencies()  # here, on the watcher's thread, not on the loop
         saved = min(seen, newest - offset) if newest is not None else None
-        return ev.Changes(frozenset(paths), True in kinds, False in kinds, frozenset(half_done), new_dir, saved, seen)
+        # A burst is not read through: it waits out its window, and a repeat of it costs one more window.
+        prints = frozenset((rel, fingerprint(path)) for path, rel in rels.items()) if len(rels) < BURST_FILES \
+            else frozenset()
+        return ev.Changes(frozenset(paths), True in kinds, False in kinds, frozenset(half_done), new_dir, saved, seen,
+                          prints)
 
     # -- the loop ----------------------------------------------------------------------------------------
 
