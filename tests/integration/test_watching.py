@@ -88,7 +88,7 @@ def test_an_in_place_save_written_after_a_pause_is_one_reload_and_never_an_error
     # An editor descheduled between the truncation and the write (a loaded machine): the watcher delivers the
     # empty file on its own. Reloading it would serve "no attribute app" for a moment and count a failure.
     with open(main, "w") as f:
-        time.sleep(0.1)  # the editor's pace between its two steps (the watcher's step is 20 ms): part of the input
+        time.sleep(0.06)  # the editor's pace (beyond the watcher's 20 ms step, well within the 300 ms window): input
         f.write(text.replace(ORIGINAL, "written after a pause"))
     wait_for(served.url(), has_text(200, "written after a pause"), on_timeout=served.logs_tail)
     status = served.wait_state("serving")
