@@ -51,6 +51,6 @@ def test_two_saves_of_one_size_read_apart_on_a_share_with_coarse_times(tmp_path)
 
     main = tmp_path / "main.py"
     main.write_text("app = 'v1'\n")
-    first = fingerprint(str(main), stat_of=coarse)
+    first = fingerprint(str(main), coarse(str(main)), stat_of=coarse)
     main.write_text("app = 'v2'\n")
-    assert first is not None and fingerprint(str(main), stat_of=coarse) != first
+    assert first is not None and fingerprint(str(main), coarse(str(main)), stat_of=coarse) != first

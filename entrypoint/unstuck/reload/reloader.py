@@ -412,9 +412,9 @@ class Reloader:
         root = self.settings.app_dir
         seen = self.now()
         offset = time.time() - seen  # mtimes are wall-clock; phases are on the monotonic clock
-        paths, half_done, new_dir, newest, rels = set(), set(), False, None, {}
+        paths, half_done, new_dir, newest, stats = set(), set(), False, None, {}
         for change, path in changes:
-            rel = rels[path] = os.path.relpath(path, root) if is_under(path, root) else path
+            rel = os.path.relpath(path, root) if is_under(path, root) else path
             paths.add((change.name, rel))
             try:
                 st = os.stat(path)
@@ -425,14 +425,16 @@ class Reloader:
                 new_dir = True
             elif st.st_size == 0:
                 half_done.add(rel)  # truncated, not yet written (or saved empty: then the window runs out)
+            stats[path] = (rel, st)
             newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
         kinds = {dependencies.is_dependency_file(path) for _, path in changes}
         if True in kinds:
             self.check_dependencies()  # here, on the watcher's thread, not on the loop
         saved = min(seen, newest - offset) if newest is not None else None
         # A burst is not read through: it waits out its window, and a repeat of it costs one more window.
-        prints = frozenset((rel, fingerprint(path)) for path, rel in rels.items()) if len(rels) < BURST_FILES \
-            else frozenset()
+        # A file gone has no fingerprint: never taken for a repeat.
+        prints = frozenset((rel, fingerprint(path, st)) for path, (rel, st) in stats.items()) \
+            if len({path for _, path in changes}) < BURST_FILES else frozenset()
         return ev.Changes(frozenset(paths), True in kinds, False in kinds, frozenset(half_done), new_dir, saved, seen,
                           prints)
 

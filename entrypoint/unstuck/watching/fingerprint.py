@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
+from stat import S_ISREG
+
+from unstuck.watching.safety_poll import stamp_from
 
 MAX_BYTES = 1 << 20  # larger files are not read: their batches are never taken for a repeat
 
 Fingerprint = tuple[int, int, int, int, bytes]
 
 
-def fingerprint(path: str, stat_of=os.stat) -> Fingerprint | None:
-    """None when it cannot say (gone, not a regular file, too large, unreadable, written while read)."""
+def fingerprint(path: str, st: os.stat_result, stat_of=os.stat) -> Fingerprint | None:
+    """What `path` reads as, `st` being its stat taken before (the batch's own); None when it cannot say (not a
+    regular file, too large, unreadable, written while read)."""
+    if not S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+        return None
     try:
-        st = stat_of(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
-            return None
         with open(path, "rb") as f:
             digest = hashlib.sha1(f.read(MAX_BYTES + 1), usedforsecurity=False).digest()
         after = stat_of(path)
     except OSError:
         return None
-    stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-    if stamp != (after.st_mtime_ns, after.st_ctime_ns, after.st_size, after.st_ino):
+    before = stamp_from(st)
+    if before != stamp_from(after):
         return None  # written while it was read
-    return (*stamp, digest)
+    return (*before, digest)

@@ -33,13 +33,13 @@ Stamp = tuple[int, int, int, int]  # mtime_ns, ctime_ns (catches `cp -p`, `rsync
 WatchFilter = Callable[[Change, str], bool]
 
 
-def _stamp(st: os.stat_result) -> Stamp:
+def stamp_from(st: os.stat_result) -> Stamp:
     return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
 
 
 def stamp_of(path: str) -> Stamp | None:
     try:
-        return _stamp(os.stat(path, follow_symlinks=False))
+        return stamp_from(os.stat(path, follow_symlinks=False))
     except OSError:
         return None
 
@@ -76,7 +76,7 @@ class Tree:
         while stack:
             directory = stack.pop()
             try:
-                stamp = _stamp(os.stat(directory))
+                stamp = stamp_from(os.stat(directory))
                 known = self._listed.get(directory)
                 if known is not None and known[0] == stamp:
                     subdirs, files = known[1], known[2]
@@ -88,7 +88,7 @@ class Tree:
             stack.extend(subdirs)
             for path in files:
                 try:
-                    found[path] = _stamp(os.stat(path, follow_symlinks=False))
+                    found[path] = stamp_from(os.stat(path, follow_symlinks=False))
                 except OSError:
                     continue
         self._listed = listed  # directories gone are forgotten
