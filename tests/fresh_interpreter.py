@@ -1,13 +1,17 @@
 """What a fresh interpreter serves for the tree as it is saved: the oracle every differential test compares with.
 
-Run in the container under test, with unstuck's runtime, importing the app the way a worker does (worker.run:
+`serves`: run in the container under test, with unstuck's runtime, importing the app the way a worker does (worker.run:
 the project's environment and Python check, discovery), answering each path with one plain ASGI request (the
-runtime has no HTTP client). Used by tests/integration/test_differential.py and tests/realworld.
+runtime has no HTTP client). Used by tests/integration/test_differential.py and tests/realworld. `on_host`: a script run in a fresh interpreter of
+the test venv (the memo tests build an app there, with a warm process's memo and without).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 SCRIPT = r"""
 import asyncio, json, os, sys
@@ -61,3 +65,11 @@ def serves(container, paths: list[str], headers: dict[str, str]) -> dict[str, li
     lines = [line for line in said.splitlines() if line.startswith("ORACLE ")]
     assert code == 0 and lines, f"the fresh interpreter failed ({code}):\n{said[-3000:]}"
     return json.loads(lines[-1][len("ORACLE "):])
+
+
+def on_host(script: str, *args: str) -> dict:
+    """What `script`, run with `args` in a fresh interpreter of the test venv (no bytecode written), printed as JSON."""
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)

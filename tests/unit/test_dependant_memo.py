@@ -4,13 +4,13 @@ analyses come from the memo. Run on FastAPI 0.115 (tests/requirements-fastapi-0.
 the memo applies to), installed apart from the test venv's own FastAPI by `make`."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from fresh_interpreter import on_host
 from repo import FASTAPI_0_115, REPO
 
 # Routes whose analyses differ only where the memo's key or checks must tell them apart: one endpoint at a path that
@@ -157,11 +157,7 @@ def served(tmp_path, how: str) -> dict:
         pytest.fail(f"FastAPI 0.115 is not installed in {FASTAPI_0_115}: run `make test-unit` (it installs "
                     "tests/requirements-fastapi-0.115.txt there)", pytrace=False)
     (tmp_path / "shop.py").write_text(textwrap.dedent(SHOP))
-    out = subprocess.run([sys.executable, "-c", SERVE, str(FASTAPI_0_115), str(tmp_path), str(REPO / "entrypoint"),
-                          how, json.dumps(REQUESTS)], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)
+    return on_host(SERVE, str(FASTAPI_0_115), str(tmp_path), str(REPO / "entrypoint"), how, json.dumps(REQUESTS))
 
 
 def test_an_app_built_with_the_memo_serves_documents_and_analyses_what_a_fresh_interpreter_does(tmp_path):

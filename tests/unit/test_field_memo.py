@@ -2,13 +2,12 @@
 and documents exactly what a fresh interpreter's build of it does, while most of its adapters come from the memo."""
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from fresh_interpreter import on_host
 from repo import REPO
 from unstuck.warm import field_memo
 
@@ -121,11 +120,7 @@ print(json.dumps({"openapi": shop.app.openapi(), "answers": answers, "hits": mem
 
 def served(tmp_path, how: str) -> dict:
     (tmp_path / "shop.py").write_text(textwrap.dedent(SHOP))
-    out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path), str(REPO / "entrypoint"), how,
-                          json.dumps(REQUESTS)], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout)
+    return on_host(SERVE, str(tmp_path), str(REPO / "entrypoint"), how, json.dumps(REQUESTS))
 
 
 def test_an_app_built_with_the_memo_serves_and_documents_what_a_fresh_interpreter_does(tmp_path):
