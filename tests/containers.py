@@ -21,6 +21,8 @@ from repo import REPO
 
 LABEL = "io.unstuck.test"
 SESSION = uuid.uuid4().hex[:10]
+# How often `status` asks again when an exec comes back without output (see status).
+STATUS_ASKS = 3
 
 
 def default_base_image() -> str:
@@ -132,12 +134,18 @@ class Served:
 
     def status(self) -> dict:
         """`unstuck status --json` inside the container: the server's state and counters (what tests assert
-        on, rather than log wording); {"state": "down", ...} when it cannot be read."""
-        code, out = self.exec("unstuck", "status", "--json")
+        on, rather than log wording); {"state": "down", "unreadable": ...} when it cannot be read."""
+        for _ in range(STATUS_ASKS):
+            code, out = self.exec("unstuck", "status", "--json")
+            # `unstuck status` always prints something (JSON, or a line saying why not). Docker's exec
+            # sometimes returns a short process's exit code without its output (moby/moby#27289; CI saw
+            # exit 0 and no output once on 20.10): an empty answer is asked again, not taken for "down".
+            if out.strip():
+                break
         try:
             return json.loads(out)
         except ValueError:
-            return {"state": "down", "output": out, "code": code}
+            return {"state": "down", "unreadable": out or f"no output (exit code {code})", "code": code}
 
     def counter(self, name: str) -> int:
         return self.status().get("counters", {}).get(name, 0)
@@ -151,6 +159,8 @@ class Served:
         def probe():
             seen.clear()
             seen.update(self.status())
+            if "unreadable" in seen:  # no counters to check yet (the server restarting, or exec lost it)
+                return False, json.dumps(seen)[:600]
             return bool(check(seen)), json.dumps(seen)[:600]
 
         wait_until(what, probe, timeout=timeout)
