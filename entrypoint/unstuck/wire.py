@@ -96,6 +96,12 @@ class NoLayer:
     """A layer served a failure a fresh interpreter did not show: no app layer from now on."""
 
 
+@dataclass(frozen=True)
+class NoOrmAhead:
+    """A worker resumed from a layer that configured SQLAlchemy's mappers could not prove them a fresh interpreter's
+    (orm_ahead.py): layers configure them no more."""
+
+
 # -- warm process control: its messages (the warm process -> the reload server) --------------------------------
 
 @dataclass(frozen=True)
@@ -126,7 +132,8 @@ class ChildExit:
 class LayerState:
     """Its app layer is ready (holding `files` of the app's files, imported in `seconds`; `copies`: it forks its
     copy when it serves a save; `stops_at`: the module its load of the app stopped before, "" if none (the whole
-    app loaded), None if it did not load the app), or cannot be used (`why`)."""
+    app loaded), None if it did not load the app; `mappers`: what it configured of SQLAlchemy's, orm_ahead.py), or
+    cannot be used (`why`)."""
     ok: bool
     pid: int | None = None
     files: int = 0
@@ -134,6 +141,7 @@ class LayerState:
     seconds: float = 0.0
     copies: bool = False
     stops_at: str | None = None
+    mappers: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +159,7 @@ class SeedsSkipped:
 
 REPORTS = {"started": Started, "imported": Imported, "ready": Ready, "failed": Failed, "served": Served,
            "uses": Uses}
-REQUESTS = {"fork": Fork, "preload": Preload, "layer": BuildLayer, "no-layer": NoLayer}
+REQUESTS = {"fork": Fork, "preload": Preload, "layer": BuildLayer, "no-layer": NoLayer, "no-orm-ahead": NoOrmAhead}
 WARM_MESSAGES = {"ready": WarmStarted, "forked": Forked, "exit": ChildExit, "layer": LayerState,
                  "preloaded": Preloaded, "seeds": SeedsSkipped}
 

@@ -3,14 +3,16 @@
 
 from unstuck import wire
 from unstuck.reload import warm_process_client
+from unstuck.warm import orm_ahead
 from unstuck.reload.warm_process_client import WarmProcesses
 
 
 class Recorded:
-    def __init__(self, listen_fd, preload_file, modules, events, also=frozenset(), narrow=False, layer_off=False):
+    def __init__(self, listen_fd, preload_file, modules, events, also=frozenset(), narrow=False, layer_off=False,
+                 orm_ahead_off=False):
         self.modules = frozenset() if narrow else modules | also
         self.listed, self.also = modules, also
-        self.narrow, self.layer_off = narrow, layer_off
+        self.narrow, self.layer_off, self.orm_ahead_off = narrow, layer_off, orm_ahead_off
         self.retiring = False
         self.ops = []
         self.pid = 4242
@@ -82,3 +84,23 @@ def test_each_fast_path_found_wrong_is_narrowed_one_step_until_there_is_none(tmp
     again = WarmProcesses(-1, preload, events=None, enabled=True)
     again.start(again.remembered())
     assert not again.next.narrow and not again.next.layer_off and "lateconf" in again.next.modules
+    assert not again.next.orm_ahead_off
+
+
+def test_mappers_configured_ahead_found_unproven_turn_off_only_that_then_the_layer(tmp_path, monkeypatch):
+    monkeypatch.setattr(warm_process_client, "WarmProcess", Recorded)
+    preload = tmp_path / "preload.txt"
+    preload.write_text("sqlalchemy\n")
+    warm = WarmProcesses(-1, preload, events=None, enabled=True)
+    warm.start(warm.remembered())
+    first = warm.next
+    warm.on_ready(first, wire.WarmStarted(1, [], None, 0.1))
+
+    said = warm.distrust(orm_ahead.SOURCE)
+    assert "no longer configures SQLAlchemy's mappers" in said and first.ops == ["no-orm-ahead"]
+    assert not first.retiring and not warm.layer_off
+    warm.rebuild()  # a warm process started from now on is told too
+    assert warm.next.orm_ahead_off and not warm.next.layer_off
+
+    said = warm.distrust(orm_ahead.SOURCE)  # wrong again (cannot be, with them off): the next step, the layer
+    assert "app layer is off" in said and warm.layer_off

@@ -35,6 +35,7 @@ EXAMPLES = [
     wire.LayerState(ok=False, why="an import started a thread"),
     wire.Preloaded(3, ["fastapi"]),
     wire.SeedsSkipped(["pandas"]),
+    wire.NoOrmAhead(),
 ]
 DECODE = {**{cls: wire.decode_report for cls in wire.REPORTS.values()},
           **{cls: wire.decode_request for cls in wire.REQUESTS.values()},

@@ -34,6 +34,7 @@ from unstuck.generation.livereload import LiveReload
 from unstuck.errors.request_errors import RequestErrors
 from unstuck.user_files import is_under
 from unstuck.seams import uvicorn_seam
+from unstuck.warm import orm_ahead
 
 class Reporter:
     """Reports (wire.Started ... wire.Uses) to the reloader over an inherited pipe, one JSON line each."""
@@ -406,6 +407,11 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
     if loaded.failure is not None:
         if not held_for_checking(loaded.failure, reporter, source, loaded.info):
             serve_error(settings, sock, loaded.failure, reporter, loaded.info)
+        return
+    unproven = orm_ahead.unproven() if source else None
+    if unproven is not None:  # what it would serve may not be a fresh interpreter's: that one decides
+        held_for_checking(Failure("import", "MappersConfiguredAhead", unproven), reporter, orm_ahead.SOURCE,
+                          loaded.info)
         return
     imported = time.monotonic() - started
     reporter.send(wire.Imported(time.monotonic()))

@@ -373,10 +373,12 @@ class Reloader:
 
     def _on_warm_layer(self, event: ev.WarmLayer) -> None:
         if event.message.ok:
-            log.debug("app layer ready: %d of the app's files imported ahead of the next save%s", event.message.files,
-                      f", the app loaded up to {event.message.stops_at}" if event.message.stops_at else "")
+            log.debug("app layer ready: %d of the app's files imported ahead of the next save%s%s", event.message.files,
+                      f", the app loaded up to {event.message.stops_at}" if event.message.stops_at else "",
+                      f"; {event.message.mappers}" if event.message.mappers else "")
             self.app_layer = {"ready": True, "files": event.message.files, "imported_s": event.message.seconds,
-                              "copies": event.message.copies, "stops_at": event.message.stops_at}
+                              "copies": event.message.copies, "stops_at": event.message.stops_at,
+                              "mappers": event.message.mappers}
         else:
             log.debug("no app layer: %s", event.message.why)
             self.app_layer = {"ready": False, "why": event.message.why}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from unstuck import wire
 from unstuck.reload import events as ev
-from unstuck.warm import app_layer
+from unstuck.warm import app_layer, orm_ahead
 from unstuck.logs import log
 
 # What the warm process says that is only logged (on its reader thread: nothing waits for it).
@@ -35,9 +35,11 @@ class WarmProcess:
     """One warm process, seen from the reload server."""
 
     def __init__(self, listen_fd: int, preload_file: Path, modules: frozenset[str], events,
-                 also: frozenset[str] = frozenset(), narrow: bool = False, layer_off: bool = False) -> None:
+                 also: frozenset[str] = frozenset(), narrow: bool = False, layer_off: bool = False,
+                 orm_ahead_off: bool = False) -> None:
         """It imports what `preload_file` lists (`modules` is that, for the caller's books) and `also`;
-        `narrow`: only uvicorn and unstuck's worker; `layer_off`: no app layer."""
+        `narrow`: only uvicorn and unstuck's worker; `layer_off`: no app layer; `orm_ahead_off`: its layers do not
+        configure SQLAlchemy's mappers (orm_ahead.py)."""
         self.modules = frozenset() if narrow else modules | also
         self.ready = False
         self.retiring = False
@@ -52,6 +54,7 @@ class WarmProcess:
             args += ["--import", ",".join(sorted(also))]
         args += ["--narrow"] if narrow else []
         args += ["--no-layer"] if layer_off else []
+        args += ["--no-orm-ahead"] if orm_ahead_off else []
         # Started outside the app's tree, so that nothing of the user's code is importable there.
         self.proc = subprocess.Popen(args, pass_fds=(theirs.fileno(), listen_fd), cwd="/")
         theirs.close()
@@ -160,6 +163,7 @@ class WarmProcesses:
         # life of this reload server: a restart tries the full fast path again (and checks it again).
         self.narrow = False
         self.layer_off = False
+        self.orm_ahead_off = False
 
     @property
     def modules(self) -> frozenset[str]:
@@ -180,7 +184,8 @@ class WarmProcesses:
             self.next.retire()
         # What the preload file does not list (a first start's seeds) is passed along.
         self.next = WarmProcess(self.listen_fd, self.preload_file, frozenset(self.learned), self.events,
-                                frozenset(set(modules) - set(self.learned)), self.narrow, self.layer_off)
+                                frozenset(set(modules) - set(self.learned)), self.narrow, self.layer_off,
+                                self.orm_ahead_off)
 
     def learn(self, modules) -> None:
         """`modules`: what a generation imported from outside the app's tree, in the order it imported them."""
@@ -236,7 +241,15 @@ class WarmProcesses:
         process), until the reload server restarts. Says what was done, for the log and the status."""
         if not self.enabled:
             return "Reloads start fresh interpreters already."
-        if source == "app layer" and not self.layer_off:
+        if source == orm_ahead.SOURCE and not self.orm_ahead_off and not self.layer_off:
+            # A step narrower than the layer off: the layer is right but for the mappers configured in it.
+            self.orm_ahead_off = True
+            for warm in (self.current, self.next):
+                if warm is not None:
+                    warm.send(wire.NoOrmAhead())
+            return ("The app layer no longer configures SQLAlchemy's mappers ahead, until the container restarts: "
+                    "each reload configures them (at the app's first query, as a fresh interpreter does).")
+        if source in ("app layer", orm_ahead.SOURCE) and not self.layer_off:
             self.layer_off = True
             for warm in (self.current, self.next):
                 if warm is not None:

@@ -38,8 +38,8 @@ from typing import Callable
 from unstuck import wire
 from unstuck.processes import adopt_orphans, set_process_name
 from unstuck.user_files import is_under
-from unstuck.warm import (app_layer, dependant_memo, field_memo, import_order, layer_successor, paused_load, prefault,
-                          seeds, warmup)
+from unstuck.warm import (app_layer, dependant_memo, field_memo, import_order, layer_successor, orm_ahead, paused_load,
+                          prefault, seeds, warmup)
 
 
 def listed(preload_file: str) -> list[str]:
@@ -335,16 +335,19 @@ class WarmLoop:
 
     `stopped_at`: the listed module whose import failed at start (nothing listed after it is imported here);
     `narrow`: the list is not imported at all (a fast path was wrong: generations._verify); `layer_off`: no
-    app layer is built. The methods under "in a child" run in a fork and never return."""
+    app layer is built; `orm_ahead_off`: layers do not configure SQLAlchemy's mappers (orm_ahead.py). The methods
+    under "in a child" run in a fork and never return."""
 
     def __init__(self, control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = (),
-                 stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False) -> None:
+                 stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False,
+                 orm_ahead_off: bool = False) -> None:
         from unstuck.generation import worker
         from unstuck.errors.failure import Failure
 
         self.worker, self.Failure = worker, Failure
         self.control, self.listen_fd, self.preload_file, self.settings = control, listen_fd, preload_file, settings
         self.stopped_at, self.narrow, self.layer_off = stopped_at, narrow, layer_off
+        self.orm_ahead_off = orm_ahead_off
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
@@ -381,6 +384,7 @@ class WarmLoop:
         # thread, failed): their layers hold the planned modules only.
         self.no_stop: set[tuple[str, ...]] = set()
         self.no_at_stop: set[tuple[str, ...]] = set()  # plans whose layer failed importing app_layer.at_stop's
+        self.no_orm_ahead: set[tuple[str, ...]] = set()  # plans whose layer failed configuring the mappers
         self.app_list = app_layer.list_file(preload_file)
 
         # Modules to import between requests, one at a time, so that a fork is never kept waiting on them:
@@ -444,7 +448,7 @@ class WarmLoop:
             self.run_worker(request, fds, source)
 
     def serve_as_layer(self, theirs: socket.socket, names: list[str], stops: set[str] | None,
-                       listed_modules: list, at_stop: list = ()) -> None:
+                       listed_modules: list, at_stop: list = (), orm: bool = False) -> None:
         """In the app layer: import the planned modules `names` (build_layer), then load the app as a worker does
         up to the first module of `stops` and wait there (paused_load.py); the request that comes resumes that
         load as its worker. With no `stops`, it waits with the planned modules only, and a request makes it a
@@ -454,9 +458,10 @@ class WarmLoop:
         read = paused_load.FilesRead(self.settings.app_dir)
         held = build_layer(names, self.settings, {entry[0]: entry for entry in listed_modules}, read)
         if isinstance(held, dict) and stops is not None:
-            why = self.load_until_stop(theirs, stops, read, began, at_stop)  # returns only if it cannot be used
+            why = self.load_until_stop(theirs, stops, read, began, at_stop, orm)  # returns only if it cannot be used
             wait_for_request(theirs, json.dumps({"unusable": f"loading the app ahead: {why}", "names": names,
-                                                 "load": True, "at_stop": isinstance(why, AtStopFailed)}).encode())
+                                                 "load": True, "at_stop": isinstance(why, AtStopFailed),
+                                                 "orm_ahead": isinstance(why, orm_ahead.Failed)}).encode())
             os._exit(0)
         if isinstance(held, dict):
             ready, copies = self.layer_ready_word(held, began)
@@ -468,7 +473,7 @@ class WarmLoop:
         wait_for_request(theirs, json.dumps({"unusable": why, "names": names}).encode())  # read, then dropped
         os._exit(0)
 
-    def layer_ready_word(self, held: dict, began: float, stops_at: str | None = None
+    def layer_ready_word(self, held: dict, began: float, stops_at: str | None = None, mappers: str | None = None
                          ) -> tuple[Callable[[], bytes] | None, bool]:
         """The layer's ready word (None when it would not fit in one packet) and whether it copies itself."""
         seconds = round(time.monotonic() - began, 3)
@@ -476,6 +481,8 @@ class WarmLoop:
         word = {"held": held, "copies": copies, "seconds": seconds}
         if stops_at is not None:
             word["stops_at"] = stops_at
+        if mappers:
+            word["mappers"] = mappers
 
         def ready() -> bytes:  # names the pid: a copy says it with its own
             return json.dumps({**word, "pid": os.getpid()}).encode()
@@ -483,10 +490,12 @@ class WarmLoop:
         return (ready if len(ready()) <= LAYER_READY_MAX else None), copies
 
     def load_until_stop(self, theirs: socket.socket, stops: set[str], read: paused_load.FilesRead,
-                        began: float, at_stop: list = ()) -> str:
+                        began: float, at_stop: list = (), orm: bool = False) -> str:
         """The layer's load of the app (paused_load.py): it becomes the worker at the stop and never returns, or
         returns why it cannot stand in for one (a thread, a descriptor, a failure before the stop). At the stop it
-        first imports the modules of `at_stop` (app_layer.at_stop) whose left-out packages are running by then."""
+        first imports the modules of `at_stop` (app_layer.at_stop) whose left-out packages are running by then,
+        then, with `orm`, configures SQLAlchemy's mappers if that is what a fresh interpreter would do
+        (orm_ahead.py)."""
         import gc
 
         settings = self.settings
@@ -502,9 +511,12 @@ class WarmLoop:
             """Before `name` is imported (or once the app is loaded): say what this layer holds, wait for the
             request, and go on as its worker."""
             why = import_at_stop(at_stop) if name else None
+            mappers = orm_ahead.configure() if why is None and name and orm else None
+            why = mappers if isinstance(mappers, orm_ahead.Failed) else why
             speak()
             why = why or cannot_stand_in(fds_before)
-            ready, copies = (None, False) if why else self.layer_ready_word(held_files(settings, read), began, name)
+            ready, copies = (None, False) if why else self.layer_ready_word(held_files(settings, read), began, name,
+                                                                            mappers)
             if why is None and ready is None:
                 why = "too many files"
             if why is not None:
@@ -605,12 +617,13 @@ class WarmLoop:
         if names is None:
             return
         at_stop = app_layer.at_stop(listed_modules, hot) if stops and tuple(names) not in self.no_at_stop else []
+        orm = bool(stops) and not self.orm_ahead_off and tuple(names) not in self.no_orm_ahead
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             self.become_plain(ours)
             set_process_name("unstuck-layer")
-            self.serve_as_layer(theirs, names, stops, listed_modules, at_stop)
+            self.serve_as_layer(theirs, names, stops, listed_modules, at_stop, orm)
         theirs.close()
         self.children[pid] = "layer"
         self.layer = Layer(pid, ours, names, stops, known=frozenset(os.path.realpath(e[1]) for e in listed_modules))
@@ -650,6 +663,8 @@ class WarmLoop:
                 # What the next plan leaves out: the imports at the stop, the load of the app, or this plan.
                 if message.get("at_stop"):
                     self.no_at_stop.add(tuple(message.get("names") or ()))
+                elif message.get("orm_ahead"):
+                    self.no_orm_ahead.add(tuple(message.get("names") or ()))
                 else:
                     (self.no_stop if message.get("load") else self.unusable).add(tuple(message.get("names") or ()))
                 self.send(wire.LayerState(ok=False, why=message["unusable"]))
@@ -669,7 +684,8 @@ class WarmLoop:
             self.layer_seconds = message.get("seconds")
             files = sum(1 for stamp in layer.held.values() if stamp)  # not where a module looked for would be
             self.send(wire.LayerState(ok=True, pid=layer.pid, files=files, seconds=self.layer_seconds or 0.0,
-                                      copies=layer.copies, stops_at=message.get("stops_at")))
+                                      copies=layer.copies, stops_at=message.get("stops_at"),
+                                      mappers=message.get("mappers")))
         return layer.held
 
     def hand_out_layer(self, request: wire.Fork, fds: list[int], changes: list[tuple[str, str]]) -> int | None:
@@ -774,6 +790,12 @@ class WarmLoop:
     def build_layer(self, request: wire.BuildLayer, fds: list[int]) -> None:
         self.fork_layer()
 
+    def stop_orm_ahead(self, request: wire.NoOrmAhead, fds: list[int]) -> None:
+        """A worker resumed from a layer could not prove the mappers configured there a fresh interpreter's: layers
+        configure them no more (the one there now is built again without)."""
+        self.orm_ahead_off = True
+        self.drop_layer(kill=True)
+
     def no_layer(self, request: wire.NoLayer, fds: list[int]) -> None:
         """A layer served a failure that a fresh interpreter did not show: no layer from now on."""
         self.layer_off = True
@@ -785,6 +807,7 @@ class WarmLoop:
         wire.Preload: preload_listed,
         wire.BuildLayer: build_layer,
         wire.NoLayer: no_layer,
+        wire.NoOrmAhead: stop_orm_ahead,
     }
 
     def handle(self, request, fds: list[int]) -> None:
@@ -901,9 +924,10 @@ class WarmLoop:
 
 
 def serve(control: socket.socket, listen_fd: int, preload_file: str, settings, later: list[str] = (),
-          stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False) -> None:
+          stopped_at: str | None = None, narrow: bool = False, layer_off: bool = False,
+          orm_ahead_off: bool = False) -> None:
     """Fork workers, a spare and an app layer as the reload server asks (WarmLoop), until it goes."""
-    WarmLoop(control, listen_fd, preload_file, settings, later, stopped_at, narrow, layer_off).run()
+    WarmLoop(control, listen_fd, preload_file, settings, later, stopped_at, narrow, layer_off, orm_ahead_off).run()
 
 
 def main(argv: list[str]) -> int:
@@ -920,6 +944,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--import", dest="also", default="", help="comma-separated modules to import too")
     parser.add_argument("--narrow", action="store_true", help="import none of the modules the preload file lists")
     parser.add_argument("--no-layer", action="store_true", help="build no app layer")
+    parser.add_argument("--no-orm-ahead", action="store_true", help="layers do not configure SQLAlchemy's mappers")
     args = parser.parse_args(argv)
 
     die_with_parent(args.parent_pid)
@@ -953,5 +978,6 @@ def main(argv: list[str]) -> int:
         control.send(wire.encode(wire.WarmStarted(loaded, warmed, stopped_at, round(time.monotonic() - started, 3))))
     except OSError:
         return 0  # the reload server is gone (stopped while this process was importing)
-    serve(control, args.listen_fd, args.preload, settings, later, stopped_at, args.narrow, args.no_layer)
+    serve(control, args.listen_fd, args.preload, settings, later, stopped_at, args.narrow, args.no_layer,
+          args.no_orm_ahead)
     return 0
