@@ -123,3 +123,10 @@ def test_a_warning_configuring_gave_is_shown_by_the_worker_as_a_fresh_interprete
     assert warning in stderr_of(fresh)
     ahead = stderr_of(CASE.replace("BEFORE", OVERLAPPING).replace("AFTER", 'print("-- the worker --", file=sys.stderr)'))
     assert warning in ahead.partition("-- the worker --")[2] and warning not in ahead.partition("-- the worker --")[0]
+
+
+def test_a_sqlalchemy_whose_books_read_otherwise_gets_nothing_configured_ahead():
+    """Its registries and events are read where SQLAlchemy 1.4 and 2.x keep them; anywhere else, nothing is done
+    (and the layer stands in as before), rather than a layer that fails."""
+    said = run(before=BOOK + 'orm_ahead.CONFIGURE_EVENTS = ("an_event_this_sqlalchemy_lacks",)')
+    assert said["configure"] is None and not said["configured"] and said["unproven"] is None

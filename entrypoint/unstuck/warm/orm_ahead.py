@@ -74,9 +74,12 @@ def configure() -> str | Failed | None:
     done: nothing to configure, or a listener)."""
     global configured
     mapperlib = _orm()
-    if mapperlib is None or not any(reg._new_mappers for reg in mapperlib._all_registries()):
+    if mapperlib is None:
         return None
-    if listener(mapperlib) is not None:
+    try:  # SQLAlchemy's own books, read as 1.4 and 2.x keep them
+        if not any(reg._new_mappers for reg in mapperlib._all_registries()) or listener(mapperlib) is not None:
+            return None
+    except Exception:  # noqa: BLE001 - a SQLAlchemy that keeps them otherwise: nothing is done ahead
         return None
     began = time.monotonic()
     try:
@@ -97,12 +100,14 @@ def unproven() -> str | None:
     if configured is None:
         return None
     mapperlib = _orm()
-    now = _state(mapperlib)
+    try:
+        now, event = _state(mapperlib), listener(mapperlib)
+    except Exception as exc:  # noqa: BLE001 - read in the layer, it cannot be read now: then nothing is proven
+        return f"SQLAlchemy's mappers cannot be read after the import ({type(exc).__name__})"
     if now != configured:
         added = len(now[1] - configured[1])
         return (f"the import after the app layer's stop mapped {added} more class(es) or made a registry, after the "
                 "layer had configured SQLAlchemy's mappers")
-    event = listener(mapperlib)
     if event is not None:
         return f"the import after the app layer's stop registered a {event} listener"
     for caught in warned:
