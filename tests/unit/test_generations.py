@@ -657,8 +657,11 @@ def test_a_fast_path_failure_is_tried_in_a_fresh_interpreter_before_anything_is_
     exited(m, fast, 0)  # it served nothing and exits by itself: not a crash
     assert m.counters["crashes"] == 0 and len(ops.spawned) == 3
 
+    m.handle(ev.Started(plain.id, 4300, m.ops.now(), forked=False))  # spawned: the shell's word, then its own
+    m.handle(ev.Started(plain.id, 0, m.ops.now(), forked=False))
     ready(m, plain)  # a fresh interpreter serves the same code: the fast path was wrong
     assert m.current is plain and m.state() == "serving" and m.counters["failures"] == 0
+    assert m.snapshot()["last_reload"]["from"] == "new interpreter"  # not "warm process": its status record
     assert ops.distrusted == ["spare"] and m.counters["fast_path_wrong"] == 1
     note = m.snapshot()["fast_path"][-1]
     assert "the spare failed (ImportError: cannot import name 'rich_text'" in note and "spare narrowed." in note

@@ -77,6 +77,7 @@ class Generation:
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> monotonic time
     changes: frozenset[tuple[str, str]] | None = None  # the saves that caused it: (kind, path under APP_DIR)
     source: str = ""  # how its process was made (ev.Started.source)
+    fresh: bool = False  # a new interpreter, not forked from the warm process (ev.Started.forked False)
     # A fresh interpreter (never forked from the warm process), started because a fast path's generation
     # failed on the same saved code: that one's source and failure, to be told apart once this one is done.
     verifies: tuple[str, Failure] | None = None
@@ -494,6 +495,8 @@ class Generations:
         gen = self._phase(event.gen, "forked", event.at)
         if gen is not None and event.pid:
             gen.pid = event.pid
+        if gen is not None and not event.forked:
+            gen.fresh = True
         if gen is not None and event.source:
             gen.source = event.source
             # The warm process's word of the fork comes on its own socket, and may come after the worker's "ready"
@@ -629,7 +632,8 @@ class Generations:
         base = gen.phases.get("saved") or gen.phases.get("delivered") or start
         self.recent.append({"gen": gen.id, "trigger": gen.trigger, "ok": ok, "seconds": round(took, 4),
                             "at": self.ops.wall(), "replaced": gen.replaced, "base": base,
-                            "from": gen.source or ("warm process" if "forked" in gen.phases else "new interpreter"),
+                            "from": gen.source or ("warm process" if "forked" in gen.phases and not gen.fresh
+                                                  else "new interpreter"),
                             "phases": {name: round(gen.phases[name] - base, 4) for name in PHASES
                                        if name in gen.phases}})
         return took
