@@ -165,6 +165,10 @@ class WarmProcesses:
         self.layer_off = False
         self.orm_ahead_off = False
 
+    def running(self) -> list[WarmProcess]:
+        """The warm process serving forks and the one warming up to replace it, those there are."""
+        return [warm for warm in (self.current, self.next) if warm is not None]
+
     @property
     def modules(self) -> frozenset[str]:
         newest = self.next or self.current
@@ -244,16 +248,14 @@ class WarmProcesses:
         if source == orm_ahead.SOURCE and not self.orm_ahead_off and not self.layer_off:
             # A step narrower than the layer off: the layer is right but for the mappers configured in it.
             self.orm_ahead_off = True
-            for warm in (self.current, self.next):
-                if warm is not None:
-                    warm.send(wire.NoOrmAhead())
+            for warm in self.running():
+                warm.send(wire.NoOrmAhead())
             return ("The app layer no longer configures SQLAlchemy's mappers ahead, until the container restarts: "
                     "each reload configures them (at the app's first query, as a fresh interpreter does).")
         if source in ("app layer", orm_ahead.SOURCE) and not self.layer_off:
             self.layer_off = True
-            for warm in (self.current, self.next):
-                if warm is not None:
-                    warm.send(wire.NoLayer())
+            for warm in self.running():
+                warm.send(wire.NoLayer())
             return ("The app layer is off until the container restarts: each save imports all of the app's "
                     "code (in a fork that has its third-party modules).")
         if not self.narrow:
@@ -262,9 +264,8 @@ class WarmProcesses:
             return ("The warm process no longer imports the modules the app used ahead of it, until the container "
                     "restarts: each reload imports them itself.")
         self.enabled = False
-        for warm in (self.current, self.next):
-            if warm is not None:
-                warm.retire()
+        for warm in self.running():
+            warm.retire()
         self.current = self.next = None
         return "The warm process is off until the container restarts: each reload starts a fresh interpreter."
 
@@ -303,12 +304,10 @@ class WarmProcesses:
     def close(self) -> None:
         """At exit: each exits when its control socket closes; waited for briefly, so that it is not
         killed by its parent-death signal (and reaped as an unknown pid by supervisord) instead."""
-        for warm in (self.current, self.next):
-            if warm is not None:
-                warm.close()
-        for warm in (self.current, self.next):
-            if warm is not None:
-                try:
-                    warm.proc.wait(timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    pass
+        for warm in self.running():
+            warm.close()
+        for warm in self.running():
+            try:
+                warm.proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
