@@ -21,8 +21,20 @@ from repo import REPO
 
 LABEL = "io.unstuck.test"
 SESSION = uuid.uuid4().hex[:10]
-# How often `status` asks again when an exec comes back without output (see status).
+# How often `status_answer` asks when an exec comes back without output.
 STATUS_ASKS = 3
+
+
+def status_answer(ask) -> tuple[int, str]:
+    """`ask()` (an exec of `unstuck status --json`: its exit code and output) until it prints something, at most
+    STATUS_ASKS times. `unstuck status` always prints (JSON, or a line saying why not); Docker's exec sometimes
+    returns a short process's exit code without its output (moby/moby#27289; CI saw exit 0 and no output once on
+    20.10): an empty answer is asked again, not taken for "down"."""
+    for _ in range(STATUS_ASKS):
+        code, out = ask()
+        if out.strip():
+            break
+    return code, out
 
 
 def default_base_image() -> str:
@@ -135,13 +147,7 @@ class Served:
     def status(self) -> dict:
         """`unstuck status --json` inside the container: the server's state and counters (what tests assert
         on, rather than log wording); {"state": "down", "unreadable": ...} when it cannot be read."""
-        for _ in range(STATUS_ASKS):
-            code, out = self.exec("unstuck", "status", "--json")
-            # `unstuck status` always prints something (JSON, or a line saying why not). Docker's exec
-            # sometimes returns a short process's exit code without its output (moby/moby#27289; CI saw
-            # exit 0 and no output once on 20.10): an empty answer is asked again, not taken for "down".
-            if out.strip():
-                break
+        code, out = status_answer(lambda: self.exec("unstuck", "status", "--json"))
         try:
             return json.loads(out)
         except ValueError:

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from containers import SESSION, STATUS_ASKS, free_port, readable_copy
+from containers import SESSION, free_port, readable_copy, status_answer
 from editor import save_in_place
 from repo import RECOVERIES, REPO
 from waiting import wait_for, wait_until
@@ -69,12 +69,13 @@ class Stack:
 
     def status(self) -> dict | None:
         """`unstuck status --json` in the app container (None while it cannot answer)."""
-        for _ in range(STATUS_ASKS):  # an empty answer is Docker's lost exec output: ask again (containers.py)
+        def ask() -> tuple[int, str]:
             result = self.exec("app", "unstuck", "status", "--json")
-            if result.stdout.strip():
-                break
+            return result.returncode, result.stdout
+
+        _, out = status_answer(ask)  # asked again while Docker loses the output (containers.py)
         try:
-            return json.loads(result.stdout)
+            return json.loads(out)
         except ValueError:
             return None
 
