@@ -57,14 +57,21 @@ def test_the_preload_file_keeps_the_order_in_which_the_app_first_imported_its_mo
     assert WarmProcesses(-1, preload, events=None, enabled=True).remembered() == preload.read_text().split()
 
 
-def test_each_fast_path_found_wrong_is_narrowed_one_step_until_there_is_none(tmp_path, monkeypatch):
+def ready_warm(tmp_path, monkeypatch, preloaded: str):
+    """Books of a warm process (recorded, not started) that preloads `preloaded` and is ready; it, and its record."""
     monkeypatch.setattr(warm_process_client, "WarmProcess", Recorded)
     preload = tmp_path / "preload.txt"
-    preload.write_text("lateconf\n")
+    preload.write_text(f"{preloaded}\n")
     warm = WarmProcesses(-1, preload, events=None, enabled=True)
     warm.start(warm.remembered())
     first = warm.next
     warm.on_ready(first, wire.WarmStarted(1, [], None, 0.1))
+    return warm, first
+
+
+def test_each_fast_path_found_wrong_is_narrowed_one_step_until_there_is_none(tmp_path, monkeypatch):
+    warm, first = ready_warm(tmp_path, monkeypatch, "lateconf")
+    preload = warm.preload_file
     assert first.modules == {"lateconf"}
 
     said = warm.distrust("app layer")
@@ -88,13 +95,7 @@ def test_each_fast_path_found_wrong_is_narrowed_one_step_until_there_is_none(tmp
 
 
 def test_mappers_configured_ahead_found_unproven_turn_off_only_that_then_the_layer(tmp_path, monkeypatch):
-    monkeypatch.setattr(warm_process_client, "WarmProcess", Recorded)
-    preload = tmp_path / "preload.txt"
-    preload.write_text("sqlalchemy\n")
-    warm = WarmProcesses(-1, preload, events=None, enabled=True)
-    warm.start(warm.remembered())
-    first = warm.next
-    warm.on_ready(first, wire.WarmStarted(1, [], None, 0.1))
+    warm, first = ready_warm(tmp_path, monkeypatch, "sqlalchemy")
 
     said = warm.distrust(orm_ahead.SOURCE)
     assert "no longer configures SQLAlchemy's mappers" in said and first.ops == ["no-orm-ahead"]
