@@ -56,6 +56,8 @@ class DependantMemo:
         self.kept: dict[tuple, tuple[object, list, list, list]] = {}
         self.hits = 0
         self.built = 0
+        # While a route is built (route_memo.py): the checks of each analysis returned (None: not kept).
+        self.seen: list | None = None
 
     def analysed(self, analyse, key_parts: tuple, path: str):
         """The analysis `analyse()` makes for a route at `path`: a copy of the one kept under `key_parts` and the
@@ -72,14 +74,19 @@ class DependantMemo:
                 # where two endpoints share one default).
                 for field_info, annotation in writes:
                     field_info.annotation = annotation
+                if self.seen is not None:
+                    self.seen.append((schemas, signatures, writes))
                 return _Copier(self.kinds, path).dependant(snapshot)
         dependant = analyse()
         self.built += 1
+        checks = None
         try:
-            schemas, signatures, writes = self._checked(dependant, path)
+            checks = schemas, signatures, writes = self._checked(dependant, path)
             self.kept[key] = (_Copier(self.kinds, path).dependant(dependant), schemas, signatures, writes)
         except _NotKept:
             self.kept.pop(key, None)
+        if self.seen is not None:
+            self.seen.append(checks)
         return dependant
 
     def _checked(self, dependant, path: str) -> tuple[list, list, list]:

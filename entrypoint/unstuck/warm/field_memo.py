@@ -46,6 +46,8 @@ class FieldMemo:
         self.adapters: dict[tuple, tuple[object, list]] = {}
         self.hits = 0
         self.built = 0
+        # While a route is built (route_memo.py): each field, with the classes its key refers to (None: not kept).
+        self.seen: list | None = None
 
     def find(self, field) -> tuple[tuple | None, list, object | None]:
         """The key of a ModelField's adapter (None: not to be kept), what the key refers to, and the adapter kept
@@ -206,10 +208,12 @@ def install() -> FieldMemo | None:
         key, keep, adapter = memo.find(self)
         if adapter is not None:
             self._type_adapter = adapter
-            return
-        # FastAPI's own: the adapter is built in its frame, as TypeAdapter expects (its namespace is its caller's).
-        post_init(self)
-        memo.keep(key, keep, self._type_adapter)
+        else:
+            # FastAPI's own: the adapter is built in its frame, as TypeAdapter expects (its namespace is its caller's).
+            post_init(self)
+            memo.keep(key, keep, self._type_adapter)
+        if memo.seen is not None:
+            memo.seen.append((self, keep if key is not None and complete(self._type_adapter) else None))
 
     __post_init__.__qualname__ = post_init.__qualname__
     __post_init__._unstuck_memo = memo

@@ -39,7 +39,7 @@ from unstuck import wire
 from unstuck.processes import adopt_orphans, set_process_name
 from unstuck.user_files import is_under
 from unstuck.warm import (app_layer, dependant_memo, field_memo, import_order, layer_successor, orm_ahead, paused_load,
-                          prefault, seeds, warmup)
+                          prefault, route_memo, seeds, warmup)
 
 
 def listed(preload_file: str) -> list[str]:
@@ -288,9 +288,11 @@ def _as_worker(run: Callable[[], int]) -> None:
 
 def keep_fastapi_routes() -> None:
     """In a child that becomes a worker (spare, fork, app layer): the routes a FastAPI app's include_router copies
-    take the fields (field_memo.py) and, on FastAPI 0.115, the analyses (dependant_memo.py) built for the first."""
+    take the fields (field_memo.py) and, on FastAPI 0.115, the analyses (dependant_memo.py) built for the first; a
+    copy made with the same arguments (a router included without a prefix) the whole route (route_memo.py)."""
     field_memo.install()
     dependant_memo.install()
+    route_memo.install()
 
 
 class AtStopFailed(str):
