@@ -59,6 +59,7 @@ class Settings:
     worker_grace: float
     project_env: Path
     app_layer: bool = True
+    layer_copy_ahead: bool = True  # a slow-to-import app layer keeps its copy forked ahead (layer_successor.py)
     requirements: tuple[str, ...] = ()  # UNSTUCK_REQUIREMENTS; () = chosen by dependency_set
     error_pages: str = "on"  # one of ERROR_PAGES: a request's uncaught exception gets unstuck's page
     safety_poll_ms: int = 5000
@@ -241,6 +242,7 @@ def load(env: Mapping[str, str] | None = None, *, check_dirs: bool = True) -> Se
         release_timeout=_release_timeout(env),
         project_env=project_env,
         app_layer=_flag(env, "UNSTUCK_APP_LAYER", default="1"),
+        layer_copy_ahead=_flag(env, "UNSTUCK_APP_LAYER_COPY_AHEAD", default="1"),
         requirements=_requirements(env, app_dir, check_dirs),
         error_pages=_error_pages(env),
     )

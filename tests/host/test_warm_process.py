@@ -364,6 +364,60 @@ def test_a_layer_slow_to_import_leaves_its_copy_to_serve_the_next_save_and_a_qui
         handle.proc.wait(timeout=10)
 
 
+@pytest.mark.parametrize("ahead", [True, False], ids=["copy-ahead", "copy-when-asked"])
+def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(listening, tmp_path, monkeypatch, ahead):
+    """A worker made from a layer that shares its pages with the copy forked as the save came pays a fault and a
+    copy for each page it writes while it imports (on mealie 0.03 s of each reload): the copy is forked as soon as
+    the layer is ready (its twin, layer_successor.py), and is the process that serves the next save. With
+    UNSTUCK_APP_LAYER_COPY_AHEAD=0 it is forked when the save comes. A layer dropped takes its waiting copy along."""
+    from unstuck.warm.warm_process import COPY_LAYERS_SLOWER_THAN_S
+
+    pause = f"import time; time.sleep({COPY_LAYERS_SLOWER_THAN_S + 0.3})\n"
+    write(tmp_path, {"main.py": MAIN, "models.py": f"{pause}VALUE = 'models-1'\n", "noise.py": ""})
+    main, models = str(tmp_path / "main.py"), str(tmp_path / "models.py")
+    (tmp_path / "preload.txt").write_text("fastapi\n")
+    (tmp_path / "preload.txt.app").write_text(f"models\t{models}\nnoise\t{tmp_path / 'noise.py'}\nmain\t{main}\n")
+    for name, value in {"PYTHONPATH": str(REPO / "entrypoint"), "APP_DIR": str(tmp_path), "APP_MODULE": "main:app",
+                        "UNSTUCK_GRACE": "0.5", "PYTHONDONTWRITEBYTECODE": "1",
+                        "UNSTUCK_APP_LAYER_COPY_AHEAD": "1" if ahead else "0"}.items():
+        monkeypatch.setenv(name, value)
+    events = queue.SimpleQueue()
+    handle = WarmProcess(listening.fileno(), tmp_path / "preload.txt", frozenset({"fastapi"}), events)
+    try:
+        next_event(events, WarmReady)
+        handle.ready = True
+        for version in ("main-2", "main-3"):
+            layer = next_layer(handle, events)
+            waiting = layers_of(handle)  # the layer said it is ready: a copy forked ahead is the warm process's by then
+            copies = [pid for pid in waiting if pid != layer.pid]
+            assert layer.pid in waiting and len(copies) == (1 if ahead else 0), (layer.pid, waiting)
+            (tmp_path / "main.py").write_text(MAIN.replace("main-1", version))
+            body, pid = serve_once(handle, events, listening, [["modified", main]], [])
+            assert body == {"main": version, "models": "models-1"} and pid == layer.pid
+        layer = next_layer(handle, events)
+        if ahead:
+            assert layer.pid == copies[0]  # the copy forked before the save serves the next
+        waiting = layers_of(handle)
+        # A save of a file the layer holds: it cannot serve it, and is dropped (the spare serves): its copy ends too.
+        (tmp_path / "models.py").write_text(f"{pause}VALUE = 'models-2'\n")
+        body, pid = serve_once(handle, events, listening, [["modified", models]])
+        assert body == {"main": "main-3", "models": "models-2"} and pid not in waiting
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in waiting) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in waiting if alive(pid)], f"of the dropped layer and its copy {waiting}, some live on"
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("imports_it", [False, True])
 def test_a_first_start_imports_pandas_ahead_only_if_the_projects_sources_import_it(listening, tmp_path, monkeypatch,
                                                                                    caplog, imports_it):

@@ -27,6 +27,17 @@ How, and why so:
   closed in one would remove the other's descriptors from it. A layer's worker makes its loop itself.
 - The copy closes the request's descriptors (the report pipe is the worker's alone: the reload server
   reads the worker's end of it by its close) and copies its pages again while it waits (prefault.py).
+
+Forked ahead (its twin): a copy forked when the request comes shares every page with the worker while
+that worker imports the rest of the app, and the worker then pays a fault and a copy for each page it
+writes: on mealie the reload's import took 0.19 s so, 0.13 s without a copy (leaf save 0.30 s against 0.23
+s). So a layer that copies itself forks its copy as soon as it is ready, before it copies its own pages
+(prefault.py): each then holds its own pages, and the worker starts on pages nobody shares. The twin waits
+unseen, on a pipe from its layer: when the layer takes a request it tells its twin, which then forks a
+twin of its own, copies its pages and says it is ready; when the layer ends without (dropped, killed, a
+request for an error page) the pipe ends and so does the twin. The cost is memory: while a layer waits,
+its twin holds a second copy of the layer's pages (UNSTUCK_APP_LAYER_COPY_AHEAD=0: the copy is forked when the
+request comes, as above, also when no twin could be made).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import os
 import time
 
 ADOPTED_WITHIN_S = 1.0  # the go-between exits right after its fork: its copy is the warm process's child at once
+TURN = b"t"  # a layer's word to its twin: it took a request, the twin is the layer now
 
 
 def let_threads_end(within_s: float = 1.0) -> None:
@@ -53,6 +65,70 @@ def runs_one_thread() -> bool:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
         return False
+
+
+class Twin:
+    """A layer's side of its twin (forked ahead, waiting on a pipe from it)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def take_over(self) -> bool:
+        """Tell the twin it is the layer now; False if it is gone (the layer then forks its copy itself)."""
+        try:
+            return os.write(self.fd, TURN) == len(TURN)
+        except OSError:  # EPIPE: the twin ended (not adopted, or killed)
+            return False
+        finally:
+            self.dismiss()
+
+    def dismiss(self) -> None:
+        """End the twin (the layer ends, or becomes a worker without a successor): its pipe ends."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+TWINS_TURN = "twin's turn"  # what fork_twin returns in the twin once its layer took a request
+
+
+def fork_twin(warm_pid: int) -> Twin | str | None:
+    """In a ready layer that copies itself: fork its twin (a child of the warm process, as a copy is). In the
+    layer, the Twin (None when none could be made); in the twin, TWINS_TURN, once the layer took a request (it
+    then goes on as the layer did before it forked); a twin whose layer ends without one exits."""
+    try:
+        turn_r, turn_w = os.pipe()
+    except OSError:
+        return None
+    try:
+        between = os.fork()
+    except OSError:
+        os.close(turn_r)
+        os.close(turn_w)
+        return None
+    if between != 0:
+        os.close(turn_r)
+        try:
+            os.waitpid(between, 0)  # it exits at once; no request is waiting on this layer yet
+        except ChildProcessError:
+            pass
+        return Twin(turn_w)
+    try:
+        if os.fork() != 0:
+            os._exit(0)  # the go-between
+        os.close(turn_w)
+        deadline = time.monotonic() + ADOPTED_WITHIN_S
+        while os.getppid() != warm_pid:
+            if time.monotonic() > deadline:
+                os._exit(0)  # not adopted: its layer's take_over finds the pipe broken and forks a copy itself
+            time.sleep(0.0005)
+        word = os.read(turn_r, len(TURN))
+        if word != TURN:
+            os._exit(0)  # its layer ended without a request for it
+        os.close(turn_r)
+        return TWINS_TURN
+    except BaseException:  # noqa: BLE001 - a twin that cannot take its turn ends here, never as a second worker
+        os._exit(0)
 
 
 def fork_copy(warm_pid: int, request_fds: list[int]) -> bool:

@@ -426,9 +426,10 @@ class WarmLoop:
                          copies: bool = False, resumes: bool = False) -> tuple[wire.Fork, list[int]]:
         """In a spare or an app layer: warm up, say `ready()`, wait for a request, and become the worker it asks
         for; exit if dropped instead (replaced by a fresher one, or stopping). With `copies` (an app layer, when
-        this process adopts orphans), a request first forks the layer's copy, which waits in its place for the
-        next one (layer_successor.py); no event loop is then made ahead (the copy would share it). An app layer
-        stopped inside the app's load (`resumes`: paused_load.py) gets the request back: it resumes that load."""
+        this process adopts orphans), the layer's copy waits in its place for the next request: forked ahead (its
+        twin, unless UNSTUCK_APP_LAYER_COPY_AHEAD=0), or when the request comes (layer_successor.py); no event loop
+        is then made ahead (the copy would share it). An app layer stopped inside the app's load (`resumes`:
+        paused_load.py) gets the request back: it resumes that load."""
         warmup.run_requests()
         self.worker.rehearse(self.settings)
         if copies:
@@ -436,14 +437,23 @@ class WarmLoop:
         else:
             self.worker.prepare_loop()
         while True:
+            twin = None
+            if copies and self.settings.layer_copy_ahead and layer_successor.runs_one_thread():
+                twin = layer_successor.fork_twin(self.pid)  # before this process copies its pages
+                if twin is layer_successor.TWINS_TURN:
+                    continue  # the twin, the layer now: its own twin, its pages, its ready word
             prefault.copy_inherited_pages()
             data, fds = wait_for_request(theirs, ready())
             if not data:
                 os._exit(0)
             request = wire.decode_request(data)
-            if (copies and not request.failure and layer_successor.runs_one_thread()
+            if twin is not None and not request.failure and twin.take_over():
+                pass  # the twin waits in its place for the next request
+            elif (copies and not request.failure and layer_successor.runs_one_thread()
                     and layer_successor.fork_copy(self.pid, fds)):
                 continue  # the copy
+            if twin is not None:
+                twin.dismiss()
             theirs.close()
             if resumes and not request.failure:
                 return request, fds
