@@ -12,6 +12,11 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
+
+import pytest
+
+from repo import FASTAPI_0_115, REPO
 
 SCRIPT = r"""
 import asyncio, json, os, sys
@@ -73,3 +78,14 @@ def on_host(script: str, *args: str) -> dict:
                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
+
+
+def on_fastapi_0_115(tmp_path, shop: str, script: str, *args: str) -> dict:
+    """What `script` printed as JSON, run on FastAPI 0.115 (tests/requirements-fastapi-0.115.txt, as mealie pins it,
+    installed apart from the test venv's own by `make`) with `shop` as shop.py in `tmp_path`; its arguments: that
+    FastAPI's directory, `tmp_path`, unstuck's entrypoint directory, then `args`."""
+    if not (FASTAPI_0_115 / "fastapi").is_dir():
+        pytest.fail(f"FastAPI 0.115 is not installed in {FASTAPI_0_115}: run `make test-unit` (it installs "
+                    "tests/requirements-fastapi-0.115.txt there)", pytrace=False)
+    (tmp_path / "shop.py").write_text(textwrap.dedent(shop))
+    return on_host(script, str(FASTAPI_0_115), str(tmp_path), str(REPO / "entrypoint"), *args)

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
-from fresh_interpreter import on_host
-from repo import FASTAPI_0_115, REPO
+from fresh_interpreter import on_fastapi_0_115
+from repo import REPO
 
 # Routes whose analyses differ only where the memo's key or checks must tell them apart: one endpoint at a path that
 # names its parameter and at one that does not; Security scopes at several levels (a list FastAPI shares between
@@ -153,11 +152,7 @@ print(json.dumps({"openapi": shop.app.openapi(), "answers": answers, "analyses":
 
 
 def served(tmp_path, how: str) -> dict:
-    if not (FASTAPI_0_115 / "fastapi").is_dir():
-        pytest.fail(f"FastAPI 0.115 is not installed in {FASTAPI_0_115}: run `make test-unit` (it installs "
-                    "tests/requirements-fastapi-0.115.txt there)", pytrace=False)
-    (tmp_path / "shop.py").write_text(textwrap.dedent(SHOP))
-    return on_host(SERVE, str(FASTAPI_0_115), str(tmp_path), str(REPO / "entrypoint"), how, json.dumps(REQUESTS))
+    return on_fastapi_0_115(tmp_path, SHOP, SERVE, how, json.dumps(REQUESTS))
 
 
 def test_an_app_built_with_the_memo_serves_documents_and_analyses_what_a_fresh_interpreter_does(tmp_path):

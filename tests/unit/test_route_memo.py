@@ -9,10 +9,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
-from fresh_interpreter import on_host
-from repo import FASTAPI_0_115, REPO
+from fresh_interpreter import on_fastapi_0_115
+from repo import REPO
 
 # An /api router (a dependency of its own) including an items router, then included by the app without a prefix: the
 # app's routes are built with exactly the arguments of /api's, for another app. Between the two includes, what must
@@ -175,11 +174,7 @@ print(json.dumps({"openapi": shop.app.openapi(), "answers": answers, "routes": r
 
 
 def served(tmp_path, how: str) -> dict:
-    if not (FASTAPI_0_115 / "fastapi").is_dir():
-        pytest.fail(f"FastAPI 0.115 is not installed in {FASTAPI_0_115}: run `make test-unit` (it installs "
-                    "tests/requirements-fastapi-0.115.txt there)", pytrace=False)
-    (tmp_path / "shop.py").write_text(textwrap.dedent(SHOP))
-    return on_host(SERVE, str(FASTAPI_0_115), str(tmp_path), str(REPO / "entrypoint"), how, json.dumps(REQUESTS))
+    return on_fastapi_0_115(tmp_path, SHOP, SERVE, how, json.dumps(REQUESTS))
 
 
 def test_an_app_including_its_routers_without_a_prefix_serves_what_a_fresh_interpreter_does(tmp_path):
