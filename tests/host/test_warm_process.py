@@ -1,6 +1,7 @@
 """The warm process on this machine, no Docker: it forks workers that serve on the inherited socket, hands
 over a pidfd for each, and reports their exits the way subprocess.Popen would; nothing blocks the caller."""
 
+import json
 import os
 import queue
 import select
@@ -194,9 +195,9 @@ def test_the_first_generation_leaves_a_spare_still_warming_up_for_the_next_save(
         os.kill(warming, signal.SIGCONT)
 
 
-def serve_once(handle, events, listening, changes, said=None):
-    """Fork a worker for a reload caused by `changes`; its answer and pid; then stop it. `said`, a list, gets
-    what the worker's own "started" said it was made from."""
+def serve_once(handle, events, listening, changes, said=None, before_stop=None):
+    """Fork a worker for a reload caused by `changes`; its answer and pid; then stop it (`before_stop()` first, if
+    given). `said`, a list, gets what the worker's own "started" said it was made from."""
     read_fd, write_fd = os.pipe()
     handle.request_fork(write_fd, None, changes)
     os.close(write_fd)
@@ -210,6 +211,8 @@ def serve_once(handle, events, listening, changes, said=None):
             if isinstance(report, (wire.Ready, wire.Failed)):
                 break
         body = httpx.get(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=10).json()
+        if before_stop is not None:
+            before_stop()
         signal.pidfd_send_signal(forked.pidfd, signal.SIGTERM)
         os.close(forked.pidfd)
         exited = next_event(events, WarmChildExited)
@@ -369,7 +372,9 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
     """A worker made from a layer that shares its pages with the copy forked as the save came pays a fault and a
     copy for each page it writes while it imports (on mealie 0.03 s of each reload): the copy is forked as soon as
     the layer is ready (its twin, layer_successor.py), and is the process that serves the next save. With
-    UNSTUCK_APP_LAYER_COPY_AHEAD=0 it is forked when the save comes. A layer dropped takes its waiting copy along."""
+    UNSTUCK_APP_LAYER_COPY_AHEAD=0 it is forked when the save comes. The first workers of a chain of copies record
+    the pages they wrote, and a copy taking its turn later copies only those: the rest it shares with its own copy
+    (half the memory). A layer dropped takes its waiting copy along."""
     from unstuck.warm.warm_process import COPY_LAYERS_SLOWER_THAN_S
 
     pause = f"import time; time.sleep({COPY_LAYERS_SLOWER_THAN_S + 0.3})\n"
@@ -377,10 +382,20 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
     main, models = str(tmp_path / "main.py"), str(tmp_path / "models.py")
     (tmp_path / "preload.txt").write_text("fastapi\n")
     (tmp_path / "preload.txt.app").write_text(f"models\t{models}\nnoise\t{tmp_path / 'noise.py'}\nmain\t{main}\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record = run_dir / "layer-pages.json"
     for name, value in {"PYTHONPATH": str(REPO / "entrypoint"), "APP_DIR": str(tmp_path), "APP_MODULE": "main:app",
-                        "UNSTUCK_GRACE": "0.5", "PYTHONDONTWRITEBYTECODE": "1",
+                        "UNSTUCK_GRACE": "0.5", "PYTHONDONTWRITEBYTECODE": "1", "UNSTUCK_RUN_DIR": str(run_dir),
                         "UNSTUCK_APP_LAYER_COPY_AHEAD": "1" if ahead else "0"}.items():
         monkeypatch.setenv(name, value)
+
+    def recorded() -> None:  # the worker records what it wrote after its first answer (not before it is stopped)
+        if ahead:
+            deadline = time.monotonic() + 10
+            while not record.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+
     events = queue.SimpleQueue()
     handle = WarmProcess(listening.fileno(), tmp_path / "preload.txt", frozenset({"fastapi"}), events)
     try:
@@ -388,15 +403,31 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
         handle.ready = True
         for version in ("main-2", "main-3"):
             layer = next_layer(handle, events)
-            waiting = layers_of(handle)  # the layer said it is ready: a copy forked ahead is the warm process's by then
-            copies = [pid for pid in waiting if pid != layer.pid]
-            assert layer.pid in waiting and len(copies) == (1 if ahead else 0), (layer.pid, waiting)
+            if version == "main-2":
+                first = layer.pid
+            # The layer said it is ready: a copy forked ahead is the warm process's by then (a layer the warm
+            # process dropped, still importing, may take a moment to end).
+            deadline = time.monotonic() + 10
+            while len(copies := [pid for pid in layers_of(handle) if pid != layer.pid]) != (1 if ahead else 0):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the layer {layer.pid}'s copies waiting: {copies}")
+                time.sleep(0.05)
+            waiting = [layer.pid, *copies]
             (tmp_path / "main.py").write_text(MAIN.replace("main-1", version))
-            body, pid = serve_once(handle, events, listening, [["modified", main]], [])
+            body, pid = serve_once(handle, events, listening, [["modified", main]], [], before_stop=recorded)
             assert body == {"main": version, "models": "models-1"} and pid == layer.pid
         layer = next_layer(handle, events)
         if ahead:
             assert layer.pid == copies[0]  # the copy forked before the save serves the next
+            # This one took its turn after the chain's first worker recorded what it wrote: it copied only that.
+            assert record.exists(), "no worker of the layer's chain recorded the pages it wrote"
+            chain = json.loads(record.read_text())
+            assert chain["chain"] == first and chain["workers"] >= 1 and chain["runs"], chain
+            memory = {line.split(":")[0]: int(line.split()[1]) for line in open(f"/proc/{layer.pid}/smaps_rollup")
+                      if line.split(":")[0] in ("Shared_Dirty", "Private_Dirty")}
+            assert memory["Shared_Dirty"] > memory["Private_Dirty"] / 2, memory  # all copied: Shared_Dirty about 1 MB
+        else:
+            assert not record.exists()
         waiting = layers_of(handle)
         # A save of a file the layer holds: it cannot serve it, and is dropped (the spare serves): its copy ends too.
         (tmp_path / "models.py").write_text(f"{pause}VALUE = 'models-2'\n")

@@ -439,10 +439,12 @@ class WarmLoop:
         while True:
             twin = None
             if copies and self.settings.layer_copy_ahead and layer_successor.runs_one_thread():
+                layer_successor.begin_chain()
                 twin = layer_successor.fork_twin(self.pid)  # before this process copies its pages
                 if twin is layer_successor.TWINS_TURN:
                     continue  # the twin, the layer now: its own twin, its pages, its ready word
-            prefault.copy_inherited_pages()
+            # A layer with a twin copies only the pages its chain's workers write (the rest it shares with its twin).
+            prefault.copy_inherited_pages(layer_successor.pages_to_copy(self.settings.run_dir) if twin else None)
             data, fds = wait_for_request(theirs, ready())
             if not data:
                 os._exit(0)
