@@ -373,8 +373,8 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
     copy for each page it writes while it imports (on mealie 0.03 s of each reload): the copy is forked as soon as
     the layer is ready (its twin, layer_successor.py), and is the process that serves the next save. With
     UNSTUCK_APP_LAYER_COPY_AHEAD=0 it is forked when the save comes. The first workers of a chain of copies record
-    the pages they wrote, and a copy taking its turn later copies only those: the rest it shares with its own copy
-    (half the memory). A layer dropped takes its waiting copy along."""
+    the pages they wrote, and each copy copies only those (as it takes its turn, or once they are recorded): the
+    rest it shares with its own copy (half the memory). A layer dropped takes its waiting copy along."""
     from unstuck.warm.warm_process import COPY_LAYERS_SLOWER_THAN_S
 
     pause = f"import time; time.sleep({COPY_LAYERS_SLOWER_THAN_S + 0.3})\n"
@@ -413,6 +413,16 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
                     raise AssertionError(f"the layer {layer.pid}'s copies waiting: {copies}")
                 time.sleep(0.05)
             waiting = [layer.pid, *copies]
+            if ahead and version == "main-3":
+                # It took its turn as the save before came, before that save's worker recorded the pages it wrote:
+                # it copies them as it waits, once they are recorded.
+                runs = json.loads(record.read_text())["runs"]
+                recorded_kb = sum(end - start for start, end in runs) // 1024
+                deadline = time.monotonic() + 10
+                while dirty(layer.pid)["Private_Dirty"] < recorded_kb / 2:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"not copied: {dirty(layer.pid)}, {recorded_kb} kB recorded")
+                    time.sleep(0.05)
             (tmp_path / "main.py").write_text(MAIN.replace("main-1", version))
             body, pid = serve_once(handle, events, listening, [["modified", main]], [], before_stop=recorded)
             assert body == {"main": version, "models": "models-1"} and pid == layer.pid
@@ -423,8 +433,7 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
             assert record.exists(), "no worker of the layer's chain recorded the pages it wrote"
             chain = json.loads(record.read_text())
             assert chain["chain"] == first and chain["workers"] >= 1 and chain["runs"], chain
-            memory = {line.split(":")[0]: int(line.split()[1]) for line in open(f"/proc/{layer.pid}/smaps_rollup")
-                      if line.split(":")[0] in ("Shared_Dirty", "Private_Dirty")}
+            memory = dirty(layer.pid)
             assert memory["Shared_Dirty"] > memory["Private_Dirty"] / 2, memory  # all copied: Shared_Dirty about 1 MB
         else:
             assert not record.exists()
@@ -440,6 +449,12 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
+
+
+def dirty(pid: int) -> dict[str, int]:
+    """A process's Shared_Dirty and Private_Dirty (kB)."""
+    return {line.split(":")[0]: int(line.split()[1]) for line in open(f"/proc/{pid}/smaps_rollup")
+            if line.split(":")[0] in ("Shared_Dirty", "Private_Dirty")}
 
 
 def alive(pid: int) -> bool:

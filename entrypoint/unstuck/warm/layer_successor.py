@@ -42,10 +42,10 @@ Which pages (a chain's): a layer and its twins have one layout (each is a fork o
 changed nothing while it waited), so the pages one worker made from the chain wrote are the pages the next
 will write. A layer of a chain copies none of its pages until they are known, so that what its worker holds
 alone after its first answer is what it wrote (and allocated): the first workers of a chain record that
-(prefault.written_runs, in the run directory), and a twin taking its turn later copies only those pages (its
-own twin shares the rest with it). The first save or two of a chain pay for the pages they write, as a
-worker sharing its pages with a copy made when the save came did; after them a worker writes to pages
-nobody shares, and a layer and its twin hold the layer's memory once plus the pages its workers write
+(prefault.written_runs, in the run directory), and a twin copies only those pages, as it takes its turn or,
+if they are not recorded by then, as it waits (its own twin shares the rest with it). The first save of a
+chain pays for the pages it writes, as a worker sharing its pages with a copy made when the save came did;
+after it a worker writes to pages nobody shares, and a layer and its twin hold the layer's memory once plus the pages its workers write
 (mealie: 75 of its 185 MB; the two layers 208 MB, where a full copy each made 374). Copying pages never
 changes what is served: a record that is wrong (a pid reused for another chain) costs faults or memory only.
 """

@@ -27,6 +27,7 @@ import functools
 import importlib
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -98,17 +99,29 @@ LAYER_BESIDE_RELOAD = len(os.sched_getaffinity(0)) > 1
 SPARE_READY = b"r"  # a spare's word that its warm-up is done: from then on it takes a request at once
 
 
-def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY) -> tuple[bytes, list[int]]:
+def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY, meanwhile: Callable[[], bool] | None = None
+                     ) -> tuple[bytes, list[int]]:
     """In a spare: tell the warm process it is ready, then wait for its request. Nothing (b"") when the warm
     process drops it instead (a fresher spare replaces it, or it is stopping): closing its end with the
-    ready word still unread resets the connection, an ordinary end here, not an error to print."""
+    ready word still unread resets the connection, an ordinary end here, not an error to print. While no
+    request is there, `meanwhile()` is called every MEANWHILE_EVERY_S until it says it is done (True), for at
+    most MEANWHILE_FOR_S."""
     try:
         sock.send(ready)
+        until = time.monotonic() + MEANWHILE_FOR_S
+        while meanwhile is not None and not select.select([sock], [], [], MEANWHILE_EVERY_S)[0]:
+            if meanwhile() or time.monotonic() > until:
+                meanwhile = None
         data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
     except OSError:
         return b"", []
     return data, fds
 
+
+# A layer of a chain that took its turn before its chain's pages were recorded (layer_successor.py) looks for the
+# record this often while it waits, for this long (the chain's first worker records them after its first answer).
+MEANWHILE_EVERY_S = 0.1
+MEANWHILE_FOR_S = 30.0
 
 # A layer whose imports took less than this is not copied when it serves a save (layer_successor.py), and the next
 # one is built after the reload's first answer (not beside the reload, see hand_out): ready before a person's next
@@ -443,9 +456,11 @@ class WarmLoop:
                 twin = layer_successor.fork_twin(self.pid)  # before this process copies its pages
                 if twin is layer_successor.TWINS_TURN:
                     continue  # the twin, the layer now: its own twin, its pages, its ready word
-            # A layer with a twin copies only the pages its chain's workers write (the rest it shares with its twin).
-            prefault.copy_inherited_pages(layer_successor.pages_to_copy(self.settings.run_dir) if twin else None)
-            data, fds = wait_for_request(theirs, ready())
+            # A layer with a twin copies only the pages its chain's workers write (the rest it shares with its twin),
+            # once they are recorded: while it waits, if they are not yet.
+            pages = layer_successor.pages_to_copy(self.settings.run_dir) if twin else None
+            prefault.copy_inherited_pages(pages)
+            data, fds = wait_for_request(theirs, ready(), self.copy_recorded_pages if pages == [] else None)
             if not data:
                 os._exit(0)
             request = wire.decode_request(data)
@@ -460,6 +475,13 @@ class WarmLoop:
             if resumes and not request.failure:
                 return request, fds
             self.run_worker(request, fds, source)
+
+    def copy_recorded_pages(self) -> bool:
+        """In a layer of a chain whose pages were not recorded when it took its turn: copy them once they are."""
+        pages = layer_successor.pages_to_copy(self.settings.run_dir)
+        if pages:
+            prefault.copy_inherited_pages(pages)
+        return bool(pages)
 
     def serve_as_layer(self, theirs: socket.socket, names: list[str], stops: set[str] | None,
                        listed_modules: list, at_stop: list = (), orm: bool = False) -> None:
