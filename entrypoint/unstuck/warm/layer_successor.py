@@ -45,9 +45,10 @@ alone after its first answer is what it wrote (and allocated): the first workers
 (prefault.written_runs, in the run directory), and a twin copies only those pages, as it takes its turn or,
 if they are not recorded by then, as it waits (its own twin shares the rest with it). The first save of a
 chain pays for the pages it writes, as a worker sharing its pages with a copy made when the save came did;
-after it a worker writes to pages nobody shares, and a layer and its twin hold the layer's memory once plus the pages its workers write
-(mealie: 75 of its 185 MB; the two layers 208 MB, where a full copy each made 374). Copying pages never
-changes what is served: a record that is wrong (a pid reused for another chain) costs faults or memory only.
+after it a worker writes to pages nobody shares, and a layer and its twin hold the layer's memory once plus
+the pages its workers write (mealie: 75 of its 185 MB; the two layers 208 MB, where a whole copy each made
+374). Copying pages never changes what is served: a record that is wrong (a pid reused for another chain)
+costs faults or memory only.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def record_written_pages(run_dir) -> None:
             json.dump({"chain": chain, "workers": recorded["workers"] + 1, "runs": runs}, out)
         os.replace(f"{path}.{os.getpid()}", path)
     except OSError:
-        pass  # no run directory to write to: the chain's twins copy all their pages
+        pass  # no run directory to write to: the chain's layers copy nothing ahead (their workers pay as they write)
 
 
 def _recorded(run_dir) -> dict | None:
@@ -128,7 +129,10 @@ def _recorded(run_dir) -> dict | None:
             recorded = json.load(record)
     except (OSError, ValueError):
         return None
-    return recorded if isinstance(recorded, dict) and recorded.get("chain") == chain and chain is not None else None
+    if (not isinstance(recorded, dict) or chain is None or recorded.get("chain") != chain
+            or not isinstance(recorded.get("workers"), int) or not isinstance(recorded.get("runs"), list)):
+        return None
+    return recorded
 
 
 class Twin:
