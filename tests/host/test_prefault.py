@@ -19,23 +19,33 @@ def rollup() -> dict[str, int]:
     return fields
 
 
-def test_a_fork_owns_the_pages_it_inherited_and_nothing_more():
-    used = bytearray(b"x" * (64 * MB))  # in memory in the parent
-    reserved = mmap.mmap(-1, 512 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # reserved, never touched
+def in_a_fork(child) -> list[int]:
+    """The numbers `child()` returns, run in a fork of this process (which then exits)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            before = rollup()
-            prefault.copy_inherited_pages()
-            after = rollup()
-            os.write(write_fd, b"%d %d" % (after["Private_Dirty"] - before["Private_Dirty"], after["Rss"] - before["Rss"]))
+            os.write(write_fd, " ".join(map(str, child())).encode())
         finally:
             os._exit(0)
     os.close(write_fd)
     os.waitpid(pid, 0)
-    owned, grown = map(int, os.read(read_fd, 100).split())
+    said = os.read(read_fd, 100).split()
     os.close(read_fd)
+    return [int(number) for number in said]
+
+
+def test_a_fork_owns_the_pages_it_inherited_and_nothing_more():
+    used = bytearray(b"x" * (64 * MB))  # in memory in the parent
+    reserved = mmap.mmap(-1, 512 * MB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # reserved, never touched
+
+    def child() -> list[int]:
+        before = rollup()
+        prefault.copy_inherited_pages()
+        after = rollup()
+        return [after["Private_Dirty"] - before["Private_Dirty"], after["Rss"] - before["Rss"]]
+
+    owned, grown = in_a_fork(child)
     assert owned >= 64 * MB  # the used buffer (and the rest of the heap) is now the child's own copy
     assert grown < 256 * MB  # the reserved range was not filled in
     assert used[-1:] == b"x" and len(reserved) == 512 * MB
@@ -57,25 +67,19 @@ def test_a_fork_finds_the_pages_it_wrote_and_copies_only_the_pages_it_is_told():
     base = ctypes.addressof((ctypes.c_char * len(used)).from_buffer(used))
     page = os.sysconf("SC_PAGE_SIZE")
     first = (base + page - 1) // page * page  # the buffer's first whole page
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            for offset in range(first - base, first - base + 8 * MB, page):  # 8 MB written
-                used[offset] = 0x79
-            written = prefault.written_runs()
-            inside = sum(min(end, first + 64 * MB - page) - max(start, first) for start, end in written
-                         if start < first + 64 * MB - page and end > first)
-            before = rollup()
-            prefault.copy_inherited_pages(within=[(first + 16 * MB, first + 32 * MB)])  # 16 MB of the unwritten
-            after = rollup()
-            os.write(write_fd, b"%d %d" % (inside, after["Private_Dirty"] - before["Private_Dirty"]))
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(pid, 0)
-    inside, copied = map(int, os.read(read_fd, 100).split())
-    os.close(read_fd)
+
+    def child() -> list[int]:
+        for offset in range(first - base, first - base + 8 * MB, page):  # 8 MB written
+            used[offset] = 0x79
+        written = prefault.written_runs()
+        inside = sum(min(end, first + 64 * MB - page) - max(start, first) for start, end in written
+                     if start < first + 64 * MB - page and end > first)
+        before = rollup()
+        prefault.copy_inherited_pages(within=[(first + 16 * MB, first + 32 * MB)])  # 16 MB of the unwritten
+        after = rollup()
+        return [inside, after["Private_Dirty"] - before["Private_Dirty"]]
+
+    inside, copied = in_a_fork(child)
     assert inside == 8 * MB  # of the shared buffer, exactly the pages written
     assert 16 * MB <= copied < 24 * MB  # the 16 MB asked for (and a few pages of the heap), not the 56 MB unwritten
     assert used[first - base] == ord("x")  # the parent's pages are its own still

@@ -8,6 +8,7 @@ import signal
 import httpx
 import pytest
 
+from procfs import not_running
 from reload_loop import drive, free_port, served_alone
 from repo import REPO
 from unstuck import config, wire
@@ -136,9 +137,3 @@ def test_a_warm_process_that_dies_takes_its_worker_along_and_a_fresh_interpreter
     assert not_running(forked)  # the fork did not outlive it (gone, or a zombie left for PID 1 to reap)
 
 
-def not_running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True

@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 import fresh_interpreter
+from procfs import not_running
 from repo import FASTAPI_0_115, REPO
 from shapes import write
+from waiting import wait_until
 from unstuck import wire
 from unstuck.reload.events import WarmChildExited, WarmExited, WarmForked, WarmLayer, WarmReady
 from unstuck.reload.warm_process_client import WarmProcess
@@ -392,9 +394,7 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
 
     def recorded() -> None:  # the worker records what it wrote after its first answer (not before it is stopped)
         if ahead:
-            deadline = time.monotonic() + 10
-            while not record.exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until("the chain's worker records the pages it wrote", lambda: (record.exists(), str(record)), 10)
 
     events = queue.SimpleQueue()
     handle = WarmProcess(listening.fileno(), tmp_path / "preload.txt", frozenset({"fastapi"}), events)
@@ -407,22 +407,20 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
                 first = layer.pid
             # The layer said it is ready: a copy forked ahead is the warm process's by then (a layer the warm
             # process dropped, still importing, may take a moment to end).
-            deadline = time.monotonic() + 10
-            while len(copies := [pid for pid in layers_of(handle) if pid != layer.pid]) != (1 if ahead else 0):
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the layer {layer.pid}'s copies waiting: {copies}")
-                time.sleep(0.05)
-            waiting = [layer.pid, *copies]
+            def copies_waiting() -> tuple[bool, str]:
+                copies[:] = [pid for pid in layers_of(handle) if pid != layer.pid]
+                return len(copies) == (1 if ahead else 0), f"the layer {layer.pid}'s copies waiting: {copies}"
+
+            copies: list[int] = []
+            wait_until("the layer's copy forked ahead, and no other", copies_waiting, 10)
             if ahead and version == "main-3":
                 # It took its turn as the save before came, before that save's worker recorded the pages it wrote:
                 # it copies them as it waits, once they are recorded.
                 runs = json.loads(record.read_text())["runs"]
                 recorded_kb = sum(end - start for start, end in runs) // 1024
-                deadline = time.monotonic() + 10
-                while dirty(layer.pid)["Private_Dirty"] < recorded_kb / 2:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"not copied: {dirty(layer.pid)}, {recorded_kb} kB recorded")
-                    time.sleep(0.05)
+                wait_until("the layer copies its chain's recorded pages", lambda: (
+                    dirty(layer.pid)["Private_Dirty"] >= recorded_kb / 2,
+                    f"{dirty(layer.pid)}, {recorded_kb} kB recorded"), 10)
             (tmp_path / "main.py").write_text(MAIN.replace("main-1", version))
             body, pid = serve_once(handle, events, listening, [["modified", main]], [], before_stop=recorded)
             assert body == {"main": version, "models": "models-1"} and pid == layer.pid
@@ -442,10 +440,8 @@ def test_a_slow_layers_copy_is_forked_before_a_save_comes_and_ends_with_it(liste
         (tmp_path / "models.py").write_text(f"{pause}VALUE = 'models-2'\n")
         body, pid = serve_once(handle, events, listening, [["modified", models]])
         assert body == {"main": "main-3", "models": "models-2"} and pid not in waiting
-        deadline = time.monotonic() + 10
-        while any(alive(pid) for pid in waiting) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in waiting if alive(pid)], f"of the dropped layer and its copy {waiting}, some live on"
+        wait_until("the dropped layer and its copy end", lambda: (
+            all(not_running(pid) for pid in waiting), f"live on: {[p for p in waiting if not not_running(p)]}"), 10)
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
@@ -457,19 +453,11 @@ def dirty(pid: int) -> dict[str, int]:
             if line.split(":")[0] in ("Shared_Dirty", "Private_Dirty")}
 
 
-def alive(pid: int) -> bool:
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 @pytest.mark.parametrize("imports_it", [False, True])
 def test_a_first_start_imports_pandas_ahead_only_if_the_projects_sources_import_it(listening, tmp_path, monkeypatch,
                                                                                    caplog, imports_it):
     import logging
-
-    from waiting import wait_until
 
     monkeypatch.setenv("PYTHONPATH", str(REPO / "entrypoint"))
     monkeypatch.setenv("APP_DIR", str(tmp_path))
