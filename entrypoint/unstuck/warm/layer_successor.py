@@ -92,6 +92,12 @@ def begin_chain() -> None:
         chain = os.getpid()
 
 
+def first_of_chain() -> bool:
+    """Whether this layer is the first of its chain: its own worker is the chain's first, so no record can come
+    while it waits."""
+    return chain == os.getpid()
+
+
 def pages_to_copy(run_dir) -> list[tuple[int, int]]:
     """In a layer of a chain: the pages its chain's workers wrote (none until they are recorded)."""
     recorded = _recorded(run_dir)

@@ -457,10 +457,11 @@ class WarmLoop:
                 if twin is layer_successor.TWINS_TURN:
                     continue  # the twin, the layer now: its own twin, its pages, its ready word
             # A layer with a twin copies only the pages its chain's workers write (the rest it shares with its twin),
-            # once they are recorded: while it waits, if they are not yet.
+            # once they are recorded: while it waits, if they are not yet (and can be: not in the chain's first).
             pages = layer_successor.pages_to_copy(self.settings.run_dir) if twin else None
             prefault.copy_inherited_pages(pages)
-            data, fds = wait_for_request(theirs, ready(), self.copy_recorded_pages if pages == [] else None)
+            later = pages == [] and not layer_successor.first_of_chain()
+            data, fds = wait_for_request(theirs, ready(), self.copy_recorded_pages if later else None)
             if not data:
                 os._exit(0)
             request = wire.decode_request(data)
