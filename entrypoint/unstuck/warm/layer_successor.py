@@ -62,8 +62,10 @@ RECORDED_BY = 3  # how many of a chain's workers record the pages they wrote (th
 PAGES_FILE = "layer-pages.json"
 
 # In an app layer that forks its twins, each of them, and the workers they become: the pid of the first of them
-# (the layout they all have).
+# (the layout they all have); and whether the chain's record was full when this layer read it (its worker then
+# need not read it again after its first answer to learn so).
 chain: int | None = None
+_record_full = False
 TURN = b"t"  # a layer's word to its twin: it took a request, the twin is the layer now
 
 
@@ -100,7 +102,9 @@ def first_of_chain() -> bool:
 
 def pages_to_copy(run_dir) -> list[tuple[int, int]]:
     """In a layer of a chain: the pages its chain's workers wrote (none until they are recorded)."""
+    global _record_full
     recorded = _recorded(run_dir)
+    _record_full = recorded is not None and recorded["workers"] >= RECORDED_BY
     return [tuple(run) for run in recorded["runs"]] if recorded is not None else []
 
 
@@ -108,7 +112,7 @@ def record_written_pages(run_dir) -> None:
     """In a worker made from a layer of a chain, after its first answer: add the pages it holds alone (those it
     wrote, its layer having copied only pages its chain's workers wrote before) to the chain's record; only its
     first RECORDED_BY workers (reading the page map takes some 15 ms on a large app)."""
-    if chain is None:
+    if chain is None or _record_full:
         return
     from unstuck.warm import prefault
 
