@@ -1144,3 +1144,156 @@ def test_a_layer_whose_mappers_fail_to_configure_at_the_stop_is_not_used_and_the
     finally:
         handle.close()
         handle.proc.wait(timeout=10)
+
+
+# A layer of a chain does ahead what its chain's first worker did (done_ahead.py): mealie's shape, a package's
+# router resumed at each save includes a router the layer holds whole into a router with a prefix, and the app
+# loads a file by path as it starts (alembic's revision scripts).
+AHEAD_MAIN = """\
+from fastapi import FastAPI
+
+import api
+
+app = FastAPI()
+app.include_router(api.router)
+
+
+@app.get("/")
+def index():
+    return {"view": api.view.VALUE, "plugin": api.plugin.TEXT, "routes_taken": api.routes_taken,
+            "plugin_taken": api.plugin_taken}
+"""
+
+AHEAD_SHOP = """\
+import time
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel
+
+time.sleep({pause})  # a layer slow to import copies itself (layer_successor.py)
+
+router = APIRouter(prefix="/shop", tags=["shop"])
+
+
+class Item(BaseModel):
+    name: str
+    price: float = 1.0
+
+
+@router.get("/items/{{item_id}}", response_model=Item)
+def read(item_id: int, q: int = Query(1, le=10)):
+    return Item(name=str(item_id), price=q)
+
+
+@router.post("/items", status_code=201)
+def create(item: Item, note: str = Body(...)):
+    return {{"item": item, "note": note}}
+"""
+
+AHEAD_API = """\
+import importlib.util
+import sys
+
+from fastapi import APIRouter
+
+import shop
+import view
+
+
+
+def hits(memo):  # what unstuck's memo gave so far (none in a fresh interpreter)
+    return getattr(getattr(sys.modules.get("unstuck.warm." + memo), "installed", None), "hits", 0)
+
+
+before = hits("route_memo")
+router = APIRouter(prefix="/api")
+router.include_router(shop.router, responses={{404: {{"description": "none"}}}})
+routes_taken = hits("route_memo") - before
+
+spec = importlib.util.spec_from_file_location("plugin", {plugin!r})
+plugin = importlib.util.module_from_spec(spec)
+before = hits("code_memo")
+spec.loader.exec_module(plugin)
+plugin_taken = hits("code_memo") - before
+"""
+
+# What a fresh interpreter serves for the same files (on the same FastAPI): the answers the test compares.
+AHEAD_FRESH = """\
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2], sys.argv[3]]
+from fastapi.testclient import TestClient
+import main
+client = TestClient(main.app)
+print(json.dumps({"openapi": client.get("/openapi.json").json(), "read": client.get("/api/shop/items/3?q=2").json(),
+                  "create": [client.post("/api/shop/items", json={"item": {"name": "a"}, "note": "n"}).status_code,
+                             client.post("/api/shop/items", json={"item": {"name": "a"}, "note": "n"}).json()]}))
+"""
+
+
+def read_chars(pid: int) -> int:
+    """What a process read so far (/proc/PID/io's rchar: a fork starts at 0)."""
+    return int(next(line.split()[1] for line in open(f"/proc/{pid}/io") if line.startswith("rchar:")))
+
+
+def test_a_chains_next_layer_includes_ahead_and_compiles_ahead_what_its_first_worker_did(
+        listening, tmp_path, monkeypatch):
+    """A worker resumed from a layer of a chain builds again, at every save, the routes of a router the layer holds
+    that the resumed module includes with a prefix (mealie: 243 routes under /api), and compiles the files its app
+    loads by path (mealie: alembic's 37 revisions): 0.1 s of each reload. The chain's first worker writes them down
+    after its first answer, and the next layer, while it waits, includes that router into a router of the same
+    settings and compiles those files (done_ahead.py): its worker takes the routes (route_memo.py) and the compiled
+    plugin. Every answer is a fresh interpreter's, including the routes built ahead (whose handlers the worker
+    makes)."""
+    from unstuck.warm.warm_process import COPY_LAYERS_SLOWER_THAN_S
+
+    app, run_dir = tmp_path / "app", tmp_path / "run"
+    run_dir.mkdir()
+    plugin = app / "plugins" / "plugin.py"
+    # Read last by the layer doing its work ahead, and large: its read shows that work done (read_chars).
+    padding = "#" * 1000 + "\n"
+    write(app, {"main.py": AHEAD_MAIN, "shop.py": AHEAD_SHOP.format(pause=COPY_LAYERS_SLOWER_THAN_S + 0.3),
+                "api.py": AHEAD_API.format(plugin=str(plugin)), "view.py": "VALUE = 'view-1'\n",
+                "plugins/plugin.py": "TEXT = 'plugin-1'\n" + padding * 4000})
+    write_list(tmp_path, [("main", app / "main.py", "", 0), ("api", app / "api.py", "main", 0),
+                          ("shop", app / "shop.py", "api", 0), ("view", app / "view.py", "api", 0)])
+    monkeypatch.setenv("UNSTUCK_RUN_DIR", str(run_dir))
+    handle, events = warm_on(app, tmp_path, monkeypatch, listening, pythonpath=fastapi_of("0.115"))
+    base = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    answers = {}
+
+    def served() -> None:  # before the worker is stopped: its answers, and its record after its first answer
+        create = httpx.post(f"{base}/api/shop/items", json={"item": {"name": "a"}, "note": "n"}, timeout=10)
+        answers.update(openapi=httpx.get(f"{base}/openapi.json", timeout=10).json(),
+                       read=httpx.get(f"{base}/api/shop/items/3?q=2", timeout=10).json(),
+                       create=[create.status_code, create.json()])
+        wait_until("the chain's worker writes down what it did", lambda: (
+            (run_dir / "layer-ahead.json").exists(), str(run_dir)), 10)
+
+    try:
+        view_saved_once(handle, events, listening, app)
+        fresh = fresh_interpreter.on_host(AHEAD_FRESH, str(FASTAPI_0_115), str(app), str(REPO / "entrypoint"))
+        taken = []
+        for version in ("view-3", "view-4", "view-5"):
+            layer = next_layer(handle, events)
+            assert layer.stops_at == "view"
+            if version == "view-5":  # it took its turn after the record: it does the work ahead as it waits
+                wait_until("the layer does ahead what its chain's first worker did", lambda: (
+                    read_chars(layer.pid) >= plugin.stat().st_size, f"{read_chars(layer.pid)} bytes read"), 20)
+            (app / "view.py").write_text(f"VALUE = {version!r}\n")
+            answers.clear()
+            said = []
+            body, pid = serve_once(handle, events, listening, [["modified", str(app / "view.py")]], said,
+                                   before_stop=served)
+            assert pid == layer.pid and said == ["app layer"]
+            assert body["view"] == version and body["plugin"] == "plugin-1", body
+            assert answers == fresh  # routes taken or not, what a fresh interpreter serves
+            taken.append((body["routes_taken"], body["plugin_taken"]))
+        # The first of the chain had nothing done ahead; the third save's layer took its turn after the record, and
+        # its worker took the shop's two routes under /api and the compiled plugin.
+        assert taken[0] == (0, 0) and taken[2] == (2, 1), taken
+        chain = json.loads((run_dir / "layer-ahead.json").read_text())
+        assert str(plugin) in chain["sources"], chain["sources"]
+        assert [call["settings"]["prefix"] for call in chain["includes"]] == ["/api", ""], chain["includes"]
+    finally:
+        handle.close()
+        handle.proc.wait(timeout=10)

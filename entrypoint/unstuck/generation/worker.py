@@ -34,7 +34,7 @@ from unstuck.generation.livereload import LiveReload
 from unstuck.errors.request_errors import RequestErrors
 from unstuck.user_files import is_under
 from unstuck.seams import uvicorn_seam
-from unstuck.warm import layer_successor, orm_ahead
+from unstuck.warm import done_ahead, layer_successor, orm_ahead
 
 class Reporter:
     """Reports (wire.Started ... wire.Uses) to the reloader over an inherited pipe, one JSON line each."""
@@ -433,6 +433,7 @@ def serve_app(settings: config_mod.Settings, sock: socket.socket, reporter: Repo
         preloadable, own = modules_by_origin(settings.app_dir)
         reporter.send(wire.Uses(preloadable, [entry for entry in own if entry[1].endswith(".py")]))
         layer_successor.record_written_pages(settings.run_dir)  # made from an app layer's chain: what it wrote
+        done_ahead.record(settings.run_dir)  # and what its chain's next layer can do ahead
 
     def report_uses(delay: float) -> None:
         # The modules it uses, for the warm process to preload, once the answers that matter are out:

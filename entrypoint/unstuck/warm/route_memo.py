@@ -75,6 +75,9 @@ class RouteMemo:
         self.kept: dict[tuple, tuple[dict, tuple]] = {}
         self.hits = 0
         self.built = 0
+        # While a layer builds routes ahead (router_replay.py): only routes it can keep are built, without their
+        # handler (a route class's get_route_handler may be the app's code; a hit makes its own).
+        self.ahead = False
 
     def key(self, route, arguments: dict) -> tuple:
         """What the route is built from, bar its dependency_overrides_provider (or _NotKept)."""
@@ -144,6 +147,8 @@ class RouteMemo:
             found = self.kept.get(key)
         except Exception:  # noqa: BLE001 - not kept (_NotKept), or arguments FastAPI will refuse: built as it does
             key = found = None
+        if self.ahead and (key is None or (found is not None and self.still(found[1], arguments["endpoint"]))):
+            return  # not kept (it may run the app's code), or kept already: nothing to build ahead
         if found is not None:
             attributes, checks = found
             if self.still(checks, arguments["endpoint"]):
@@ -159,12 +164,16 @@ class RouteMemo:
         collecting = key is not None and self.analyses.seen is None and self.fields.seen is None
         if collecting:
             self.analyses.seen, self.fields.seen = [], []
+        if self.ahead:
+            route.__dict__["get_route_handler"] = _no_handler
         try:
             original_init(route, **arguments)
             seen = (self.analyses.seen, self.fields.seen)
         finally:
             if collecting:
                 self.analyses.seen = self.fields.seen = None
+            if self.ahead:
+                route.__dict__.pop("get_route_handler", None)
         self.built += 1
         if not collecting:
             return
@@ -172,6 +181,11 @@ class RouteMemo:
             self.kept[key] = (_copied(route.__dict__), self.checks(route, arguments, *seen))
         except (_NotKept, ValueError, TypeError):  # not kept, or a signature inspect cannot read
             self.kept.pop(key, None)
+
+
+def _no_handler():
+    """A route's handler while it is built ahead: never kept (a hit makes the route's own)."""
+    return None
 
 
 def _copied(attributes: dict) -> dict:

@@ -39,8 +39,8 @@ from typing import Callable
 from unstuck import wire
 from unstuck.processes import adopt_orphans, set_process_name
 from unstuck.user_files import is_under
-from unstuck.warm import (app_layer, dependant_memo, field_memo, import_order, layer_successor, orm_ahead, paused_load,
-                          prefault, route_memo, seeds, warmup)
+from unstuck.warm import (app_layer, code_memo, dependant_memo, done_ahead, field_memo, import_order, layer_successor,
+                          orm_ahead, paused_load, prefault, route_memo, router_replay, seeds, warmup)
 
 
 def listed(preload_file: str) -> list[str]:
@@ -302,10 +302,13 @@ def _as_worker(run: Callable[[], int]) -> None:
 def keep_fastapi_routes() -> None:
     """In a child that becomes a worker (spare, fork, app layer): the routes a FastAPI app's include_router copies
     take the fields (field_memo.py) and, on FastAPI 0.115, the analyses (dependant_memo.py) built for the first; a
-    copy made with the same arguments (a router included without a prefix) the whole route (route_memo.py)."""
+    copy made with the same arguments (a router included without a prefix) the whole route (route_memo.py), and
+    a chain's next layer includes ahead what its worker included (router_replay.py)."""
     field_memo.install()
     dependant_memo.install()
     route_memo.install()
+    if route_memo.installed is not None:  # its routes are what the replays leave ahead
+        router_replay.install()
 
 
 class AtStopFailed(str):
@@ -432,6 +435,7 @@ class WarmLoop:
 
     def run_worker(self, request: wire.Fork, fds: list[int], source: str) -> None:
         keep_fastapi_routes()
+        done_ahead.worker_begins()
         failure = self.Failure.from_dict(request.failure) if request.failure else None
         _run_worker(self.worker, self.settings, self.listen_fd, fds[0], failure, "" if failure else source)
 
@@ -457,11 +461,13 @@ class WarmLoop:
                 if twin is layer_successor.TWINS_TURN:
                     continue  # the twin, the layer now: its own twin, its pages, its ready word
             # A layer with a twin copies only the pages its chain's workers write (the rest it shares with its twin),
-            # once they are recorded: while it waits, if they are not yet (and can be: not in the chain's first).
+            # once they are recorded, and does ahead what their record says (done_ahead.py): while it waits, if they
+            # are not yet (and can be: not in the chain's first).
             pages = layer_successor.pages_to_copy(self.settings.run_dir) if twin else None
             prefault.copy_inherited_pages(pages)
-            later = pages == [] and not layer_successor.first_of_chain()
-            data, fds = wait_for_request(theirs, ready(), self.copy_recorded_pages if later else None)
+            later = twin is not None and not layer_successor.first_of_chain()
+            meanwhile = self.ahead_of_request(theirs, pages_copied=pages != []) if later else None
+            data, fds = wait_for_request(theirs, ready(), meanwhile)
             if not data:
                 os._exit(0)
             request = wire.decode_request(data)
@@ -477,12 +483,22 @@ class WarmLoop:
                 return request, fds
             self.run_worker(request, fds, source)
 
-    def copy_recorded_pages(self) -> bool:
-        """In a layer of a chain whose pages were not recorded when it took its turn: copy them once they are."""
-        pages = layer_successor.pages_to_copy(self.settings.run_dir)
-        if pages:
-            prefault.copy_inherited_pages(pages)
-        return bool(pages)
+    def ahead_of_request(self, theirs: socket.socket, pages_copied: bool) -> Callable[[], bool]:
+        """In a layer of a chain, waiting: what it does while no request is there (wait_for_request's `meanwhile`):
+        copy its chain's written pages once they are recorded (unless `pages_copied`), and do what its chain's
+        first worker recorded (done_ahead.py), leaving it the moment a request comes; True once both are done."""
+        copied = [pages_copied]
+
+        def meanwhile() -> bool:
+            if not copied[0]:
+                pages = layer_successor.pages_to_copy(self.settings.run_dir)
+                if pages:
+                    prefault.copy_inherited_pages(pages)
+                copied[0] = bool(pages)
+            done = done_ahead.do(self.settings.run_dir, lambda: bool(select.select([theirs], [], [], 0)[0]))
+            return copied[0] and done
+
+        return meanwhile
 
     def serve_as_layer(self, theirs: socket.socket, names: list[str], stops: set[str] | None,
                        listed_modules: list, at_stop: list = (), orm: bool = False) -> None:
@@ -562,6 +578,7 @@ class WarmLoop:
             read.stop()
             request, fds = self.serve_when_asked(theirs, ready, "app layer", copies=copies, resumes=True)
             gc.freeze()  # before the rest of the import, as for any worker (_as_worker)
+            done_ahead.worker_begins()
             sock, reporter = self.worker.begin(self.listen_fd, fds[0], os.getppid(), "app layer")
             resumed.update(sock=sock, reporter=reporter, at=time.monotonic())
 
@@ -1003,6 +1020,7 @@ def main(argv: list[str]) -> int:
     # (seeds.py): the first generation is not kept waiting for them.
     later = [name for name in also if name in seeds.IMPORTED_AFTER_READY]
     import_order.install(settings.app_dir)  # before any import: the spare, the layer and every fork inherit it
+    code_memo.install()  # likewise: a layer of a chain compiles ahead what its worker will load (done_ahead.py)
     loaded, _ = preload(["uvicorn", "unstuck.generation.worker"], settings.app_dir)
     count, stopped_at = preload([] if args.narrow else listed(args.preload), settings.app_dir, stop_at_failure=True)
     loaded += count

@@ -1,0 +1,79 @@
+"""What a chain's first worker did that the chain's next layer can do ahead, while it waits for the next save.
+
+A layer of a chain (layer_successor.py) waits for a save with the modules it imported; the worker it becomes
+then does, at every save, some work that depends only on what the layer holds: it compiles the sources its app
+loads by path when it starts (code_memo.py; mealie: alembic's 37 revision scripts) and builds again the routes
+of the layer's routers that a resumed module includes with a prefix (router_replay.py; mealie: 243 routes under
+`/api`). The chain's first worker to answer notes them and writes them down after its first answer (the run
+directory's `layer-ahead.json`); the next layer of the chain, waiting, reads them and does that work ahead,
+so that the worker it becomes finds it done. What is done ahead is only used where it is exactly what the worker
+would have made (equal source bytes; route_memo's arguments and checks): a record that no longer fits costs the
+layer time and memory, never a different answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from unstuck.warm import code_memo, layer_successor, router_replay
+
+FILE = "layer-ahead.json"
+
+done = False  # in a layer of a chain: the chain's record was done ahead here (or in the layer it was forked from)
+
+
+def worker_begins() -> None:
+    """In a worker made from a layer of a chain: note what it compiles and includes from now on."""
+    if layer_successor.chain is None:
+        return
+    if code_memo.installed is not None:
+        code_memo.installed.missed.clear()
+    router_replay.calls = []
+
+
+def record(run_dir) -> None:
+    """In a worker made from a layer of a chain, after its first answer: write down what it noted, unless a worker
+    of its chain did."""
+    calls, router_replay.calls = router_replay.calls, None
+    if layer_successor.chain is None or calls is None or _recorded(run_dir) is not None:
+        return
+    includes = router_replay.described(calls)
+    sources = [path for path in dict.fromkeys(code_memo.installed.missed if code_memo.installed else ())
+               if path.endswith(".py")]
+    path = os.path.join(str(run_dir), FILE)
+    try:
+        with open(f"{path}.{os.getpid()}", "w") as out:
+            json.dump({"chain": layer_successor.chain, "sources": sources, "includes": includes}, out)
+        os.replace(f"{path}.{os.getpid()}", path)
+    except OSError:
+        pass  # no run directory: the chain's layers do nothing ahead
+
+
+def do(run_dir, stop=lambda: False) -> bool:
+    """In a layer of a chain (one thread), waiting: do what its chain's record says, once it is there; whether it
+    is done (a request that came meanwhile, `stop()`, leaves it for the next layer)."""
+    global done
+    if done:
+        return True
+    recorded = _recorded(run_dir)
+    if recorded is None:
+        return False
+    router_replay.replay(recorded["includes"], stop)
+    if code_memo.installed is not None:
+        code_memo.installed.compile_ahead([path for path in recorded["sources"] if isinstance(path, str)], stop)
+    done = not stop()
+    return done
+
+
+def _recorded(run_dir) -> dict | None:
+    try:
+        with open(os.path.join(str(run_dir), FILE)) as record:
+            recorded = json.load(record)
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(recorded, dict) or layer_successor.chain is None
+            or recorded.get("chain") != layer_successor.chain or not isinstance(recorded.get("sources"), list)
+            or not isinstance(recorded.get("includes"), list)):
+        return None
+    return recorded
