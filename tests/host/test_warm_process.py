@@ -1242,7 +1242,8 @@ def test_a_chains_next_layer_includes_ahead_and_compiles_ahead_what_its_first_wo
     loads by path (mealie: alembic's 37 revisions): 0.1 s of each reload. The chain's first worker writes them down
     after its first answer, and the next layer, while it waits, includes that router into a router of the same
     settings and compiles those files (done_ahead.py): its worker takes the routes (route_memo.py) and the compiled
-    plugin. Every answer is a fresh interpreter's, including the routes built ahead (whose handlers the worker
+    plugin. A twin does that work while it waits for its turn, so that the layers forked from it hold it from the
+    start. Every answer is a fresh interpreter's, including the routes built ahead (whose handlers the worker
     makes)."""
     from unstuck.warm.warm_process import COPY_LAYERS_SLOWER_THAN_S
 
@@ -1273,12 +1274,14 @@ def test_a_chains_next_layer_includes_ahead_and_compiles_ahead_what_its_first_wo
         view_saved_once(handle, events, listening, app)
         fresh = fresh_interpreter.on_host(AHEAD_FRESH, str(FASTAPI_0_115), str(app), str(REPO / "entrypoint"))
         taken = []
-        for version in ("view-3", "view-4", "view-5"):
+        for version in ("view-3", "view-4", "view-5", "view-6"):
             layer = next_layer(handle, events)
             assert layer.stops_at == "view"
-            if version == "view-5":  # it took its turn after the record: it does the work ahead as it waits
+            if version == "view-5":  # forked before the record came: it does the work ahead as it waits
                 wait_until("the layer does ahead what its chain's first worker did", lambda: (
                     read_chars(layer.pid) >= plugin.stat().st_size, f"{read_chars(layer.pid)} bytes read"), 20)
+            if version == "view-6":  # forked by that one once the work was done: it holds it, without doing it
+                assert read_chars(layer.pid) < plugin.stat().st_size
             (app / "view.py").write_text(f"VALUE = {version!r}\n")
             answers.clear()
             said = []
@@ -1288,9 +1291,9 @@ def test_a_chains_next_layer_includes_ahead_and_compiles_ahead_what_its_first_wo
             assert body["view"] == version and body["plugin"] == "plugin-1", body
             assert answers == fresh  # routes taken or not, what a fresh interpreter serves
             taken.append((body["routes_taken"], body["plugin_taken"]))
-        # The first of the chain had nothing done ahead; the third save's layer took its turn after the record, and
-        # its worker took the shop's two routes under /api and the compiled plugin.
-        assert taken[0] == (0, 0) and taken[2] == (2, 1), taken
+        # The first of the chain had nothing done ahead; the third save's layer did it while it waited, the fourth's
+        # held it from the start: their workers took the shop's two routes under /api and the compiled plugin.
+        assert taken[0] == (0, 0) and taken[2:] == [(2, 1), (2, 1)], taken
         chain = json.loads((run_dir / "layer-ahead.json").read_text())
         assert str(plugin) in chain["sources"], chain["sources"]
         assert [call["settings"]["prefix"] for call in chain["includes"]] == ["/api", ""], chain["includes"]

@@ -27,11 +27,12 @@ _PARAMETERS = ("self", "data", "path", "_optimize")
 
 
 class CodeMemo:
-    """Code objects by path, with the bytes each was compiled from; what was compiled without one (`missed`)."""
+    """Code objects by path, with the bytes each was compiled from; while `missed` is a list (a chain's worker,
+    until it writes down what it did: done_ahead.py), the paths compiled without one."""
 
     def __init__(self) -> None:
         self.kept: dict[tuple[str, int], tuple[bytes, object]] = {}
-        self.missed: list[str] = []
+        self.missed: list[str] | None = None
         self.hits = 0
 
     def find(self, data, path, optimize: int):
@@ -41,7 +42,8 @@ class CodeMemo:
         if found is not None and found[0] == data:
             self.hits += 1
             return found[1]
-        self.missed.append(path)
+        if self.missed is not None:
+            self.missed.append(path)
         return None
 
     def compile_ahead(self, paths: list[str], stop=lambda: False) -> int:

@@ -6,7 +6,9 @@ loads by path when it starts (code_memo.py; mealie: alembic's 37 revision script
 of the layer's routers that a resumed module includes with a prefix (router_replay.py; mealie: 243 routes under
 `/api`). The chain's first worker to answer notes them and writes them down after its first answer (the run
 directory's `layer-ahead.json`); the next layer of the chain, waiting, reads them and does that work ahead,
-so that the worker it becomes finds it done. What is done ahead is only used where it is exactly what the worker
+so that the worker it becomes finds it done; so does the twin waiting behind it (layer_successor.fork_twin), and
+every later layer of the chain, a fork of that twin, holds that work from the start (done once, its memory
+shared). What is done ahead is only used where it is exactly what the worker
 would have made (equal source bytes; route_memo's arguments and checks): a record that no longer fits costs the
 layer time and memory, never a different answer.
 """
@@ -28,7 +30,7 @@ def worker_begins() -> None:
     if layer_successor.chain is None:
         return
     if code_memo.installed is not None:
-        code_memo.installed.missed.clear()
+        code_memo.installed.missed = []
     router_replay.calls = []
 
 
@@ -36,11 +38,13 @@ def record(run_dir) -> None:
     """In a worker made from a layer of a chain, after its first answer: write down what it noted, unless a worker
     of its chain did."""
     calls, router_replay.calls = router_replay.calls, None
+    memo, missed = code_memo.installed, None
+    if memo is not None:
+        missed, memo.missed = memo.missed, None
     if layer_successor.chain is None or calls is None or _recorded(run_dir) is not None:
         return
     includes = router_replay.described(calls)
-    sources = [path for path in dict.fromkeys(code_memo.installed.missed if code_memo.installed else ())
-               if path.endswith(".py")]
+    sources = [path for path in dict.fromkeys(missed or ()) if path.endswith(".py")]
     path = os.path.join(str(run_dir), FILE)
     try:
         with open(f"{path}.{os.getpid()}", "w") as out:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import time
 
 ADOPTED_WITHIN_S = 1.0  # the go-between exits right after its fork: its copy is the warm process's child at once
@@ -170,10 +171,12 @@ class Twin:
 TWINS_TURN = "twin's turn"  # what fork_twin returns in the twin once its layer took a request
 
 
-def fork_twin(warm_pid: int) -> Twin | str | None:
+def fork_twin(warm_pid: int, meanwhile=None, every_s: float = 0.1, for_s: float = 30.0) -> Twin | str | None:
     """In a ready layer that copies itself: fork its twin (a child of the warm process, as a copy is). In the
     layer, the Twin (None when none could be made); in the twin, TWINS_TURN, once the layer took a request (it
-    then goes on as the layer did before it forked); a twin whose layer ends without one exits."""
+    then goes on as the layer did before it forked); a twin whose layer ends without one exits. While the twin
+    waits, `meanwhile(stop)` is called every `every_s` until it says it is done (True), for at most `for_s`
+    (`stop()`: whether its turn came): what it does then, the twins it forks later hold too."""
     try:
         turn_r, turn_w = os.pipe()
     except OSError:
@@ -200,6 +203,10 @@ def fork_twin(warm_pid: int) -> Twin | str | None:
             if time.monotonic() > deadline:
                 os._exit(0)  # not adopted: its layer's take_over finds the pipe broken and forks a copy itself
             time.sleep(0.0005)
+        until = time.monotonic() + for_s
+        while meanwhile is not None and not select.select([turn_r], [], [], every_s)[0]:
+            if meanwhile(lambda: bool(select.select([turn_r], [], [], 0)[0])) or time.monotonic() > until:
+                meanwhile = None
         word = os.read(turn_r, len(TURN))
         if word != TURN:
             os._exit(0)  # its layer ended without a request for it

@@ -60,14 +60,11 @@ def install() -> bool:
 def described(noted: list) -> list[dict]:
     """The include_router calls `noted` (as `calls` holds them) that a layer can replay: the included router by
     its id (a layer finds it among its modules' attributes), the including router's settings and the options."""
-    fastapi = _fastapi()
-    if fastapi is None:
+    if _fastapi() is None:
         return []
     out = []
     for router, included, options in noted:
-        try:
-            if router.dependencies or router.callbacks or options.get("dependencies") or options.get("callbacks"):
-                raise NotPlain  # Depends made where the router is: new in each worker, never the layer's
+        try:  # a Depends or a callback route is never plain: made where the router is, new in each worker
             settings = {name: encode(getattr(router, name)) for name in _SETTINGS}
             out.append({"included": id(included), "routes": len(included.routes), "settings": settings,
                         "options": {name: encode(value) for name, value in options.items()}})

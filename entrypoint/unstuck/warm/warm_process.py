@@ -457,7 +457,10 @@ class WarmLoop:
             twin = None
             if copies and self.settings.layer_copy_ahead and layer_successor.runs_one_thread():
                 layer_successor.begin_chain()
-                twin = layer_successor.fork_twin(self.pid)  # before this process copies its pages
+                # Before this process copies its pages; the twin does ahead, as it waits, what its chain's first
+                # worker recorded (done_ahead.py): the twins it forks then share that with it.
+                twin = layer_successor.fork_twin(self.pid, lambda stop: done_ahead.do(self.settings.run_dir, stop),
+                                                 MEANWHILE_EVERY_S, MEANWHILE_FOR_S)
                 if twin is layer_successor.TWINS_TURN:
                     continue  # the twin, the layer now: its own twin, its pages, its ready word
             # A layer with a twin copies only the pages its chain's workers write (the rest it shares with its twin),
