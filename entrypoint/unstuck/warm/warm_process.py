@@ -118,8 +118,10 @@ def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY, meanwhile:
     return data, fds
 
 
-# A layer of a chain that took its turn before its chain's pages were recorded (layer_successor.py) looks for the
-# record this often while it waits, for this long (the chain's first worker records them after its first answer).
+# A layer of a chain that took its turn before its chain's records were written (the pages its workers write,
+# layer_successor.py; what its first worker did that can be done ahead, done_ahead.py), and a twin waiting for its
+# turn, look for them this often while they wait, for this long (the chain's first worker writes them after its
+# first answer).
 MEANWHILE_EVERY_S = 0.1
 MEANWHILE_FOR_S = 30.0
 
