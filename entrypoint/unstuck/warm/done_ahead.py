@@ -15,9 +15,6 @@ layer time and memory, never a different answer.
 
 from __future__ import annotations
 
-import json
-import os
-
 from unstuck.warm import code_memo, layer_successor, router_replay
 
 FILE = "layer-ahead.json"
@@ -45,13 +42,8 @@ def record(run_dir) -> None:
         return
     includes = router_replay.described(calls)
     sources = [path for path in dict.fromkeys(missed or ()) if path.endswith(".py")]
-    path = os.path.join(str(run_dir), FILE)
-    try:
-        with open(f"{path}.{os.getpid()}", "w") as out:
-            json.dump({"chain": layer_successor.chain, "sources": sources, "includes": includes}, out)
-        os.replace(f"{path}.{os.getpid()}", path)
-    except OSError:
-        pass  # no run directory: the chain's layers do nothing ahead
+    # No run directory: the chain's layers do nothing ahead.
+    layer_successor.write_chain_record(run_dir, FILE, {"sources": sources, "includes": includes})
 
 
 def do(run_dir, stop=lambda: False) -> bool:
@@ -71,13 +63,4 @@ def do(run_dir, stop=lambda: False) -> bool:
 
 
 def _recorded(run_dir) -> dict | None:
-    try:
-        with open(os.path.join(str(run_dir), FILE)) as record:
-            recorded = json.load(record)
-    except (OSError, ValueError):
-        return None
-    if (not isinstance(recorded, dict) or layer_successor.chain is None
-            or recorded.get("chain") != layer_successor.chain or not isinstance(recorded.get("sources"), list)
-            or not isinstance(recorded.get("includes"), list)):
-        return None
-    return recorded
+    return layer_successor.chain_record(run_dir, FILE, {"sources": list, "includes": list})

@@ -124,26 +124,51 @@ def record_written_pages(run_dir) -> None:
     if not written:
         return
     runs = prefault.merged_runs([tuple(run) for run in recorded["runs"]], written)
-    path = os.path.join(str(run_dir), PAGES_FILE)
-    try:
-        with open(f"{path}.{os.getpid()}", "w") as out:
-            json.dump({"chain": chain, "workers": recorded["workers"] + 1, "runs": runs}, out)
-        os.replace(f"{path}.{os.getpid()}", path)
-    except OSError:
-        pass  # no run directory to write to: the chain's layers copy nothing ahead (their workers pay as they write)
+    # No run directory to write to: the chain's layers copy nothing ahead (their workers pay as they write).
+    write_chain_record(run_dir, PAGES_FILE, {"workers": recorded["workers"] + 1, "runs": runs})
 
 
 def _recorded(run_dir) -> dict | None:
     """This chain's record of written pages, if there is one."""
+    return chain_record(run_dir, PAGES_FILE, {"workers": int, "runs": list})
+
+
+def chain_record(run_dir, name: str, fields: dict[str, type]) -> dict | None:
+    """The record `name` in the run directory, if it is this chain's and has `fields` of their types."""
     try:
-        with open(os.path.join(str(run_dir), PAGES_FILE)) as record:
+        with open(os.path.join(str(run_dir), name)) as record:
             recorded = json.load(record)
     except (OSError, ValueError):
         return None
     if (not isinstance(recorded, dict) or chain is None or recorded.get("chain") != chain
-            or not isinstance(recorded.get("workers"), int) or not isinstance(recorded.get("runs"), list)):
+            or not all(isinstance(recorded.get(field), kind) for field, kind in fields.items())):
         return None
     return recorded
+
+
+def write_chain_record(run_dir, name: str, content: dict) -> None:
+    """Write `content` as this chain's record `name` in the run directory, whole or not at all (nothing when there
+    is no run directory to write to)."""
+    path = os.path.join(str(run_dir), name)
+    try:
+        with open(f"{path}.{os.getpid()}", "w") as out:
+            json.dump({"chain": chain, **content}, out)
+        os.replace(f"{path}.{os.getpid()}", path)
+    except OSError:
+        pass
+
+
+def wait_doing(fd, meanwhile, every_s: float, for_s: float) -> None:
+    """Until `fd` is readable: call `meanwhile(stop)` every `every_s` until it says it is done (True), for at most
+    `for_s` (`stop()`: whether `fd` is readable now); without `meanwhile`, return at once."""
+    until = time.monotonic() + for_s
+
+    def stop() -> bool:
+        return bool(select.select([fd], [], [], 0)[0])
+
+    while meanwhile is not None and not select.select([fd], [], [], every_s)[0]:
+        if meanwhile(stop) or time.monotonic() > until:
+            meanwhile = None
 
 
 class Twin:
@@ -203,10 +228,7 @@ def fork_twin(warm_pid: int, meanwhile=None, every_s: float = 0.1, for_s: float 
             if time.monotonic() > deadline:
                 os._exit(0)  # not adopted: its layer's take_over finds the pipe broken and forks a copy itself
             time.sleep(0.0005)
-        until = time.monotonic() + for_s
-        while meanwhile is not None and not select.select([turn_r], [], [], every_s)[0]:
-            if meanwhile(lambda: bool(select.select([turn_r], [], [], 0)[0])) or time.monotonic() > until:
-                meanwhile = None
+        wait_doing(turn_r, meanwhile, every_s, for_s)
         word = os.read(turn_r, len(TURN))
         if word != TURN:
             os._exit(0)  # its layer ended without a request for it

@@ -27,7 +27,6 @@ import functools
 import importlib
 import json
 import os
-import select
 import selectors
 import signal
 import socket
@@ -99,19 +98,16 @@ LAYER_BESIDE_RELOAD = len(os.sched_getaffinity(0)) > 1
 SPARE_READY = b"r"  # a spare's word that its warm-up is done: from then on it takes a request at once
 
 
-def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY, meanwhile: Callable[[], bool] | None = None
-                     ) -> tuple[bytes, list[int]]:
+def wait_for_request(sock: socket.socket, ready: bytes = SPARE_READY,
+                     meanwhile: Callable[[Callable[[], bool]], bool] | None = None) -> tuple[bytes, list[int]]:
     """In a spare: tell the warm process it is ready, then wait for its request. Nothing (b"") when the warm
     process drops it instead (a fresher spare replaces it, or it is stopping): closing its end with the
     ready word still unread resets the connection, an ordinary end here, not an error to print. While no
-    request is there, `meanwhile()` is called every MEANWHILE_EVERY_S until it says it is done (True), for at
-    most MEANWHILE_FOR_S."""
+    request is there, `meanwhile(stop)` is called every MEANWHILE_EVERY_S until it says it is done (True), for
+    at most MEANWHILE_FOR_S (`stop()`: whether the request came)."""
     try:
         sock.send(ready)
-        until = time.monotonic() + MEANWHILE_FOR_S
-        while meanwhile is not None and not select.select([sock], [], [], MEANWHILE_EVERY_S)[0]:
-            if meanwhile() or time.monotonic() > until:
-                meanwhile = None
+        layer_successor.wait_doing(sock, meanwhile, MEANWHILE_EVERY_S, MEANWHILE_FOR_S)
         data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
     except OSError:
         return b"", []
@@ -471,7 +467,7 @@ class WarmLoop:
             pages = layer_successor.pages_to_copy(self.settings.run_dir) if twin else None
             prefault.copy_inherited_pages(pages)
             later = twin is not None and not layer_successor.first_of_chain()
-            meanwhile = self.ahead_of_request(theirs, pages_copied=pages != []) if later else None
+            meanwhile = self.ahead_of_request(pages_copied=pages != []) if later else None
             data, fds = wait_for_request(theirs, ready(), meanwhile)
             if not data:
                 os._exit(0)
@@ -488,19 +484,19 @@ class WarmLoop:
                 return request, fds
             self.run_worker(request, fds, source)
 
-    def ahead_of_request(self, theirs: socket.socket, pages_copied: bool) -> Callable[[], bool]:
+    def ahead_of_request(self, pages_copied: bool) -> Callable[[Callable[[], bool]], bool]:
         """In a layer of a chain, waiting: what it does while no request is there (wait_for_request's `meanwhile`):
         copy its chain's written pages once they are recorded (unless `pages_copied`), and do what its chain's
         first worker recorded (done_ahead.py), leaving it the moment a request comes; True once both are done."""
         copied = [pages_copied]
 
-        def meanwhile() -> bool:
+        def meanwhile(stop: Callable[[], bool]) -> bool:
             if not copied[0]:
                 pages = layer_successor.pages_to_copy(self.settings.run_dir)
                 if pages:
                     prefault.copy_inherited_pages(pages)
                 copied[0] = bool(pages)
-            done = done_ahead.do(self.settings.run_dir, lambda: bool(select.select([theirs], [], [], 0)[0]))
+            done = done_ahead.do(self.settings.run_dir, stop)
             return copied[0] and done
 
         return meanwhile
